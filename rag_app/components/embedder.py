@@ -108,61 +108,84 @@ def packaged_embedder_path() -> str:
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model; bf16 where the hardware runs it fast."""
+    """Any sentence-transformers model; bf16 where the hardware runs it fast.
+
+    The model loads on first use, so work that needs no embedding (an unchanged re-ingest) never pays for it.
+    """
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64):
-        from rag_app.components.device import resolve_device, resolve_dtype
-
-        self.device = resolve_device(device)
-        if model == PACKAGED_EMBEDDER:
-            path, self.name = packaged_embedder_path(), "sentence-transformers/all-MiniLM-L6-v2"
-        else:
-            path, self.name = model, model.rstrip("/")
-        try:
-            from sentence_transformers import SentenceTransformer
-
-            # Never trust_remote_code: a model's own Python is not run.
-            self._model = SentenceTransformer(path, device=self.device, trust_remote_code=False)
-        except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
-            raise RagError(
-                f"could not load embedder {model!r} ({type(exc).__name__}: {exc}). Offline, use a local path "
-                "or the packaged default; with internet, set RAG_OFFLINE=false to allow a hub download"
-            ) from exc
-        self.torch_dtype = resolve_dtype(dtype, self.device)
-        self._model.to(self.torch_dtype)
-        self.dim = int(self._model.get_sentence_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
+        self.model_ref = model
+        self.requested_device = device
+        self.requested_dtype = dtype
         self.batch_size = batch_size
-        self._tokenizer = self._model.tokenizer
-        # Inference from several threads (Streamlit sessions, parallel asks) shares one model.
-        self._lock = threading.Lock()
+        self.name = "sentence-transformers/all-MiniLM-L6-v2" if model == PACKAGED_EMBEDDER else model.rstrip("/")
+        self._model = None
+        # One model shared by threads (Streamlit sessions, parallel asks); loading and inference are serialised.
+        self._lock = threading.RLock()
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    @property
+    def fingerprint(self) -> str:
+        # The name alone identifies the vector space; the dimension is checked by the store on write.
+        return self.name
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            from rag_app.components.device import resolve_device, resolve_dtype
+
+            self.device = resolve_device(self.requested_device)
+            path = packaged_embedder_path() if self.model_ref == PACKAGED_EMBEDDER else self.model_ref
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                # Never trust_remote_code: a model repository's own Python is not run.
+                model = SentenceTransformer(path, device=self.device, trust_remote_code=False)
+            except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
+                raise RagError(
+                    f"could not load embedder {self.model_ref!r} ({type(exc).__name__}: {exc}). Offline, use a local "
+                    "path or the packaged default; with internet, set RAG_OFFLINE=false to allow a hub download"
+                ) from exc
+            self.torch_dtype = resolve_dtype(self.requested_dtype, self.device)
+            model.to(self.torch_dtype)
+            self._dim = int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                            else model.get_sentence_embedding_dimension())
+            self._max_tokens = int(model.max_seq_length)
+            self._model = model
+            return model
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        self._load()
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:  # type: ignore[override]
+        self._load()
+        return self._max_tokens
 
     @property
     def tokenizer(self):
-        return self._tokenizer
+        return self._load().tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
+        model = self._load()
         with self._lock, torch.inference_mode():
-            vectors = self._model.encode(
+            vectors = model.encode(
                 list(texts),
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
-                convert_to_numpy=False,
                 convert_to_tensor=True,
                 show_progress_bar=False,
             )
         return vectors.float().cpu().numpy()
-
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        # sentence-transformers sorts by length inside one encode() call; give it large slices to sort.
-        if progress is None:
-            return self._embed_batch(texts) if texts else np.zeros((0, self.dim), dtype=np.float32)
-        return super().embed(texts, progress)
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,6 +19,7 @@ from rag_app.errors import EmbedderMismatchError, RagError, StoreUnavailableErro
 from rag_app.settings import Settings
 
 EMBEDDER_KEY = "rag:embedder"
+GENERATION_KEY = "rag:generation"
 
 
 @dataclass
@@ -186,7 +187,30 @@ class VectorStore:
             )
         ]
 
+    # -- generation stamp: changes before and after every write run, so derived indexes know when to rebuild ------
+    def generation(self) -> str:
+        with _server_errors(self.url):
+            self._collection = get_client(self.settings).get_collection(self.name, embedding_function=None)
+        return str((self._collection.metadata or {}).get(GENERATION_KEY, ""))
+
+    def bump_generation(self) -> str:
+        import uuid
+
+        stamp = uuid.uuid4().hex
+        metadata = {k: v for k, v in (self._collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        metadata[GENERATION_KEY] = stamp
+        metadata[EMBEDDER_KEY] = self.embedder_fingerprint
+        with _server_errors(self.url):
+            self._collection.modify(metadata=metadata)
+        return stamp
+
     # -- writes ----------------------------------------------------------------------------------------------------
+    def writer_lock(self, timeout_s: float = 600.0):
+        """Embedded Chroma is single-writer: serialise writers across processes with a file lock."""
+        if self.url is not None:
+            return contextlib.nullcontext()
+        return _WriterLock(self.settings.chroma_dir / "rag-writer.lock", timeout_s)
+
     def _max_batch(self) -> int:
         try:
             return int(get_client(self.settings).get_max_batch_size())
@@ -205,9 +229,40 @@ class VectorStore:
                     metadatas=list(metadatas[start:end]),
                 )
 
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
+        step = self._max_batch()
+        for start in range(0, len(ids), step):
+            with _server_errors(self.url):
+                self._collection.update(ids=list(ids[start : start + step]), metadatas=list(metadatas[start : start + step]))
+
     def delete(self, ids: Sequence[str]) -> None:
         step = self._max_batch()
         ids = list(ids)
         for start in range(0, len(ids), step):
             with _server_errors(self.url):
                 self._collection.delete(ids=ids[start : start + step])
+
+
+class _WriterLock:
+    def __init__(self, path, timeout_s: float):
+        from filelock import FileLock
+
+        self.path = path
+        self.timeout_s = timeout_s
+        self._lock = FileLock(str(path))
+
+    def __enter__(self):
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=self.timeout_s)
+        except Timeout as exc:
+            raise RagError(
+                f"another process has been writing to the store for over {self.timeout_s:.0f} s (lock {self.path}); "
+                "wait for it to finish, or use a Chroma server (--chroma-url) for concurrent writers"
+            ) from exc
+        return self
+
+    def __exit__(self, *exc_info):
+        self._lock.release()
+        return False

@@ -1,0 +1,308 @@
+"""The ingest service: files → documents → chunks → embeddings → the vector store, incrementally and crash-safely.
+
+Why it cannot duplicate or lose data:
+- A chunk's id is a hash of its file, document and text, so writing it twice is an upsert of the same record.
+- A file counts as up to date only if the store holds exactly `n_chunks` records carrying the file's current hash.
+  Anything else (new, changed, or a run killed half-way) is redone; chunks already stored are not re-embedded.
+- For a changed file, new chunks are written first, then kept chunks get fresh metadata, then stale chunks are
+  deleted: a crash at any point leaves old data in place, and the next run converges to the same final state.
+- The collection's generation stamp changes before the first write and after the last, so derived indexes
+  (the lexical index) can tell they must rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ingest.discover import FoundFile, Problem, discover
+from ingest.types import Chunk, LoadError
+from rag_app.components.embedder import Embedder
+from rag_app.components.store import VectorStore
+from rag_app.settings import Settings
+
+
+@dataclass
+class FileCounts:
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did (the CLI's `--json` prints `to_dict()`)."""
+
+    collection: str
+    files: FileCounts = field(default_factory=FileCounts)
+    failed: list[dict[str, str]] = field(default_factory=list)  # [{path, error}]
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unsupported types, with the reason
+    chunks_written: int = 0  # chunks embedded and stored by this run
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress bars: files done of total, chunks written so far, the current file."""
+
+    files_done: int
+    files_total: int
+    chunks_written: int
+    chunks_pending: int
+    current: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class _FileState:
+    ids: set[str] = field(default_factory=set)
+    hashes: Counter = field(default_factory=Counter)
+    n_chunks: int = -1
+
+    def is_complete(self, file_hash: str) -> bool:
+        return set(self.hashes) == {file_hash} and self.hashes[file_hash] == self.n_chunks == len(self.ids)
+
+
+@dataclass
+class _PendingFile:
+    found: FoundFile
+    retained: dict[str, dict]  # id -> new metadata, for chunks already stored
+    stale: list[str]
+    is_new: bool
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> str:
+    material = f"{path_key}\x00{doc_id}\x00{occurrence}\x00{embed_text}".encode()
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+class IngestService:
+    """Ingests paths into one collection. Takes its components; knows nothing of the CLI or the UI."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
+                 after_write: list[Callable[[VectorStore], None]] | None = None):
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.after_write = after_write or []
+
+    # ---------------------------------------------------------------------------------------------------------------
+    def run(self, paths: list[str | Path], prune: bool = False, progress: ProgressCallback | None = None) -> IngestSummary:
+        """Ingest files and folders; one bad file is reported in the summary and the rest go on."""
+        with self.store.writer_lock():
+            return self._run(paths, prune, progress)
+
+    def _run(self, paths: list[str | Path], prune: bool, progress: ProgressCallback | None) -> IngestSummary:
+        started = time.perf_counter()
+        summary = IngestSummary(collection=self.store.name)
+        max_bytes = int(self.settings.ingest.max_file_mb * 1_000_000)
+        found = discover(paths, max_bytes)
+        for problem in found.problems:
+            summary.failed.append({"path": problem.path, "error": problem.error})
+        summary.skipped = [{"path": p.path, "error": p.error} for p in found.skipped]
+        summary.files.seen = len(found.files) + len(found.problems)
+        summary.files.skipped = len(found.skipped)
+
+        states = self._stored_state()
+        self._writer = _BatchWriter(self, summary, progress, len(found.files))
+        seen_keys: set[str] = set()
+        for index, item in enumerate(found.files):
+            seen_keys.add(str(item.path))
+            self._writer.current = item.rel
+            try:
+                self._ingest_file(item, states.get(str(item.path)), summary)
+            except LoadError as exc:
+                summary.failed.append({"path": item.rel, "error": str(exc)})
+            except OSError as exc:
+                summary.failed.append({"path": item.rel, "error": f"cannot read ({exc.strerror or exc})"})
+            self._writer.files_done = index + 1
+            self._writer.report()
+        self._writer.flush()
+
+        if prune:
+            self._prune(found.roots, seen_keys, states, summary)
+        summary.files.failed = len(summary.failed)
+        if self._writer.wrote_anything:
+            self.store.bump_generation()
+        for hook in self.after_write:
+            hook(self.store)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    # ---------------------------------------------------------------------------------------------------------------
+    def _stored_state(self) -> dict[str, _FileState]:
+        """Per file path: the ids, file hashes and expected chunk count currently stored."""
+        states: dict[str, _FileState] = defaultdict(_FileState)
+        for record_id, meta, _ in self.store.iter_records():
+            state = states[meta.get("path", "")]
+            state.ids.add(record_id)
+            state.hashes[meta.get("file_hash", "")] += 1
+            state.n_chunks = int(meta.get("n_chunks", -1))
+        return dict(states)
+
+    def _ingest_file(self, item: FoundFile, state: _FileState | None, summary: IngestSummary) -> None:
+        from ingest.chunking import chunk_document
+        from ingest.loaders import load_file
+
+        file_hash = file_sha256(item.path)
+        if state is not None and state.is_complete(file_hash):
+            summary.files.unchanged += 1
+            return
+        documents = load_file(item.path, item.rel)
+        chunks: list[Chunk] = []
+        for document in documents:
+            chunks.extend(chunk_document(document, self.embedder.count_tokens, self.embedder.max_chunk_tokens,
+                                         overlap_tokens=self.settings.chunk.overlap_tokens,
+                                         target_tokens=min(self.settings.chunk.chunk_tokens, self.embedder.max_chunk_tokens)))
+        if not chunks:
+            raise LoadError("no text to index")
+
+        path_key = str(item.path)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        occurrences: Counter = Counter()
+        new_records: dict[str, tuple[Chunk, dict]] = {}
+        for position, chunk in enumerate(chunks):
+            key = (chunk.doc_id, chunk.embed_text)
+            record_id = chunk_id(path_key, chunk.doc_id, chunk.embed_text, occurrences[key])
+            occurrences[key] += 1
+            new_records[record_id] = (chunk, _metadata(chunk, item, file_hash, position, len(chunks), now, documents))
+
+        stored_ids = state.ids if state else set()
+        retained = {rid: meta for rid, (_, meta) in new_records.items() if rid in stored_ids}
+        stale = sorted(stored_ids - new_records.keys())
+        is_new = not stored_ids
+        pending = _PendingFile(item, retained, stale, is_new)
+        to_write = [(rid, chunk, meta) for rid, (chunk, meta) in new_records.items() if rid not in stored_ids]
+        self._writer.add_file(pending, to_write)
+
+    def _prune(self, roots: list[Path], seen_keys: set[str], states: dict[str, _FileState], summary: IngestSummary) -> None:
+        prefixes = [str(root).rstrip("/") + "/" for root in roots]
+        for path_key, state in states.items():
+            if path_key in seen_keys or not any(path_key.startswith(p) for p in prefixes):
+                continue
+            if Path(path_key).exists():
+                continue  # still there, e.g. it failed to load this time: keep what we had
+            self._writer.mark_written()
+            self.store.delete(sorted(state.ids))
+            summary.files.deleted += 1
+            summary.chunks_deleted += len(state.ids)
+
+
+def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, position: int, total: int, now: str, documents) -> dict:
+    meta = {
+        "path": str(item.path),
+        "source": item.rel,
+        "doc_id": chunk.doc_id,
+        "title": chunk.title,
+        "section": chunk.section,
+        "page": chunk.page,
+        "start_line": chunk.start_line,
+        "end_line": chunk.end_line,
+        "start_char": chunk.start_char,
+        "end_char": chunk.end_char,
+        "kind": documents[0].kind if documents else "",
+        "chunk_index": position,
+        "n_chunks": total,
+        "n_tokens": chunk.n_tokens,
+        "file_hash": file_hash,
+        "content_hash": hashlib.sha256(chunk.text.encode()).hexdigest()[:16],
+        "ingested_at": now,
+    }
+    # Chroma metadata cannot hold None.
+    return {key: value for key, value in meta.items() if value is not None}
+
+
+class _BatchWriter:
+    """Embeds and writes chunks in batches across files; finishes a file only after all its chunks are stored."""
+
+    def __init__(self, service: IngestService, summary: IngestSummary, progress: ProgressCallback | None, files_total: int):
+        self.service = service
+        self.summary = summary
+        self.progress = progress
+        self.files_total = files_total
+        self.files_done = 0
+        self.current = ""
+        self.buffer: list[tuple[str, Chunk, dict]] = []
+        self.waiting: list[_PendingFile] = []
+        self.wrote_anything = False
+        self.batch = service.settings.ingest.batch_chunks
+
+    def mark_written(self) -> None:
+        if not self.wrote_anything:
+            # Tell derived indexes a write run has started, before anything changes.
+            self.service.store.bump_generation()
+            self.wrote_anything = True
+
+    def add_file(self, pending: _PendingFile, records: list[tuple[str, Chunk, dict]]) -> None:
+        for record in records:
+            self.buffer.append(record)
+            if len(self.buffer) >= self.batch:
+                self._write_buffer()
+        self.waiting.append(pending)
+        if not self.buffer:
+            self._finish_waiting()
+
+    def flush(self) -> None:
+        self._write_buffer()
+        self._finish_waiting()
+
+    def _write_buffer(self) -> None:
+        if not self.buffer:
+            return
+        self.mark_written()
+        records, self.buffer = self.buffer, []
+        vectors = self.service.embedder.embed([chunk.embed_text for _, chunk, _ in records])
+        self.service.store.upsert([rid for rid, _, _ in records], vectors,
+                                  [chunk.text for _, chunk, _ in records], [meta for _, _, meta in records])
+        self.summary.chunks_written += len(records)
+        # Every file queued before this batch now has all its chunks stored.
+        self._finish_waiting()
+        self.report()
+
+    def _finish_waiting(self) -> None:
+        store = self.service.store
+        for pending in self.waiting:
+            if pending.retained or pending.stale:
+                self.mark_written()
+            if pending.retained:
+                store.update_metadata(list(pending.retained), list(pending.retained.values()))
+            if pending.stale:
+                store.delete(pending.stale)
+                self.summary.chunks_deleted += len(pending.stale)
+            if pending.is_new:
+                self.summary.files.added += 1
+            else:
+                self.summary.files.updated += 1
+        self.waiting = []
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(Progress(self.files_done, self.files_total, self.summary.chunks_written, len(self.buffer), self.current))

@@ -1,0 +1,124 @@
+"""The Python API: `from rag_app import RAG`.
+
+    rag = RAG()                          # defaults: packaged models, data under RAG_HOME
+    rag.ingest(["docs/"])                # -> IngestSummary
+    answer = rag.ask("What is a VAE?")   # -> Answer (text, refused, sources, timings, model)
+
+A face like the CLI and the UI: it builds components once and calls services.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag_app.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestSummary, ProgressCallback
+    from rag_app.components.store import CollectionInfo, Hit, VectorStore
+    from rag_app.services.answer import Answer
+    from rag_app.services.retrieve import Retriever
+
+
+def bundled_corpus_dir() -> Path:
+    """The knowledge base shipped with the app."""
+    return Path(__file__).resolve().parents[1] / "corpus"
+
+
+class RAG:
+    """Local question answering over your documents.
+
+    Args:
+        settings: a `Settings`; by default read from the environment (`RAG_*`).
+        embedder, llm: ready components to use instead of building them from settings (tests, custom backends).
+        **overrides: dotted settings overrides, e.g. `RAG(**{"store.collection": "papers"})`.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, embedder=None, llm=None, **overrides: Any):
+        settings = settings or Settings()
+        self.settings = settings.with_overrides(**overrides) if overrides else settings
+        self._embedder = embedder
+        self._llm = llm
+        self._stores: dict[str, VectorStore] = {}
+        self._retrievers: dict[str, Retriever] = {}
+        self._lock = threading.RLock()
+
+    # -- components, built once ------------------------------------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from rag_app.components.embedder import get_embedder
+
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def llm(self):
+        if self._llm is None:
+            from rag_app.components.llm import get_llm
+
+            self._llm = get_llm(self.settings)
+        return self._llm
+
+    def store(self, collection: str | None = None, create: bool = True) -> VectorStore:
+        from rag_app.components.store import VectorStore
+
+        name = collection or self.settings.store.collection
+        with self._lock:
+            if name not in self._stores:
+                self._stores[name] = VectorStore(self.settings, self.embedder.fingerprint, name, create=create)
+            return self._stores[name]
+
+    def retriever(self, collection: str | None = None) -> Retriever:
+        from rag_app.services.retrieve import Retriever
+
+        name = collection or self.settings.store.collection
+        with self._lock:
+            if name not in self._retrievers:
+                self._retrievers[name] = Retriever(self.settings, self.embedder, self.store(name))
+            return self._retrievers[name]
+
+    # -- services --------------------------------------------------------------------------------------------------
+    def ingest(self, paths: list[str | Path] | str | Path, *, collection: str | None = None, prune: bool = False,
+               progress: ProgressCallback | None = None) -> IngestSummary:
+        """Ingest files and folders incrementally; see `ingest.pipeline.IngestService`."""
+        from ingest.pipeline import IngestService
+        from rag_app.services.retrieve import after_write_hooks
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        service = IngestService(self.settings, self.embedder, self.store(collection), after_write_hooks(self.settings))
+        return service.run(list(paths), prune=prune, progress=progress)
+
+    def ensure_corpus(self, progress: ProgressCallback | None = None) -> IngestSummary | None:
+        """Ingest the bundled corpus into the default collection when that collection is empty."""
+        if self.store().count() > 0:
+            return None
+        return self.ingest([bundled_corpus_dir()], progress=progress)
+
+    def retrieve(self, query: str, k: int | None = None, *, collection: str | None = None,
+                 source_glob: str | None = None) -> list[Hit]:
+        return self.retriever(collection).retrieve(query, k=k, source_glob=source_glob)
+
+    def ask(self, question: str, history: list[dict] | None = None, *, collection: str | None = None,
+            k: int | None = None) -> Answer:
+        """Answer from the documents, with numbered sources; refuses when they don't say."""
+        return self._answer_service(collection).ask(question, history=history, k=k)
+
+    def stream(self, question: str, history: list[dict] | None = None, *, collection: str | None = None,
+               k: int | None = None) -> Iterator[str | Answer]:
+        """Yield answer tokens as they are generated, then the final `Answer`."""
+        return self._answer_service(collection).stream(question, history=history, k=k)
+
+    def _answer_service(self, collection: str | None):
+        from rag_app.services.answer import AnswerService
+
+        return AnswerService(self.settings, self.retriever(collection), self.llm, self.embedder)
+
+    def collections(self) -> list[CollectionInfo]:
+        from rag_app.components.store import list_collections
+
+        return list_collections(self.settings)
