@@ -211,6 +211,12 @@ def test_no_duplicate_headings_within_page(page):
     assert not dupes, f"{page.name}: duplicate headings {dupes}"
 
 
+def test_readme_index_lists_every_page():
+    index = (CORPUS / "README.md").read_text(encoding="utf-8")
+    missing = [p.name for p in PAGES if p.name != "README.md" and p.name not in index]
+    assert not missing, f"README.md index does not list: {missing}"
+
+
 def test_parser_detects_structure_problems():
     # Guard the checks above: the parser must see two titles, an empty section and word counts.
     text = "# A\n\n## Empty\n\n## Full\none two three\n\n# B\n```\n# not a heading\n```\n"
