@@ -1,0 +1,17 @@
+"""`rag eval retrieval|answers`: the evaluation commands (each in its own module)."""
+
+from __future__ import annotations
+
+import importlib
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate retrieval or answers on BEIR-format data")
+    eval_sub = parser.add_subparsers(dest="eval_command", metavar="WHAT")
+    for module_name in ("rag_app.cli.eval_retrieval", "rag_app.cli.eval_answers"):
+        try:
+            importlib.import_module(module_name).register(eval_sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+    parser.set_defaults(func=lambda args: parser.print_help())

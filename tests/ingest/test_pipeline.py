@@ -1,0 +1,151 @@
+"""The ingest service through the public API, with the fake embedder: ids, idempotence, updates, prune, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "docs"
+    write(root / "vae.md", "# Variational autoencoders\n\n## The ELBO\n\nThe ELBO is reconstruction minus KL.\n\n"
+          "## Reparameterisation\n\nSample epsilon from a standard normal and shift it by the mean.\n")
+    write(root / "notes.txt", "Diffusion models add Gaussian noise step by step and learn to remove it.\n")
+    write(root / "sub" / "gan.md", "# GANs\n\nA generator and a discriminator play a minimax game.\n")
+    return root
+
+
+def stored(rag):
+    store = rag.store()
+    return {rid: meta for rid, meta, _ in store.iter_records()}
+
+
+def test_first_ingest_counts_and_metadata(rag, tree):
+    summary = rag.ingest([tree])
+    assert summary.files.seen == 3 and summary.files.added == 3 and summary.files.failed == 0
+    records = stored(rag)
+    assert summary.chunks_written == len(records) > 0
+    sources = {meta["source"] for meta in records.values()}
+    assert sources == {"vae.md", "notes.txt", "sub/gan.md"}
+    elbo = [m for m in records.values() if m.get("section", "").endswith("The ELBO")]
+    assert elbo and elbo[0]["title"] == "Variational autoencoders"
+    for meta in records.values():
+        for key in ("path", "source", "doc_id", "title", "file_hash", "content_hash", "ingested_at", "n_chunks"):
+            assert key in meta, key
+
+
+def test_reingest_unchanged_writes_nothing(rag, tree):
+    first = rag.ingest([tree])
+    before = stored(rag)
+    again = rag.ingest([tree])
+    assert again.files.unchanged == 3 and again.chunks_written == 0 and again.files.added == 0
+    assert stored(rag).keys() == before.keys()
+    assert first.chunks_written == len(before)
+
+
+def test_ids_derive_from_content(test_settings, tree, tmp_path):
+    from rag_app.api import RAG
+
+    one = RAG(test_settings, **{"store.collection": "one"})
+    two = RAG(test_settings, **{"store.collection": "two"})
+    one.ingest([tree])
+    two.ingest([tree])
+    assert stored(one).keys() == stored(two).keys()
+
+
+def test_changed_file_replaces_its_chunks(rag, tree):
+    rag.ingest([tree])
+    old_ids = {rid for rid, m in stored(rag).items() if m["source"] == "notes.txt"}
+    write(tree / "notes.txt", "Flows are invertible and give exact likelihoods.\n")
+    summary = rag.ingest([tree])
+    assert summary.files.updated == 1 and summary.files.unchanged == 2
+    records = stored(rag)
+    notes = {rid: m for rid, m in records.items() if m["source"] == "notes.txt"}
+    assert notes and not (notes.keys() & old_ids)
+    texts = rag.store().get(list(notes))["documents"]
+    assert any("invertible" in t for t in texts) and not any("Gaussian noise" in t for t in texts)
+
+
+def test_prune_removes_deleted_files_only_with_flag(rag, tree):
+    rag.ingest([tree])
+    (tree / "sub" / "gan.md").unlink()
+    kept = rag.ingest([tree])
+    assert kept.files.deleted == 0
+    assert any(m["source"] == "sub/gan.md" for m in stored(rag).values())
+    pruned = rag.ingest([tree], prune=True)
+    assert pruned.files.deleted == 1
+    assert not any(m["source"] == "sub/gan.md" for m in stored(rag).values())
+
+
+def test_bad_files_are_reported_and_the_rest_goes_on(rag, tree):
+    (tree / "empty.txt").write_bytes(b"")
+    (tree / "binary.txt").write_bytes(b"\x00\x01\x02binary\x00" * 100)
+    (tree / "image.xyz").write_bytes(b"whatever")
+    summary = rag.ingest([tree])
+    failed = {f["path"]: f["error"] for f in summary.failed}
+    assert set(failed) == {"empty.txt", "binary.txt"}
+    assert all(reason for reason in failed.values())
+    assert summary.files.added == 3
+    assert [s["path"] for s in summary.skipped] == ["image.xyz"]
+
+
+def test_failed_file_keeps_its_previous_chunks(rag, tree):
+    rag.ingest([tree])
+    before = {rid for rid, m in stored(rag).items() if m["source"] == "notes.txt"}
+    (tree / "notes.txt").write_bytes(b"\x00\x00 now binary \x00")
+    summary = rag.ingest([tree], prune=True)
+    assert [f["path"] for f in summary.failed] == ["notes.txt"]
+    after = {rid for rid, m in stored(rag).items() if m["source"] == "notes.txt"}
+    assert after == before
+
+
+def test_interrupted_state_converges(rag, tree):
+    """Simulate a crash after a partial write: missing chunks and stale ones are both repaired."""
+    rag.ingest([tree])
+    complete = stored(rag)
+    store = rag.store()
+    victims = [rid for rid, m in complete.items() if m["source"] == "vae.md"]
+    store.delete(victims[:1])  # a chunk lost mid-write
+    summary = rag.ingest([tree])
+    assert summary.chunks_written == 1 and summary.files.updated == 1
+    assert stored(rag).keys() == complete.keys()
+
+
+def test_oversized_file_fails_with_reason(test_settings, tree):
+    from rag_app.api import RAG
+
+    rag = RAG(test_settings.with_overrides(**{"ingest.max_file_mb": 0.0001}))
+    write(tree / "big.txt", "word " * 1000)
+    summary = rag.ingest([tree])
+    assert any(f["path"] == "big.txt" and "limit" in f["error"] for f in summary.failed)
+
+
+def test_embedder_mismatch_is_refused(test_settings, tree):
+    from rag_app.api import RAG
+    from rag_app.components.embedder import FakeEmbedder
+    from rag_app.errors import EmbedderMismatchError
+
+    RAG(test_settings).ingest([tree])
+    other = RAG(test_settings, embedder=FakeEmbedder(dim=32))
+    with pytest.raises(EmbedderMismatchError) as info:
+        other.ingest([tree])
+    assert "fake-hash-64" in str(info.value) and "fake-hash-32" in str(info.value) and "--rebuild" in str(info.value)
+
+
+def test_beir_jsonl_keeps_record_ids(rag, tmp_path):
+    corpus = tmp_path / "beir" / "corpus.jsonl"
+    corpus.parent.mkdir()
+    rows = [{"_id": "d1", "title": "Alpha", "text": "Alpha particles are helium nuclei."},
+            {"_id": "d2", "title": "Beta", "text": "Beta decay emits an electron."}]
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    rag.ingest([corpus.parent])
+    assert {m["doc_id"] for m in stored(rag).values()} == {"d1", "d2"}
