@@ -65,11 +65,17 @@ def sanitize_filename(name: str) -> str:
     return base
 
 
+def check_collection_name(name: str) -> str:
+    """The name itself when it is a valid collection name; otherwise a `RagError` that says the rule."""
+    if not _COLLECTION.fullmatch(name):
+        raise RagError(f"collection name {name!r} is invalid: use 3-63 letters, digits, '.', '_' or '-', "
+                       "starting and ending with a letter or digit")
+    return name
+
+
 def upload_dir(settings: Settings, collection: str) -> Path:
     """The folder holding a collection's uploads (not created)."""
-    if not _COLLECTION.fullmatch(collection):
-        raise RagError(f"collection name {collection!r} is invalid: use 3-63 letters, digits, '.', '_' or '-'")
-    return settings.uploads_dir / collection
+    return settings.uploads_dir / check_collection_name(collection)
 
 
 def save_uploads(settings: Settings, collection: str, files: Iterable[tuple[str, bytes]],

@@ -1,0 +1,1 @@
+"""The Streamlit face: pages (chat, ingest, demos), shared components and the per-process state."""

@@ -1,0 +1,122 @@
+"""The Chat page: ask, watch the answer stream in, inspect its numbered sources.
+
+The conversation lives in `st.session_state["chat"]`, one history per collection; follow-up questions send the
+earlier turns to `RAG.stream`, which rewrites them into a standalone question.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from rag_app.ui import state
+from rag_app.ui.components import TokenStream, collection_picker, field, source_cards, timings_caption
+
+REFUSAL_NOTE = "The documents don't say. Try rephrasing, raising k, or ingesting a document that covers it."
+
+
+def sidebar_settings() -> dict[str, Any]:
+    """k, model, temperature and 'show retrieved chunks'; returns them (the model ones as settings overrides)."""
+    base = state.load_settings()
+    st.session_state.setdefault("k", base.retrieve.k)
+    st.session_state.setdefault("llm_model", base.llm.model)
+    st.session_state.setdefault("temperature", float(base.llm.temperature))
+    st.session_state.setdefault("show_chunks", False)
+    with st.sidebar:
+        st.subheader("Answer settings")
+        st.slider("Sources to retrieve (k)", 1, 20, key="k")
+        st.text_input("Model (id or local path)", key="llm_model",
+                      help="A Hugging Face model id or folder for the local backend, or the server's model name.")
+        st.slider("Temperature", 0.0, 1.5, step=0.05, key="temperature", help="0 is greedy and reproducible.")
+        st.toggle("Show retrieved chunks", key="show_chunks", help="Show each source's whole chunk, not a snippet.")
+        if st.button("Clear conversation", width="stretch"):
+            st.session_state.get("chat", {}).pop(st.session_state.get("collection"), None)
+    overrides = {}
+    if st.session_state["llm_model"].strip() and st.session_state["llm_model"].strip() != base.llm.model:
+        overrides["llm.model"] = st.session_state["llm_model"].strip()
+    if st.session_state["temperature"] != base.llm.temperature:
+        overrides["llm.temperature"] = float(st.session_state["temperature"])
+    return overrides
+
+
+def render_answer(entry: dict) -> None:
+    """An assistant turn from the history: the text (or the refusal), the source cards and the timings."""
+    answer = entry.get("answer")
+    if answer is not None and field(answer, "refused", False):
+        st.info(entry["content"] or REFUSAL_NOTE, icon="🤷")
+        st.caption(REFUSAL_NOTE)
+    else:
+        st.markdown(entry["content"])
+    if answer is None:
+        return
+    sources = field(answer, "sources", []) or []
+    if sources:
+        st.caption(f"Sources ({len(sources)})")
+        source_cards(sources, entry["content"], full_text=st.session_state.get("show_chunks", False))
+    caption = timings_caption(entry.get("timings"), field(answer, "model"))
+    if caption:
+        st.caption(caption)
+
+
+def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dict:
+    """Stream one answer into the page; returns the history entry for it."""
+    started = time.perf_counter()
+    first: list[float] = []
+
+    def timed(tokens: TokenStream):
+        for piece in tokens:
+            if not first:
+                first.append(time.perf_counter())
+            yield piece
+
+    placeholder = st.empty()
+    tokens = TokenStream(rag.stream(question, history=history, collection=collection, k=k))
+    with placeholder.container():
+        text = st.write_stream(timed(tokens))
+    if not isinstance(text, str):
+        text = "".join(str(t) for t in text)
+    answer = tokens.answer
+    total_ms = (time.perf_counter() - started) * 1000
+    timings = dict(field(answer, "timings", None) or {})
+    if first:
+        timings.setdefault("first_token_ms", (first[0] - started) * 1000)
+    timings.setdefault("total_ms", total_ms)
+    entry = {"role": "assistant", "content": field(answer, "text", None) or text, "answer": answer,
+             "timings": timings}
+    placeholder.empty()
+    with placeholder.container():
+        render_answer(entry)
+    return entry
+
+
+def render() -> None:
+    st.title("Chat with your documents")
+    with state.guard("Loading the settings"):
+        overrides = sidebar_settings()
+        rag = state.get_rag(overrides)
+        collection = collection_picker(rag)
+        st.caption(f"Answers come only from the collection **{collection}**, with numbered sources.")
+        history = st.session_state.setdefault("chat", {}).setdefault(collection, [])
+        for entry in history:
+            with st.chat_message(entry["role"]):
+                if entry["role"] == "user":
+                    st.markdown(entry["content"])
+                else:
+                    render_answer(entry)
+        if question := st.chat_input("Ask a question about your documents"):
+            with st.chat_message("user"):
+                st.markdown(question)
+            earlier = [{"role": e["role"], "content": e["content"]} for e in history]
+            with st.chat_message("assistant"):
+                with state.guard("Answering"):
+                    entry = ask(rag, collection, question, earlier, st.session_state["k"])
+                    history.append({"role": "user", "content": question})
+                    history.append(entry)
+        elif not history:
+            st.info("Ask anything about the documents in this collection, e.g. *What is a variational autoencoder?*")
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,98 @@
+"""What the Streamlit face keeps between reruns: the RAG object (once per process and configuration) and errors.
+
+Settings come from the environment (`RAG_*`), so `RAG_PROFILE=test RAG_HOME=/tmp/x streamlit run streamlit_app.py`
+runs the app on the fakes. The cache key includes those variables: tests that change them in one process get a
+fresh RAG, and a user changing the model in the sidebar gets another one (components underneath are cached by
+their own factories, so only what changed is loaded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+
+import streamlit as st
+
+from rag_app.api import RAG
+from rag_app.errors import RagError
+from rag_app.settings import Settings
+
+log = logging.getLogger("rag_app.ui")
+
+_corpus_lock = threading.Lock()
+_corpus_checked: set[str] = set()
+
+
+def env_key() -> str:
+    """The `RAG_*` environment, as a cache key."""
+    return json.dumps(sorted((k, v) for k, v in os.environ.items() if k.startswith("RAG_")))
+
+
+def load_settings(overrides: dict | None = None) -> Settings:
+    """Settings from the environment plus the sidebar's overrides; a bad value becomes a `RagError`."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+        return settings.with_overrides(**overrides) if overrides else settings
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise RagError(f"invalid settings ({problems}): fix the RAG_* environment variables or the sidebar") from exc
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _cached_rag(env: str, overrides_json: str) -> RAG:
+    del env  # part of the cache key only
+    return RAG(load_settings(json.loads(overrides_json)))
+
+
+def get_rag(overrides: dict | None = None) -> RAG:
+    """The RAG for the current environment and sidebar overrides, built once per process."""
+    return _cached_rag(env_key(), json.dumps(overrides or {}, sort_keys=True))
+
+
+def ensure_corpus(rag: RAG) -> None:
+    """On first start with an empty default collection, ingest the bundled corpus with a visible progress bar."""
+    key = env_key()
+    if key in _corpus_checked:
+        return
+    with _corpus_lock:
+        if key in _corpus_checked:
+            return
+        if rag.store().count() == 0:
+            from rag_app.ui.components import progress_reporter
+
+            with st.status("First start: indexing the bundled corpus…", expanded=True) as status:
+                summary = rag.ensure_corpus(progress=progress_reporter(st.progress(0.0)))
+                if summary is not None:
+                    status.update(label=f"Indexed the bundled corpus: {summary.files.added} files, "
+                                        f"{summary.chunks_written} chunks", state="complete", expanded=False)
+        _corpus_checked.add(key)
+
+
+@contextlib.contextmanager
+def guard(what: str = "That") -> Iterator[None]:
+    """Show errors on the page, never a traceback: a `RagError` as its message, anything else briefly (and logged)."""
+    try:
+        yield
+    except RagError as exc:
+        st.error(str(exc), icon="⚠️")
+    except Exception as exc:  # noqa: BLE001 - the page must survive a bug; the console keeps the traceback
+        log.exception("unexpected error in the Streamlit app")
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
+                 "The details are in the server console.", icon="🛑")
+
+
+# Widgets whose values outlive a page switch (Streamlit drops the state of widgets a run does not draw).
+PERSISTENT_KEYS = ("collection", "k", "llm_model", "temperature", "show_chunks")
+
+
+def keep_widget_state() -> None:
+    """Re-assign the shared widget values each run, which keeps them when the page that draws them is not shown."""
+    for key in PERSISTENT_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
