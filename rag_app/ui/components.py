@@ -12,6 +12,7 @@ import streamlit as st
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:$])")
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _STOPWORDS = frozenset("""a an and are as at be by for from has have in is it its of on or that the this to was were
 with which who what when where how why not no do does did can could would should will than then there these those
 they their them we you i he she our your""".split())
@@ -74,8 +75,11 @@ def words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
 
 
-def cited_span(text: str, answer: str) -> tuple[int, int] | None:
-    """The (start, end) of the sentence of `text` that shares the most content words with `answer`."""
+def cited_span(text: str, answer: str, min_overlap: float = 0.0) -> tuple[int, int] | None:
+    """The (start, end) of the sentence of `text` that shares the most content words with `answer`.
+
+    A sentence qualifies only when the shared words cover at least `min_overlap` of its content words.
+    """
     answer_words = words(answer)
     if not answer_words:
         return None
@@ -88,24 +92,38 @@ def cited_span(text: str, answer: str) -> tuple[int, int] | None:
             continue
         shared = len(sentence_words & answer_words)
         score = shared / len(sentence_words) ** 0.5
-        if shared and score > best_score:
+        if shared and shared / len(sentence_words) >= min_overlap and score > best_score:
             best, best_score = (begin, begin + len(piece)), score
     return best
 
 
+def citing_sentences(answer: str, n: Any) -> str:
+    """The sentences of `answer` that cite source `n` as `[n]` (or `[1, n]`); "" when none does."""
+    cited = []
+    for sentence in re.split(r"(?<=[.!?])\s+", answer):
+        for group in _CITATION.findall(sentence):
+            if str(n) in re.split(r"\s*,\s*", group):
+                cited.append(_CITATION.sub("", sentence))
+                break
+    return " ".join(cited)
+
+
 def escape_markdown(text: str) -> str:
-    """Plain text made safe for `st.markdown`: no HTML, no markdown syntax, one line."""
-    text = html.escape(" ".join(text.split()), quote=False)
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """Plain text made safe for `st.markdown`: no HTML, no markdown syntax."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
-def highlighted_snippet(text: str, answer: str, limit: int = SNIPPET_CHARS) -> str:
-    """Markdown for a snippet of `text` around the cited sentence, which is wrapped in `<mark>`."""
+def highlighted_snippet(text: str, answer: str, n: Any = None, limit: int = SNIPPET_CHARS) -> str:
+    """Markdown for a snippet of `text` around the span the answer cites, which is wrapped in `<mark>`.
+
+    The span is the source sentence closest to the answer sentences citing `[n]`; for a source the answer does not
+    cite, a sentence is marked only when most of its words occur in the answer.
+    """
     text = " ".join(text.split())
-    span = cited_span(text, answer)
+    citing = citing_sentences(answer, n) if n is not None else ""
+    span = cited_span(text, citing) if citing else cited_span(text, answer, min_overlap=0.6)
     if span is None:
-        cut = text[:limit]
-        return escape_markdown(cut) + ("…" if len(text) > limit else "")
+        return escape_markdown(text[:limit]) + ("…" if len(text) > limit else "")
     begin, end = span
     room = max(limit - (end - begin), 0)
     left = max(begin - room // 2, 0)
@@ -149,7 +167,7 @@ def source_cards(sources: Iterable[Any], answer_text: str, full_text: bool = Fal
             if full_text:
                 st.text(text)
             else:
-                st.markdown(highlighted_snippet(text, answer_text), unsafe_allow_html=True)
+                st.markdown(highlighted_snippet(text, answer_text, field(source, "n")), unsafe_allow_html=True)
 
 
 def timings_caption(timings: dict[str, Any] | None, model: str | None = None) -> str:
