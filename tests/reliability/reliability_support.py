@@ -1,0 +1,157 @@
+"""Helpers shared by the reliability tests: a generated corpus, store snapshots, subprocesses and a Chroma server."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+CHROMA = str(Path(sys.executable).with_name("chroma"))
+
+WORDS = ("lantern harbour marmot orchard bramble quartz tide ember falcon willow copper meadow signal "
+         "glacier pepper violet thunder saddle beacon cedar ripple canyon mosaic nectar garnet sparrow").split()
+
+
+# -- a deterministic corpus ------------------------------------------------------------------------------------------
+def make_corpus(root: Path, n_files: int = 24, sections: int = 10, seed: int = 7) -> Path:
+    """Markdown and text files of seeded random prose; about one chunk per section with the fake embedder."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for index in range(n_files):
+        parts = [f"# Topic {index}\n"]
+        for section in range(sections):
+            words = " ".join(rng.choice(WORDS) for _ in range(120))
+            parts.append(f"## Section {index}.{section}\n\nFact {index}-{section}: {words}.\n")
+        suffix = ".md" if index % 3 else ".txt"
+        (root / f"sub{index % 4}").mkdir(exist_ok=True)
+        (root / f"sub{index % 4}" / f"doc{index:02d}{suffix}").write_text("\n".join(parts), encoding="utf-8")
+    return root
+
+
+# -- reading a store -------------------------------------------------------------------------------------------------
+def snapshot(store) -> dict[str, tuple[str, dict]]:
+    """Every record as id -> (document, metadata without the run-dependent `ingested_at`)."""
+    records = {}
+    for record_id, meta, document in store.iter_records(include_documents=True):
+        assert record_id not in records, f"duplicate id {record_id}"
+        records[record_id] = (document, {k: v for k, v in meta.items() if k != "ingested_at"})
+    return records
+
+
+def assert_vector_index_complete(store, embedder) -> None:
+    """A query asking for every record returns every record: the vector index agrees with the metadata."""
+    count = store.count()
+    hits = store.query(embedder.embed_query("lantern harbour"), count)
+    assert len(hits) == count == len({h.id for h in hits})
+
+
+# -- subprocesses ----------------------------------------------------------------------------------------------------
+def rag_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m rag_app` child in the test profile."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update({"RAG_PROFILE": "test", "RAG_HOME": str(home), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+                "ANONYMIZED_TELEMETRY": "False", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def rag_cmd(*args: str) -> list[str]:
+    return [PYTHON, "-m", "rag_app", *args]
+
+
+class StderrWatcher:
+    """Reads a child's stderr on a thread; `wait_for(pred)` blocks until the text seen so far satisfies it."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.text = ""
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        fd = self.proc.stderr.fileno()
+        while True:
+            data = os.read(fd, 65536)
+            with self._cond:
+                if not data:
+                    self._cond.notify_all()
+                    return
+                self.text += data.decode("utf-8", "replace")
+                self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.text):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._thread.is_alive()):
+                    return predicate(self.text)
+                self._cond.wait(min(left, 0.2))
+            return True
+
+    def join(self, timeout: float = 30) -> str:
+        self._thread.join(timeout)
+        return self.text
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+# -- a real Chroma server --------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ChromaServer:
+    """`chroma run` on a path and port; can be stopped and started again on the same ones."""
+
+    def __init__(self, path: Path, port: int | None = None):
+        self.path = path
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = path.parent / f"chroma-{self.port}.log"
+
+    def start(self, timeout: float = 90) -> "ChromaServer":
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen([CHROMA, "run", "--path", str(self.path), "--host", "127.0.0.1",
+                                      "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chroma exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"chroma did not answer on {self.url} within {timeout} s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.proc = None
