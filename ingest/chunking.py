@@ -1,0 +1,380 @@
+"""Chunking: a Document's Segments → Chunks sized in the embedder's own tokens.
+
+Hard guarantee: `count_tokens(chunk.embed_text) <= max_tokens` for every chunk, checked with the real counter
+before a chunk is emitted (the model truncates anything longer, and the rest would be invisible to retrieval).
+
+How:
+- Consecutive segments with the same section and page form a *run*; runs are never merged, so a chunk never
+  crosses a markdown section, a code definition or a PDF page. Small segments of one run are packed together.
+- A segment too big for one chunk is split recursively at paragraph, line, sentence, clause and word
+  boundaries (lines before sentences for code and tables; each part counted once), a part with no boundary left is hard-split by characters; the parts are
+  then packed greedily up to the target, and each chunk after the first starts with a tail of about
+  `overlap_tokens` of the previous one (whole parts, else sentences, else words).
+- The token counter is called O(number of parts + chunks) times, never on growing concatenations.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ingest.types import Chunk, Document, Segment
+
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+_LINE = re.compile(r"\n\s*")
+_SENTENCE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
+_CLAUSE = re.compile(r"(?<=[;:,])\s+")
+_WORD = re.compile(r"\s+")
+#: Boundaries tried in order when a span is too big. Prose prefers sentences to (often hard-wrapped) lines;
+#: code, tables and notebooks prefer lines.
+_PROSE_SEPARATORS = (_PARAGRAPH, _SENTENCE, _LINE, _CLAUSE, _WORD)
+_LINE_SEPARATORS = (_PARAGRAPH, _LINE, _SENTENCE, _CLAUSE, _WORD)
+_LINE_KINDS = frozenset({"code", "csv", "notebook"})
+#: Where an overlap tail may start inside a unit: sentence then word starts for prose, line starts otherwise.
+_PROSE_TAILS = (_SENTENCE, _WORD)
+_LINE_TAILS = (_LINE,)
+#: A chunk's text may hold at most this many characters per token of budget: catches text a tokenizer maps to
+#: very few tokens (e.g. BERT turns any 100+ character "word" into one [UNK]), which retrieval could never see.
+_CHARS_PER_TOKEN_CAP = 10
+#: A text longer than this many characters per token of budget is split without first counting it whole (SciFact
+#: abstracts run 3.2-6.5 characters per MiniLM token, median 4.6); a wrong guess costs time, never correctness.
+_SURELY_TOO_BIG_CHARS_PER_TOKEN = 5.5
+#: The title/section header may take at most this share of the token budget; a longer one is truncated.
+_HEADER_SHARE = 4
+
+CountTokens = Callable[[str], int]
+
+
+def build_header(title: str, section: str) -> str:
+    """The context line(s) put before a chunk's text for embedding: title, then section path, without repetition."""
+    title, section = title.strip(), section.strip()
+    if not section or section == title:
+        return title
+    if not title or section.startswith(title):
+        return section
+    return f"{title}\n{section}"
+
+
+def chunk_document(
+    doc: Document,
+    count_tokens: CountTokens,
+    max_tokens: int,
+    overlap_tokens: int = 32,
+    target_tokens: int | None = None,
+) -> list[Chunk]:
+    """Split a document into chunks whose `embed_text` never exceeds `max_tokens` tokens.
+
+    Args:
+        doc: the loaded document; its segments carry section, page, lines and offsets.
+        count_tokens: the embedder's token counter (without special tokens).
+        max_tokens: hard limit on `count_tokens(chunk.embed_text)`, e.g. `Embedder.max_chunk_tokens`.
+        overlap_tokens: about this many tokens of a chunk's end are repeated at the start of the next chunk of the
+            same segment.
+        target_tokens: the size to aim for (header included); defaults to `max_tokens`.
+
+    Returns:
+        Chunks in document order; deterministic for the same input.
+
+    Raises:
+        ValueError: if `max_tokens` is too small to hold a header and some text.
+    """
+    if max_tokens < 8:
+        raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
+    target = max_tokens if target_tokens is None else max(1, min(target_tokens, max_tokens))
+    chunker = _Chunker(doc, count_tokens, max_tokens, target, max(0, overlap_tokens))
+    chunks: list[Chunk] = []
+    for run in _runs(doc.segments):
+        chunks.extend(chunker.chunk_run(run))
+    return chunks
+
+
+def _runs(segments: list[Segment]) -> list[list[Segment]]:
+    runs: list[list[Segment]] = []
+    for seg in segments:
+        if runs and runs[-1][0].section == seg.section and runs[-1][0].page == seg.page:
+            runs[-1].append(seg)
+        else:
+            runs.append([seg])
+    return runs
+
+
+@dataclass
+class _Unit:
+    start: int  # offsets into the segment's text
+    end: int
+    tokens: int
+
+
+@dataclass
+class _Span:
+    seg: Segment
+    start: int
+    end: int
+
+
+class _Chunker:
+    def __init__(self, doc: Document, count: CountTokens, max_tokens: int, target: int, overlap: int):
+        self.doc = doc
+        self.count = count
+        self.max_tokens = max_tokens
+        self.target = target
+        self.overlap = overlap
+        line_first = doc.kind in _LINE_KINDS
+        self.separators = _LINE_SEPARATORS if line_first else _PROSE_SEPARATORS
+        self.tail_patterns = _LINE_TAILS if line_first else _PROSE_TAILS
+        self._newlines: dict[int, list[int]] = {}
+        self._prefixes: dict[str, tuple[str, int]] = {}
+
+    # -- one run: segments sharing a section and page ------------------------------------------------------------
+
+    def chunk_run(self, run: list[Segment]) -> list[Chunk]:
+        self.prefix, self.header_tokens = self._prefix(run[0].section)
+        self.body_max = self.max_tokens - self.header_tokens
+        self.body_target = min(self.body_max, max(self.target - self.header_tokens, min(8, self.body_max)))
+        self.char_cap = max(200, self.body_max * _CHARS_PER_TOKEN_CAP)
+        overlap = min(self.overlap, self.body_target // 2)
+
+        out: list[Chunk] = []
+        pending: list[_Span] = []  # small segments packed into one chunk
+        pending_tokens = 0
+        for seg in run:
+            start, end = _trim(seg.text, 0, len(seg.text))
+            if start >= end:
+                continue
+            surely_too_big = end - start > self.body_max * _SURELY_TOO_BIG_CHARS_PER_TOKEN
+            if len(run) == 1 and not surely_too_big:
+                # Common case (a BEIR record, a short section): one exact count of the finished embed text.
+                chunk = self._make_chunk([_Span(seg, start, end)])
+                body_tokens = chunk.n_tokens - self.header_tokens
+                if chunk.n_tokens <= self.max_tokens and body_tokens <= self.body_target:
+                    out.append(chunk)
+                    continue
+                tokens = body_tokens
+            else:
+                tokens = None if surely_too_big else self.count(seg.text[start:end])
+            if tokens is not None and tokens <= self.body_target:
+                if pending and pending_tokens + tokens > self.body_target:
+                    out.extend(self._emit(pending))
+                    pending, pending_tokens = [], 0
+                pending.append(_Span(seg, start, end))
+                pending_tokens += tokens
+                continue
+            if pending:
+                out.extend(self._emit(pending))
+                pending, pending_tokens = [], 0
+            units = self._split(seg.text, start, end, self.body_target, 0, tokens, skip_count=surely_too_big)
+            out.extend(self._pack(seg, units, self.body_target, overlap))
+        if pending:
+            out.extend(self._emit(pending))
+        return out
+
+    # -- splitting and packing -------------------------------------------------------------------------------
+
+    def _split(
+        self, text: str, start: int, end: int, limit: int, level: int, tokens: int | None = None,
+        skip_count: bool = False,
+    ) -> list[_Unit]:
+        """Cut text[start:end] into units of at most `limit` tokens at the coarsest boundaries that work.
+
+        `tokens` is the span's count when already known; `skip_count` says the span is known to be too big.
+        """
+        start, end = _trim(text, start, end)
+        if start >= end:
+            return []
+        if tokens is None and not skip_count and end - start <= self.char_cap:
+            tokens = self.count(text[start:end])
+        if tokens is not None and tokens <= limit and end - start <= self.char_cap:
+            return [_Unit(start, end, tokens)]
+        for depth in range(level, len(self.separators)):
+            cuts = [(m.start(), m.end()) for m in self.separators[depth].finditer(text, start, end)]
+            cuts = [(a, b) for a, b in cuts if start < a and b < end]
+            if not cuts:
+                continue
+            units: list[_Unit] = []
+            piece_start = start
+            for cut_start, cut_end in cuts:
+                units.extend(self._split(text, piece_start, cut_start, limit, depth + 1))
+                piece_start = cut_end
+            units.extend(self._split(text, piece_start, end, limit, depth + 1))
+            return units
+        return self._hard_split(text, start, end, limit)
+
+    def _hard_split(self, text: str, start: int, end: int, limit: int) -> list[_Unit]:
+        """Cut a boundary-free span by characters: the longest prefix within `limit` tokens, repeatedly."""
+        units = []
+        char_cap = max(1, min(self.char_cap, limit * _CHARS_PER_TOKEN_CAP))
+        while start < end:
+            good, good_tokens = 0, 0
+            bad = min(end - start, char_cap) + 1
+            probe = min(end - start, max(1, limit * 3), char_cap)
+            while True:  # grow until too long (or the whole allowance fits), then bisect
+                tokens = self.count(text[start : start + probe])
+                if tokens <= limit:
+                    good, good_tokens = probe, tokens
+                    if probe >= bad - 1:
+                        break
+                    probe = min(probe * 2, bad - 1)
+                else:
+                    bad = probe
+                    break
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                tokens = self.count(text[start : start + mid])
+                if tokens <= limit:
+                    good, good_tokens = mid, tokens
+                else:
+                    bad = mid
+            if good == 0:  # a single character over the limit: nothing smaller exists, keep it alone
+                good, good_tokens = 1, self.count(text[start : start + 1])
+            units.append(_Unit(start, start + good, good_tokens))
+            start += good
+        return units
+
+    def _pack(self, seg: Segment, units: list[_Unit], limit: int, overlap: int) -> list[Chunk]:
+        """Greedily pack consecutive units up to `limit` tokens, each chunk opening with the previous one's tail."""
+        out: list[Chunk] = []
+        text = seg.text
+        i, n = 0, len(units)
+        tail: tuple[int, int] | None = None  # (start offset, tokens) of the overlap carried into the next chunk
+        while i < n:
+            start, tokens, j = units[i].start, units[i].tokens, i + 1
+            if tail is not None and tail[1] + tokens <= limit:
+                start, tokens = tail[0], tokens + tail[1]
+            while j < n and tokens + units[j].tokens <= limit:
+                tokens += units[j].tokens
+                j += 1
+            out.extend(self._emit([_Span(seg, start, units[j - 1].end)]))
+            tail = self._tail(text, units, i, j, overlap) if j < n and overlap > 0 else None
+            i = j
+        return out
+
+    def _tail(self, text: str, units: list[_Unit], i: int, j: int, overlap: int) -> tuple[int, int] | None:
+        """About `overlap` tokens from the end of units[i:j], starting at a unit, sentence or word boundary.
+
+        Whole units are used when they fit (their counts are known); otherwise the start inside the last unit is
+        estimated from its characters per token, snapped to a boundary and counted (rarely more than once).
+        """
+        tokens, k = 0, j
+        while k > i + 1 and tokens + units[k - 1].tokens <= overlap:  # never the whole chunk
+            k -= 1
+            tokens += units[k].tokens
+        if k < j:
+            return units[k].start, tokens
+        last = units[j - 1]
+        chars_per_token = (last.end - last.start) / max(1, last.tokens)
+        pos = self._boundary_after(text, last.end - int(overlap * chars_per_token), last.start, last.end)
+        for _ in range(3):
+            if pos is None:
+                return None
+            tokens = self.count(text[pos : last.end])
+            if tokens <= overlap:
+                return (pos, tokens) if tokens > 0 else None
+            pos = self._boundary_after(text, pos + int((tokens - overlap) * chars_per_token) + 1, pos + 1, last.end)
+        return None
+
+    def _boundary_after(self, text: str, pos: int, lo: int, hi: int) -> int | None:
+        """The first tail boundary at or after `pos`: a sentence start if it keeps at least half the tail, else a
+        word start (prose); a line start (code, tables)."""
+        pos = max(pos, lo + 1)
+        for pattern in self.tail_patterns:
+            match = pattern.search(text, pos - 1, hi)
+            if match is None or match.end() >= hi:
+                continue
+            if pattern is _SENTENCE and match.end() - pos > (hi - pos) // 2:
+                continue
+            return match.end()
+        return None
+
+    # -- emitting, with the hard limit checked --------------------------------------------------------------
+
+    def _emit(self, spans: list[_Span], limit: int | None = None) -> list[Chunk]:
+        chunk = self._make_chunk(spans)
+        if chunk.n_tokens <= self.max_tokens:
+            return [chunk] if chunk.text else []
+        # The tokenizer is not additive over this join (or a unit was miscounted): re-split with less room.
+        if len(spans) > 1:
+            return [c for span in spans for c in self._emit([span])]
+        span = spans[0]
+        if limit is not None and limit <= 1:  # unreachable while the header keeps within its share
+            raise ValueError(f"cannot fit text into {self.max_tokens} tokens after a {self.header_tokens}-token header")
+        budget = (self.body_target if limit is None else limit) - (chunk.n_tokens - self.max_tokens)
+        budget = max(1, min(budget, (limit or self.body_target) - 1))
+        units = self._split(span.seg.text, span.start, span.end, budget, 0)
+        if len(units) == 1 and (units[0].start, units[0].end) == (span.start, span.end):
+            units = self._hard_split(span.seg.text, span.start, span.end, budget)
+        out: list[Chunk] = []
+        i = 0
+        while i < len(units):
+            tokens, j = units[i].tokens, i + 1
+            while j < len(units) and tokens + units[j].tokens <= budget:
+                tokens += units[j].tokens
+                j += 1
+            out.extend(self._emit([_Span(span.seg, units[i].start, units[j - 1].end)], budget))
+            i = j
+        return out
+
+    def _make_chunk(self, spans: list[_Span]) -> Chunk:
+        if self.separators is _LINE_SEPARATORS:  # keep the first line's indentation (whitespace: no tokens)
+            for span in spans:
+                while span.start > 0 and span.seg.text[span.start - 1] in " \t":
+                    span.start -= 1
+        first, last = spans[0], spans[-1]
+        body = "\n\n".join(span.seg.text[span.start : span.end] for span in spans)
+        embed_text = self.prefix + body
+        return Chunk(
+            text=body,
+            embed_text=embed_text,
+            doc_id=self.doc.doc_id,
+            title=self.doc.title,
+            section=first.seg.section,
+            page=first.seg.page,
+            start_line=self._line(first.seg, first.start),
+            end_line=self._line(last.seg, max(last.start, last.end - 1)),
+            start_char=None if first.seg.start_char is None else first.seg.start_char + first.start,
+            end_char=None if last.seg.start_char is None else last.seg.start_char + last.end,
+            n_tokens=self.count(embed_text),
+        )
+
+    def _line(self, seg: Segment, offset: int) -> int | None:
+        if seg.start_line is None:
+            return None
+        newlines = self._newlines.get(id(seg))
+        if newlines is None:
+            newlines = [m.start() for m in re.finditer("\n", seg.text)]
+            self._newlines[id(seg)] = newlines
+        line = seg.start_line + bisect.bisect_left(newlines, offset)
+        return min(line, seg.end_line) if seg.end_line is not None else line
+
+    def _prefix(self, section: str) -> tuple[str, int]:
+        """The header plus its blank line, and its tokens; a header over its share of the budget is cut short."""
+        cached = self._prefixes.get(section)
+        if cached is not None:
+            return cached
+        header = build_header(self.doc.title, section)
+        if not header:
+            self._prefixes[section] = ("", 0)
+            return "", 0
+        limit = max(1, self.max_tokens // _HEADER_SHARE)
+        tokens = self.count(header + "\n\n")
+        if tokens > limit:
+            good, bad = 0, min(len(header), limit * _CHARS_PER_TOKEN_CAP) + 1
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                if self.count(header[:mid] + "…\n\n") <= limit:
+                    good = mid
+                else:
+                    bad = mid
+            header = header[:good].rstrip() + "…"
+            tokens = self.count(header + "\n\n")
+        self._prefixes[section] = (header + "\n\n", tokens)
+        return self._prefixes[section]
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
