@@ -69,7 +69,8 @@ def _walk(root: Path, max_bytes: int, found: dict, problems: list[Problem], skip
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            problems.append(Problem(str(folder), f"cannot list folder ({exc.strerror or exc})"))
+            shown = folder.relative_to(root).as_posix() if folder != root else str(folder)
+            problems.append(Problem(shown, f"cannot list folder ({exc.strerror or exc})"))
             continue
         for entry in entries:
             full = Path(entry.path)
@@ -112,8 +113,10 @@ def _consider(path: Path, rel: str, root: Path, max_bytes: int, found: dict, pro
         skipped.append(Problem(rel, f"unsupported file type '{path.suffix or path.name}'"))
         return
     if info.st_size > max_bytes:
-        problems.append(Problem(rel, f"file is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+        problems.append(Problem(rel, f"file is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
                                      "(raise RAG_INGEST__MAX_FILE_MB to ingest it)"))
         return
-    if identity not in found:
+    existing = found.get(identity)
+    # A file reached through a symlink first (names sort before it) is shown under its real name once that is seen.
+    if existing is None or (path == identity and existing.root / existing.rel != identity):
         found[identity] = FoundFile(path=identity, rel=rel, root=root, size=info.st_size)
