@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag_app.errors import EmbedderMismatchError, RagError, StoreUnavailableError
+from rag_app.errors import EmbedderMismatchError, RagError, StoreLockedError, StoreUnavailableError
 from rag_app.settings import Settings
 
 EMBEDDER_KEY = "rag:embedder"
@@ -257,7 +257,7 @@ class _WriterLock:
         try:
             self._lock.acquire(timeout=self.timeout_s)
         except Timeout as exc:
-            raise RagError(
+            raise StoreLockedError(
                 f"another process has been writing to the store for over {self.timeout_s:.0f} s (lock {self.path}); "
                 "wait for it to finish, or use a Chroma server (--chroma-url) for concurrent writers"
             ) from exc
