@@ -38,9 +38,10 @@ _LINE_TAILS = (_LINE,)
 #: A chunk's text may hold at most this many characters per token of budget: catches text a tokenizer maps to
 #: very few tokens (e.g. BERT turns any 100+ character "word" into one [UNK]), which retrieval could never see.
 _CHARS_PER_TOKEN_CAP = 10
-#: A text longer than this many characters per token of budget is split without first counting it whole (SciFact
-#: abstracts run 3.2-6.5 characters per MiniLM token, median 4.6); a wrong guess costs time, never correctness.
-_SURELY_TOO_BIG_CHARS_PER_TOKEN = 5.5
+#: A text longer than this many characters per token of budget is probably too big, so it is split without first
+#: being counted whole: below the median density a whole count mostly fails and is wasted (SciFact
+#: abstracts run 3.2-6.5 characters per MiniLM token, median 4.6). A wrong guess costs time, never correctness.
+_LIKELY_TOO_BIG_CHARS_PER_TOKEN = 4.6
 #: The title/section header may take at most this share of the token budget; a longer one is truncated.
 _HEADER_SHARE = 4
 
@@ -143,8 +144,8 @@ class _Chunker:
             start, end = _trim(seg.text, 0, len(seg.text))
             if start >= end:
                 continue
-            surely_too_big = end - start > self.body_max * _SURELY_TOO_BIG_CHARS_PER_TOKEN
-            if len(run) == 1 and not surely_too_big:
+            likely_too_big = end - start > self.body_max * _LIKELY_TOO_BIG_CHARS_PER_TOKEN
+            if len(run) == 1 and not likely_too_big:
                 # Common case (a BEIR record, a short section): one exact count of the finished embed text.
                 chunk = self._make_chunk([_Span(seg, start, end)])
                 body_tokens = chunk.n_tokens - self.header_tokens
@@ -153,7 +154,7 @@ class _Chunker:
                     continue
                 tokens = body_tokens
             else:
-                tokens = None if surely_too_big else self.count(seg.text[start:end])
+                tokens = None if likely_too_big else self.count(seg.text[start:end])
             if tokens is not None and tokens <= self.body_target:
                 if pending and pending_tokens + tokens > self.body_target:
                     out.extend(self._emit(pending))
@@ -164,7 +165,7 @@ class _Chunker:
             if pending:
                 out.extend(self._emit(pending))
                 pending, pending_tokens = [], 0
-            units = self._split(seg.text, start, end, self.body_target, 0, tokens, skip_count=surely_too_big)
+            units = self._split(seg.text, start, end, self.body_target, 0, tokens, skip_count=likely_too_big)
             out.extend(self._pack(seg, units, self.body_target, overlap))
         if pending:
             out.extend(self._emit(pending))

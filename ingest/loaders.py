@@ -96,7 +96,7 @@ def load_file(path: Path, rel: str) -> list[Document]:
         return [_load_csv(text, rel, tsv=suffix == ".tsv")]
     if suffix in CODE_LANGUAGES:
         return [_load_code(text, rel, CODE_LANGUAGES[suffix])]
-    return [_load_plain(text, rel, rst=suffix == ".rst")]
+    return [_load_plain(text, rel)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -239,6 +239,8 @@ def _clean_inline(text: str) -> str:
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(={2,}|-{2,})[ \t]*$")
+_NOT_SETEXT_TEXT = re.compile(r"^( {4}|\t|\s*([-*+>|]|\d+[.)])(\s|$)|\s*<)")  # code, list, quote, table, html
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 
 
@@ -259,27 +261,38 @@ def _load_markdown(text: str, rel: str) -> Document:
     seg_start = body_start
     fence: str | None = None
     offset = body_start
+    # The previous line, when it could be the text of a setext heading (a lone paragraph line).
+    candidate: tuple[int, str] | None = None  # (offset, line)
+    previous_blank = True
     for line in text[body_start:].split("\n"):
         line_end = offset + len(line) + 1
         fence_match = _FENCE.match(line)
+        heading_at, level, heading_text = -1, 0, ""
         if fence is not None:
             if fence_match and fence_match.group(1)[0] == fence[0] and len(fence_match.group(1)) >= len(fence):
                 fence = None
         elif fence_match:
             fence = fence_match.group(1)
-        else:
-            heading = _ATX.match(line)
-            if heading:
-                seg = _slice_segment(text, lines, seg_start, offset, section=section)
-                if seg:
-                    segments.append(seg)
-                level, heading_text = len(heading.group(1)), _clean_inline(heading.group(2) or "")
-                if heading_text:
-                    if level == 1 and not title:
-                        title = heading_text
-                    _push_heading(stack, level, heading_text)
-                    section = _path_of(stack)
-                seg_start = min(line_end, len(text))
+        elif (atx := _ATX.match(line)) is not None:
+            heading_at, level, heading_text = offset, len(atx.group(1)), _clean_inline(atx.group(2) or "")
+        elif candidate is not None and (underline := _SETEXT_UNDERLINE.match(line)) is not None:
+            heading_at, level, heading_text = candidate[0], 1 if underline.group(1)[0] == "=" else 2, candidate[1]
+        if heading_at >= 0:
+            seg = _slice_segment(text, lines, seg_start, heading_at, section=section)
+            if seg:
+                segments.append(seg)
+            if heading_text:
+                if level == 1 and not title:
+                    title = heading_text
+                _push_heading(stack, level, heading_text)
+                section = _path_of(stack)
+            seg_start = min(line_end, len(text))
+        blank = not line.strip()
+        candidate = None
+        if fence is None and not fence_match and heading_at < 0 and not blank and previous_blank:
+            if not _NOT_SETEXT_TEXT.match(line):
+                candidate = (offset, _clean_inline(line))
+        previous_blank = blank or heading_at >= 0
         offset = line_end
     seg = _slice_segment(text, lines, seg_start, len(text), section=section)
     if seg:
@@ -291,7 +304,7 @@ def _load_markdown(text: str, rel: str) -> Document:
 # Plain text
 
 
-def _load_plain(text: str, rel: str, rst: bool = False) -> Document:
+def _load_plain(text: str, rel: str) -> Document:
     lines = _Lines(text)
     seg = _slice_segment(text, lines, 0, len(text))
     segments = [seg] if seg else []
@@ -321,6 +334,7 @@ _HTML_BLOCK = frozenset(
 _HTML_PARAGRAPH = frozenset("p pre table ul ol dl blockquote h4 h5 h6 figure".split())
 _HTML_CELL = frozenset({"td", "th"})
 _PARA_BREAK = "\x1e"  # stands for a blank line until the text is tidied
+_PRE_NEWLINE = "\x1f"  # a newline inside <pre>, kept verbatim by the tidying
 _HTML_SECTION = {"h1": 1, "h2": 2, "h3": 3}
 
 
@@ -354,7 +368,8 @@ def _load_html(text: str, rel: str) -> Document:
         for child in node.children:
             if isinstance(child, NavigableString):
                 if not isinstance(child, skip_types):
-                    parts.append(str(child) if in_pre else re.sub(r"\s+", " ", str(child)))
+                    # Preformatted text keeps its lines and indentation through the tidying below.
+                    parts.append(str(child).replace("\n", _PRE_NEWLINE) if in_pre else re.sub(r"\s+", " ", str(child)))
                 continue
             if not isinstance(child, Tag):
                 continue
@@ -394,7 +409,8 @@ def _tidy_extracted(text: str) -> str:
         if line:
             lines.append(line)
     text = "\n".join(lines)
-    return re.sub(r"\n?(?:\x1e\n?)+", "\n\n", text).strip()
+    text = re.sub(r"\n?(?:\x1e\n?)+", "\n\n", text).strip()
+    return re.sub(r"\n{3,}", "\n\n", text.replace(_PRE_NEWLINE, "\n")).strip()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -327,3 +327,18 @@ def test_decode_text_rejects_nul_but_accepts_utf16():
     with pytest.raises(LoadError, match="binary"):
         decode_text(b"abc\x00def")
     assert decode_text("x\u00e9".encode("utf-16")) == "x\u00e9"
+
+
+def test_markdown_setext_headings(tmp_path):
+    text = "My Project\n==========\n\nIntro text.\n\nUsage\n-----\n\nRun it.\n\n- item\n---\n"
+    doc = load_one(write(tmp_path, "README.md", text))
+    assert doc.title == "My Project"
+    assert [(s.section, s.text, s.start_line) for s in doc.segments] == [
+        ("My Project", "Intro text.", 4), ("My Project > Usage", "Run it.\n\n- item\n---", 9),
+    ]
+
+
+def test_html_preformatted_text_keeps_indentation(tmp_path):
+    html = "<h2>Code</h2><p>Example:</p><pre><code>def f():\n    return 1\n</code></pre><p>After.</p>"
+    doc = load_one(write(tmp_path, "a.html", html))
+    assert doc.segments[0].text == "Example:\n\ndef f():\n    return 1\n\nAfter."
