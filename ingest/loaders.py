@@ -392,7 +392,10 @@ def _load_html(text: str, rel: str) -> Document:
             else:
                 walk(child, in_pre or name == "pre")
 
-    walk(soup, False)
+    try:
+        walk(soup, False)
+    except RecursionError as exc:
+        raise LoadError("HTML too deeply nested") from exc
     flush()
     if not joiner.segments:
         raise LoadError("no text in HTML")
@@ -418,7 +421,12 @@ def _tidy_extracted(text: str) -> str:
 
 
 def _load_pdf(data: bytes, rel: str) -> Document:
+    import logging
+
     from pypdf import PdfReader
+
+    # pypdf logs every repairable oddity of a file; the reason a file fails is reported through LoadError instead.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -556,6 +564,8 @@ def _load_code(text: str, rel: str, language: str) -> Document:
     spans: list[tuple[int, int, str]] | None = None  # (first line, last line, section), 1-based inclusive
     if language == "python":
         spans = _python_spans(text)
+    if spans is None and language in _UNSPLIT_LANGUAGES:
+        spans = [(1, len(lines.starts), "")]
     if spans is None:
         spans = _regex_spans(text.split("\n"), language)
     segments: list[Segment] = []
@@ -567,6 +577,9 @@ def _load_code(text: str, rel: str, language: str) -> Document:
             segments.append(seg)
     return Document(doc_id=rel, title=PurePosixPath(rel).name, kind="code", segments=segments,
                     extra={"language": language})
+
+
+_UNSPLIT_LANGUAGES = frozenset({"yaml", "toml"})  # configuration: no definitions to split at
 
 
 def _fill_gaps(defs: list[tuple[int, int, str]], n_lines: int) -> list[tuple[int, int, str]]:

@@ -342,3 +342,9 @@ def test_html_preformatted_text_keeps_indentation(tmp_path):
     html = "<h2>Code</h2><p>Example:</p><pre><code>def f():\n    return 1\n</code></pre><p>After.</p>"
     doc = load_one(write(tmp_path, "a.html", html))
     assert doc.segments[0].text == "Example:\n\ndef f():\n    return 1\n\nAfter."
+
+
+def test_config_files_are_one_segment(tmp_path):
+    doc = load_one(write(tmp_path, "config.yaml", "type: model\nname: vae\nlayers:\n  - 64\n"))
+    assert doc.kind == "code" and doc.extra == {"language": "yaml"}
+    assert [(s.section, s.start_line, s.end_line) for s in doc.segments] == [("", 1, 4)]
