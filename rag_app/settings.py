@@ -100,15 +100,29 @@ class IngestSettings(BaseModel):
 
 
 class RetrieveSettings(BaseModel):
+    # dense: embeddings only; lexical: BM25 only; hybrid: both, fused (the default: best on both dev sets,
+    # see docs/retrieval.md).
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
     k: int = Field(4, ge=1, le=100)
-    # Candidates fetched from each retriever before fusion / MMR.
+    # Candidates fetched from each retriever before fusion / MMR / reranking.
     fetch_k: int = Field(50, ge=1)
     mmr: bool = False
     mmr_lambda: float = Field(0.7, ge=0.0, le=1.0)
-    # Reciprocal-rank-fusion constant and the dense weight in the fused score.
+    # How dense and lexical rankings are fused: reciprocal-rank fusion, or a weighted sum of normalised scores.
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    # Reciprocal-rank-fusion constant and the dense weight in the fused score (lexical gets 1 - dense_weight).
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # BM25 parameters and how many times a chunk's title is repeated in the lexical index (changes rebuild it).
+    bm25_k1: float = Field(1.2, gt=0.0)
+    bm25_b: float = Field(0.75, ge=0.0, le=1.0)
+    title_weight: int = Field(2, ge=0, le=5)
+    # How often a retriever re-reads the store's generation stamp to notice writes by other processes.
+    lexical_check_s: float = Field(0.5, ge=0.0)
+    # Optional cross-encoder reranking: a local sentence-transformers CrossEncoder folder (off when unset).
+    rerank_model: str | None = None
+    # Fused candidates the cross-encoder rescores.
+    rerank_k: int = Field(30, ge=1)
 
 
 class AnswerSettings(BaseModel):

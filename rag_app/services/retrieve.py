@@ -1,35 +1,249 @@
-"""The retrieval service: top-k chunks with scores for a query, with metadata filters.
+"""The retrieval service: the top-k chunks for a query, dense, lexical (BM25) or both fused.
 
-Dense retrieval over the vector store for now; the lexical and hybrid retrievers plug in behind the same
-`Retriever.retrieve` signature.
+    retriever = Retriever(settings, embedder, store)
+    hits = retriever.retrieve("what is a VAE?", k=4, source_glob="papers/*.pdf")
+
+Pipeline: candidates from each retriever (`fetch_k` each) → fusion (reciprocal-rank or weighted scores) →
+optional cross-encoder reranking → optional MMR diversification → top k.
+
+Scores: `Hit.score` is the cosine similarity in dense mode, the BM25 score in lexical mode and the fused score in
+hybrid mode. Every hit also carries `extra["dense_score"]` (cosine, when the chunk was among the dense candidates),
+`extra["lexical_score"]`, and the 1-based `extra["dense_rank"]` / `extra["lexical_rank"]` where it had one.
+
+The lexical index is derived from the store (see `rag_app.components.lexical`): it is checked against the store's
+generation stamp before queries and rebuilt when they differ, so deletes and updates show up in both.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from rag_app.components.embedder import Embedder
+from rag_app.components.lexical import DerivedLexicalIndex, LexicalConfig
 from rag_app.components.store import Hit, VectorStore
+from rag_app.errors import RagError
 from rag_app.settings import Settings
+
+#: Most `$in` values handed to Chroma for a source filter; more matching sources fall back to post-filtering.
+_MAX_SOURCES_IN_FILTER = 2000
+
+
+def lexical_config(settings: Settings) -> LexicalConfig:
+    cfg = settings.retrieve
+    return LexicalConfig(k1=cfg.bm25_k1, b=cfg.bm25_b, title_weight=cfg.title_weight)
+
+
+def lexical_index_for(settings: Settings, store: VectorStore) -> DerivedLexicalIndex:
+    return DerivedLexicalIndex(settings.lexical_dir, store, lexical_config(settings), settings.retrieve.lexical_check_s)
 
 
 class Retriever:
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore):
+    """Retrieves chunks from one collection.
+
+    Args:
+        settings: `settings.retrieve` chooses the mode, depths, fusion, MMR and reranking.
+        embedder: embeds queries (dense and hybrid modes).
+        store: the vector store of the collection.
+        lexical: the collection's lexical index; built from settings on first need when not given.
+        reranker: a `rag_app.services.rerank.Reranker`; by default from `settings.retrieve.rerank_model`.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
+                 lexical: DerivedLexicalIndex | None = None, reranker=None):
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self._lexical = lexical
+        self._reranker = reranker
 
-    def retrieve(self, query: str, k: int | None = None, source_glob: str | None = None) -> list[Hit]:
-        """Return up to k hits, best first. `source_glob` filters on the source path (e.g. "papers/*.pdf")."""
-        k = k or self.settings.retrieve.k
-        fetch = max(k, self.settings.retrieve.fetch_k) if source_glob else k
-        hits = self.store.query(self.embedder.embed_query(query), fetch)
-        if source_glob:
-            hits = [h for h in hits if fnmatch.fnmatch(h.metadata.get("source", ""), source_glob)]
+    @property
+    def lexical(self) -> DerivedLexicalIndex:
+        if self._lexical is None:
+            self._lexical = lexical_index_for(self.settings, self.store)
+        return self._lexical
+
+    @property
+    def reranker(self):
+        if self._reranker is None and self.settings.retrieve.rerank_model:
+            from rag_app.services.rerank import get_reranker
+
+            self._reranker = get_reranker(self.settings)
+        return self._reranker
+
+    # -----------------------------------------------------------------------------------------------------------
+    def retrieve(self, query: str, k: int | None = None, source_glob: str | None = None,
+                 mode: str | None = None) -> list[Hit]:
+        """Return up to k hits, best first.
+
+        Args:
+            query: the question or keywords.
+            k: how many chunks (default `settings.retrieve.k`).
+            source_glob: keep only chunks whose source path matches, e.g. "papers/*.pdf".
+            mode: "dense", "lexical" or "hybrid" for this call (default `settings.retrieve.mode`).
+        """
+        cfg = self.settings.retrieve
+        k = k or cfg.k
+        mode = mode or cfg.mode
+        if mode not in ("dense", "lexical", "hybrid"):
+            raise RagError(f"unknown retrieval mode {mode!r}: use dense, lexical or hybrid")
+        if not query.strip():
+            return []
+        depth = max(k, cfg.fetch_k)
+        if self.reranker is not None:
+            depth = max(depth, cfg.rerank_k)
+
+        lexical = self.lexical.current() if mode in ("lexical", "hybrid") else None
+        dense_hits = self._dense(query, depth, source_glob, lexical) if mode in ("dense", "hybrid") else []
+        lexical_ranked = lexical.search(query, depth, source_glob) if lexical is not None else []
+
+        if mode == "dense":
+            hits = dense_hits
+            for rank, hit in enumerate(hits, 1):
+                hit.extra.update(dense_score=hit.score, dense_rank=rank)
+        elif mode == "lexical":
+            hits = self._hydrate(lexical_ranked, {})
+        else:
+            hits = self._fuse(dense_hits, lexical_ranked)
+
+        if self.reranker is not None and hits:
+            hits = self.reranker.rerank(query, hits[: cfg.rerank_k]) + hits[cfg.rerank_k :]
+        if cfg.mmr and len(hits) > k:
+            hits = self._mmr(query, hits, k)
         return hits[:k]
+
+    # -- candidates ---------------------------------------------------------------------------------------------
+    def _dense(self, query: str, depth: int, source_glob: str | None, lexical) -> list[Hit]:
+        vector = self.embedder.embed_query(query)
+        if not source_glob:
+            return self.store.query(vector, depth)
+        # Prefilter in Chroma when the lexical index can list the matching sources; else post-filter a deeper list.
+        if lexical is not None:
+            sources = lexical.matching_sources(source_glob)
+            if not sources:
+                return []
+            if len(sources) <= _MAX_SOURCES_IN_FILTER:
+                where = {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
+                return self.store.query(vector, depth, where=where)
+        hits = self.store.query(vector, depth * 4)
+        return [h for h in hits if fnmatch.fnmatch(str(h.metadata.get("source", "")), source_glob)][:depth]
+
+    def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit]) -> list[Hit]:
+        """Hits for lexical results, with text and metadata read from the store (records deleted since are dropped)."""
+        missing = [rid for rid, _ in ranked if rid not in known]
+        found: dict[str, Hit] = dict(known)
+        if missing:
+            got = self.store.get(missing)
+            for rid, doc, meta in zip(got["ids"], got.get("documents") or [None] * len(got["ids"]), got["metadatas"]):
+                found[rid] = Hit(id=rid, text=doc or "", metadata=meta or {}, score=0.0)
+        hits = []
+        for rank, (rid, score) in enumerate(ranked, 1):
+            hit = found.get(rid)
+            if hit is None:
+                continue
+            hit.extra.update(lexical_score=score, lexical_rank=rank)
+            if rid not in known:
+                hit.score = score
+            hits.append(hit)
+        return hits
+
+    # -- fusion -------------------------------------------------------------------------------------------------
+    def _fuse(self, dense_hits: list[Hit], lexical_ranked: list[tuple[str, float]]) -> list[Hit]:
+        cfg = self.settings.retrieve
+        by_id: dict[str, Hit] = {}
+        for rank, hit in enumerate(dense_hits, 1):
+            hit.extra.update(dense_score=hit.score, dense_rank=rank)
+            by_id[hit.id] = hit
+        lexical_hits = self._hydrate(lexical_ranked, by_id)
+        for hit in lexical_hits:
+            by_id[hit.id] = hit
+        fused = fuse_scores(
+            dense=[(h.id, h.extra["dense_score"]) for h in dense_hits],
+            lexical=[(h.id, h.extra["lexical_score"]) for h in lexical_hits],
+            method=cfg.fusion, dense_weight=cfg.dense_weight, rrf_k=cfg.rrf_k,
+        )
+        hits = []
+        for rid, score in fused:
+            hit = by_id[rid]
+            hit.score = score
+            hits.append(hit)
+        return hits
+
+    # -- diversification ----------------------------------------------------------------------------------------
+    def _mmr(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        """Maximal marginal relevance over the candidates: relevance to the query against redundancy with picks."""
+        vectors = stored_embeddings(self.store, [h.id for h in hits])
+        keep = [i for i, h in enumerate(hits) if h.id in vectors]
+        if len(keep) <= k:
+            return hits
+        candidates = [hits[i] for i in keep]
+        matrix = np.stack([vectors[h.id] for h in candidates])  # (N, D), unit rows
+        relevance = matrix @ np.asarray(self.embedder.embed_query(query), dtype=np.float32)  # (N,)
+        order = mmr_order(relevance, matrix, k, self.settings.retrieve.mmr_lambda)
+        return [candidates[i] for i in order]
+
+
+def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], method: str = "rrf",
+                dense_weight: float = 0.5, rrf_k: int = 60) -> list[tuple[str, float]]:
+    """Fuse two rankings (id, score), each best first, into one (id, fused score), best first.
+
+    - "rrf": sum over lists of weight / (rrf_k + rank).
+    - "weighted": sum of weight × score normalised to [0, 1] by the list's min and max (min-max).
+    Weights are `dense_weight` and `1 - dense_weight`. Ties keep dense order first.
+    """
+    fused: dict[str, float] = {}
+    for ranking, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
+        if not ranking:
+            continue
+        if method == "rrf":
+            for rank, (rid, _) in enumerate(ranking, 1):
+                fused[rid] = fused.get(rid, 0.0) + weight / (rrf_k + rank)
+        elif method == "weighted":
+            scores = [s for _, s in ranking]
+            low, high = min(scores), max(scores)
+            span = high - low if high > low else 1.0
+            for rid, score in ranking:
+                fused[rid] = fused.get(rid, 0.0) + weight * (score - low) / span
+        else:
+            raise RagError(f"unknown fusion method {method!r}: use rrf or weighted")
+    return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+
+
+def mmr_order(relevance: np.ndarray, matrix: np.ndarray, k: int, lambda_: float) -> list[int]:
+    """Indices of k rows picked greedily by lambda * relevance - (1 - lambda) * max similarity to those picked."""
+    picked: list[int] = []
+    best_sim = np.full(len(relevance), -np.inf, dtype=np.float32)
+    available = np.ones(len(relevance), dtype=bool)
+    for _ in range(min(k, len(relevance))):
+        redundancy = np.where(np.isfinite(best_sim), best_sim, 0.0)
+        score = np.where(available, lambda_ * relevance - (1 - lambda_) * redundancy, -np.inf)
+        choice = int(np.argmax(score))
+        picked.append(choice)
+        available[choice] = False
+        best_sim = np.maximum(best_sim, matrix @ matrix[choice])
+    return picked
+
+
+def stored_embeddings(store: VectorStore, ids: list[str]) -> dict[str, np.ndarray]:
+    """The stored vectors of some chunks, by id (for MMR)."""
+    getter = getattr(store, "get_embeddings", None)
+    if getter is not None:
+        return getter(ids)
+    # VectorStore has no public accessor for vectors yet; read them from its Chroma collection.
+    result: dict[str, Any] = store._collection.get(ids=list(ids), include=["embeddings"])  # noqa: SLF001
+    return {rid: np.asarray(vec, dtype=np.float32) for rid, vec in zip(result["ids"], result["embeddings"])}
 
 
 def after_write_hooks(settings: Settings) -> list[Callable[[VectorStore], None]]:
     """Indexes derived from the vector store, refreshed at the end of each ingest run."""
-    return []
+
+    if settings.retrieve.mode == "dense":
+        return []  # built on first use if the mode changes
+
+    def refresh_lexical(store: VectorStore) -> None:
+        lexical_index_for(settings, store).refresh()
+
+    return [refresh_lexical]

@@ -1,0 +1,201 @@
+"""Hybrid retrieval through the public API: each retriever finds what the other misses, filters, MMR, reranking,
+and the lexical index staying in sync with the store through updates, deletes and crashes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag_app.components.embedder import Embedder
+from rag_app.errors import RagError
+
+# Words that mean the same thing embed to the same axis; everything else is invisible to this embedder.
+CONCEPTS = {
+    "vehicle": {"car", "cars", "automobile", "vehicle", "engine", "wheels"},
+    "dog": {"dog", "dogs", "puppy", "canine"},
+    "food": {"bread", "bake", "cooking", "oven"},
+}
+
+
+class ConceptEmbedder(Embedder):
+    """A handcrafted embedder that knows synonyms but not rare tokens: dense retrieval's strengths and blind spots."""
+
+    name = "concept-test"
+    dim = len(CONCEPTS) + 1  # the last axis means "no known concept"
+    max_tokens = 256
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = {w.strip(".,:;#!?").lower() for w in text.split()}
+            for axis, synonyms in enumerate(CONCEPTS.values()):
+                out[row, axis] = len(words & synonyms)
+            if not out[row].any():
+                out[row, -1] = 1.0
+            out[row] /= np.linalg.norm(out[row])
+        return out
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    root = tmp_path / "docs"
+    write(root / "cars.md", "# Cars\n\nA car has four wheels and an engine.\n")
+    write(root / "parts.md", "# Spares\n\nSpare part XJ9000 fits the engine.\n")
+    write(root / "dogs.md", "# Dogs\n\nA puppy is a young dog.\n")
+    write(root / "kitchen/bread.md", "# Baking\n\nBake the bread in a hot oven.\n")
+    write(root / "misc.md", "# Misc\n\nNothing to see here.\n")
+    return root
+
+
+@pytest.fixture
+def concept_rag(test_settings, corpus):
+    from rag_app.api import RAG
+
+    settings = test_settings.with_overrides(**{"retrieve.lexical_check_s": 0.0})
+    rag = RAG(settings, embedder=ConceptEmbedder())
+    rag.ingest([corpus])
+    return rag
+
+
+def sources(hits) -> list[str]:
+    return [h.metadata["source"] for h in hits]
+
+
+def test_hybrid_finds_a_synonym_match_that_lexical_misses(concept_rag):
+    # "automobile" occurs in no document: BM25 has nothing; dense maps it onto "car".
+    assert concept_rag.retriever().retrieve("automobile", k=3, mode="lexical") == []
+    dense = sources(concept_rag.retriever().retrieve("automobile", k=2, mode="dense"))
+    hybrid = sources(concept_rag.retrieve("automobile", k=2))
+    assert set(dense) == set(hybrid) == {"cars.md", "parts.md"}
+
+
+def test_hybrid_finds_a_rare_token_that_dense_misses(concept_rag):
+    # The part number means nothing to the embedder: dense ranks the concept-free page first.
+    retriever = concept_rag.retriever()
+    assert sources(retriever.retrieve("XJ9000", k=1, mode="dense")) == ["misc.md"]
+    assert sources(retriever.retrieve("XJ9000", k=1, mode="lexical")) == ["parts.md"]
+    hits = concept_rag.retrieve("XJ9000", k=1)
+    assert sources(hits) == ["parts.md"]
+    assert hits[0].extra["lexical_rank"] == 1 and "dense_rank" in hits[0].extra
+
+
+def test_hybrid_is_the_default_and_scores_are_fused(concept_rag):
+    hits = concept_rag.retrieve("puppy", k=5)
+    assert concept_rag.settings.retrieve.mode == "hybrid"
+    assert sources(hits)[0] == "dogs.md"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].text == "A puppy is a young dog."
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_source_glob_filters_every_mode(concept_rag, mode):
+    hits = concept_rag.retriever().retrieve("bread engine puppy", k=5, source_glob="kitchen/*", mode=mode)
+    assert sources(hits) == ["kitchen/bread.md"]
+    assert concept_rag.retriever().retrieve("bread", k=5, source_glob="nowhere/*", mode=mode) == []
+
+
+def test_lexical_index_follows_updates_and_deletes(concept_rag, corpus):
+    retriever = concept_rag.retriever()
+    assert sources(retriever.retrieve("XJ9000", k=3, mode="lexical")) == ["parts.md"]
+
+    write(corpus / "parts.md", "# Spares\n\nSpare part ZZ1234 fits the engine.\n")
+    concept_rag.ingest([corpus])
+    assert retriever.retrieve("XJ9000", k=3, mode="lexical") == []
+    assert sources(retriever.retrieve("ZZ1234", k=3, mode="lexical")) == ["parts.md"]
+
+    (corpus / "parts.md").unlink()
+    concept_rag.ingest([corpus], prune=True)
+    assert retriever.retrieve("ZZ1234", k=3, mode="lexical") == []
+    assert retriever.retrieve("ZZ1234", k=3) == [] or "parts.md" not in sources(retriever.retrieve("ZZ1234", k=3))
+
+
+def test_a_write_by_another_process_is_noticed_by_the_stamp(concept_rag):
+    """A write that bypasses this process's hooks (another process) changes the generation: the index rebuilds."""
+    retriever = concept_rag.retriever()
+    before = retriever.lexical.current()
+    store = concept_rag.store()
+    parts_ids = [rid for rid, meta, _ in store.iter_records() if meta["source"] == "parts.md"]
+    store.bump_generation()
+    store.delete(parts_ids)
+    store.bump_generation()
+    after = retriever.lexical.current()
+    assert after is not before and len(after) == len(before) - len(parts_ids)
+    assert after.stamp["generation"] == store.generation()
+    assert retriever.retrieve("XJ9000", k=3, mode="lexical") == []
+
+
+def test_stale_or_broken_index_on_disk_is_rebuilt(concept_rag, test_settings):
+    from rag_app.components.lexical import DerivedLexicalIndex
+
+    folder = test_settings.lexical_dir / concept_rag.store().name
+    current = (folder / "CURRENT").read_text().strip()
+    assert (folder / current / "stamp.json").exists()
+    # A crash mid-build leaves a temp folder; a crash mid-cleanup a pointer to nothing.
+    (folder / "tmp-crashed").mkdir()
+    (folder / "CURRENT").write_text("index-gone")
+    fresh = DerivedLexicalIndex(test_settings.lexical_dir, concept_rag.store(), check_s=0.0)
+    index = fresh.current()
+    assert index.search("XJ9000", 1)[0][0] in {rid for rid, _, _ in concept_rag.store().iter_records()}
+    assert not (folder / "tmp-crashed").exists()
+    assert (folder / (folder / "CURRENT").read_text().strip() / "stamp.json").exists()
+
+
+def test_ingest_hook_writes_the_index_with_the_store_stamp(concept_rag, test_settings):
+    import json
+
+    folder = test_settings.lexical_dir / concept_rag.store().name
+    stamp = json.loads((folder / (folder / "CURRENT").read_text().strip() / "stamp.json").read_text())
+    assert stamp["generation"] == concept_rag.store().generation()
+    assert stamp["count"] == concept_rag.store().count()
+
+
+def test_mmr_returns_distinct_hits(test_settings, corpus):
+    from rag_app.api import RAG
+
+    rag = RAG(test_settings.with_overrides(**{"retrieve.mmr": True}), embedder=ConceptEmbedder())
+    rag.ingest([corpus])
+    hits = rag.retrieve("car engine dog bread", k=3)
+    assert len(hits) == 3 and len({h.id for h in hits}) == 3
+    # Diversity: the two near-identical vehicle pages do not both take the first two places.
+    assert len({h.metadata["source"] for h in hits[:2]} & {"cars.md", "parts.md"}) <= 1
+
+
+def test_reranker_reorders_candidates(concept_rag):
+    from rag_app.services.retrieve import Retriever
+
+    class ReverseAlphabetical:
+        def rerank(self, query, hits):
+            return sorted(hits, key=lambda h: h.metadata["source"], reverse=True)
+
+    settings = concept_rag.settings.with_overrides(**{"retrieve.rerank_k": 2})
+    retriever = Retriever(settings, concept_rag.embedder, concept_rag.store(), reranker=ReverseAlphabetical())
+    # Only the top rerank_k fused candidates are rescored; the rest keep their order behind them.
+    assert sorted(sources(retriever.retrieve("engine", k=2, mode="hybrid"))) == ["cars.md", "parts.md"]
+    assert sources(retriever.retrieve("engine", k=2)) == ["parts.md", "cars.md"]
+
+
+def test_missing_cross_encoder_path_is_a_clear_error(concept_rag, tmp_path):
+    from rag_app.services.retrieve import Retriever
+
+    settings = concept_rag.settings.with_overrides(**{"retrieve.rerank_model": str(tmp_path / "no-such-model")})
+    retriever = Retriever(settings, concept_rag.embedder, concept_rag.store())
+    with pytest.raises(RagError, match="no-such-model"):
+        retriever.retrieve("engine")
+
+
+def test_fake_profile_works_end_to_end(rag, corpus):
+    """The default test profile (hashing fake embedder) retrieves with hybrid search too."""
+    rag.ingest([corpus])
+    assert sources(rag.retrieve("Spare part XJ9000", k=1)) == ["parts.md"]
