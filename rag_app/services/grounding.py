@@ -1,0 +1,145 @@
+"""Grounding: find the sentences of the retrieved chunks that support an answer, and check that an answer is supported.
+
+Everything here is plain text processing plus the embedder; no LM. The answer service uses it three ways:
+- `rank_evidence`: the question's best supporting sentences across the retrieved chunks (embedding cosine of
+  question vs sentence, plus overlap of the question's content words), each tied to its numbered source;
+- `support`: how well a claim (an answer sentence) is backed by a text, used to check every generated sentence
+  against the source it cites;
+- the refusal signal: when even the best sentence is weak support, the documents don't say.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_STOPWORDS = frozenset("""
+a an the and or but if then else of to in on at by for with from into onto upon about as is are was were be been being
+am do does did doing done have has had having this that these those there here it its it's they them their theirs he him
+his she her hers we us our you your i me my mine what which who whom whose when where why how whatever whichever whoever
+not no nor so than too very can could should would may might must shall will just also only own same such both each few
+more most other some any all many much one ones s t don now off out over under again further once up down during before
+after above below between through while because until against among within without via per name named called kind type
+""".split())
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+# Split after . ! ? (optionally followed by a closing quote or bracket) when the next sentence starts with a capital,
+# a digit or a quote; and at line breaks (markdown lists, headings). Abbreviations are protected below.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
+_ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|Jan|Feb|"
+                            r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences (and markdown lines), keeping abbreviations like "Dr." or "U.S." inside."""
+    sentences: list[str] = []
+    pending = ""
+    position = 0
+    for match in _SENTENCE_END.finditer(text):
+        piece = text[position:match.start()]
+        position = match.end()
+        candidate = (pending + " " + piece).strip() if pending else piece.strip()
+        if "\n" not in match.group(0) and _ABBREVIATIONS.search(candidate):
+            pending = candidate
+            continue
+        pending = ""
+        if candidate:
+            sentences.append(candidate)
+    tail = (pending + " " + text[position:]).strip() if pending else text[position:].strip()
+    if tail:
+        sentences.append(tail)
+    cleaned = []
+    for sentence in sentences:
+        sentence = re.sub(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)", "", sentence).strip()
+        if sentence and _WORD.search(sentence):
+            cleaned.append(sentence)
+    return cleaned
+
+
+def stem(word: str) -> str:
+    """A tiny suffix stripper: enough to match "trained" with "training" and "engines" with "engine"."""
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    for suffix in ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased stems of the words that carry meaning (stopwords dropped)."""
+    return [stem(w) for w in _WORD.findall(text) if w.lower() not in _STOPWORDS]
+
+
+def support(claim: str, text: str) -> float:
+    """Fraction of the claim's content words found in `text` (1.0 for a claim with no content words)."""
+    claim_words = content_words(claim)
+    if not claim_words:
+        return 1.0
+    available = set(content_words(text))
+    return sum(w in available for w in claim_words) / len(claim_words)
+
+
+@dataclass
+class Evidence:
+    """A sentence of a retrieved chunk, scored as support for the question."""
+
+    text: str
+    source: int  # 1-based number of the source (the hit) it comes from
+    score: float  # combined score, used for ranking and for the refusal decision
+    cosine: float  # embedding similarity of question and sentence
+    overlap: float  # share of the question's (IDF-weighted) content words found in the sentence and its chunk title
+
+
+def _idf_weights(question_words: list[str], documents: Sequence[set[str]]) -> dict[str, float]:
+    n = len(documents)
+    return {w: math.log(1 + (n + 1) / (1 + sum(w in d for d in documents))) for w in set(question_words)}
+
+
+def rank_evidence(question: str, hits: Sequence, embedder, *, cosine_weight: float = 1.0,
+                  overlap_weight: float = 0.5, max_sentences: int = 64) -> list[Evidence]:
+    """Score every sentence of the retrieved chunks as support for the question; best first.
+
+    Args:
+        question: the (standalone) question.
+        hits: retrieved chunks, best first; sentence i of hit j is cited as source j+1.
+        embedder: embeds the question and the sentences (question and sentences share one batch).
+        cosine_weight, overlap_weight: the mix of the combined score.
+        max_sentences: cap on sentences embedded (from the best hits first), to bound latency.
+
+    Returns:
+        Evidence for each sentence, sorted by combined score, best first.
+    """
+    items: list[tuple[int, str, str]] = []  # (source number, sentence, title)
+    for number, hit in enumerate(hits, start=1):
+        title = str((hit.metadata or {}).get("title") or "")
+        for sentence in split_sentences(hit.text):
+            items.append((number, sentence, title))
+    items = items[:max_sentences]
+    if not items:
+        return []
+    vectors = embedder.embed([question] + [sentence for _, sentence, _ in items])
+    q_vec, s_vecs = vectors[0], vectors[1:]
+    cosines = s_vecs @ q_vec  # (S,)
+    q_words = content_words(question)
+    sentence_words = [set(content_words(sentence)) | set(content_words(title.replace("_", " ")))
+                      for _, sentence, title in items]
+    idf = _idf_weights(q_words, sentence_words)
+    total = sum(idf[w] for w in set(q_words)) or 1.0
+    ranked = []
+    for (number, sentence, _), words, cosine in zip(items, sentence_words, cosines):
+        overlap = sum(idf[w] for w in set(q_words) if w in words) / total
+        score = cosine_weight * float(cosine) + overlap_weight * overlap
+        ranked.append(Evidence(sentence, number, score, float(cosine), overlap))
+    ranked.sort(key=lambda e: e.score, reverse=True)
+    return ranked
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
