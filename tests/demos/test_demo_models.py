@@ -10,16 +10,6 @@ import torch
 
 from rag_app.demos import autoencoder, charlm, diffusion, flow, gan, output, vae
 
-MICRO = {
-    "autoencoder": autoencoder.Config(channels=8, hidden=32, latent_dim=4, steps=60, batch_size=32, n_samples=64),
-    "vae": vae.Config(channels=8, hidden=32, latent_dim=4, steps=60, batch_size=32, kl_warmup=10, eval_z_samples=1,
-                      n_samples=64),
-    "gan": gan.Config(channels=8, z_dim=8, steps=30, batch_size=16, n_samples=64),
-    "diffusion": diffusion.Config(channels=8, steps=60, batch_size=32, sample_steps=5, n_samples=64),
-    "flow": flow.Config(n_couplings=4, hidden=32, steps=60, batch_size=32, n_samples=64),
-}
-CORPUS = "# Generative models\n\nA generative model learns the distribution of its data. " * 30
-
 
 def falling(losses: list[float], k: int = 10) -> bool:
     return sum(losses[-k:]) / k < sum(losses[:k]) / k
@@ -30,8 +20,8 @@ def _roundtrip(module, cfg, model, tmp_path):
     return module.load_checkpoint(tmp_path / "ckpt")
 
 
-def test_autoencoder_trains_and_round_trips(tmp_path):
-    cfg = MICRO["autoencoder"]
+def test_autoencoder_trains_and_round_trips(tmp_path, micro):
+    cfg = micro["autoencoder"]
     model, losses = autoencoder.train(cfg)
     assert all(math.isfinite(v) for v in losses) and falling(losses)
     samples = autoencoder.sample(model, 16, seed=1)
@@ -48,8 +38,8 @@ def test_autoencoder_first_step_loss_matches_recorded_value():
     assert losses[0] == pytest.approx(0.70139, abs=2e-3)  # recorded with torch 2.13 (CPU), seed 0
 
 
-def test_vae_trains_and_round_trips(tmp_path):
-    cfg = MICRO["vae"]
+def test_vae_trains_and_round_trips(tmp_path, micro):
+    cfg = micro["vae"]
     model, losses = vae.train(cfg)
     assert all(math.isfinite(v) for v in losses) and falling(losses)
     bpd = vae.heldout_bits_per_dim(model, cfg)
@@ -69,8 +59,8 @@ def test_vae_kl_is_zero_at_the_prior():
     assert abs(float(z.mean()) - 2.0) < 0.02 and abs(float(z.std()) - 0.5) < 0.02
 
 
-def test_gan_trains_and_round_trips(tmp_path):
-    cfg = MICRO["gan"]
+def test_gan_trains_and_round_trips(tmp_path, micro):
+    cfg = micro["gan"]
     model, losses = gan.train(cfg)
     # Adversarial losses need not fall; they must stay finite and D must not have won outright.
     assert all(math.isfinite(v) for v in losses["generator"] + losses["discriminator"])
@@ -90,8 +80,8 @@ def test_gan_minibatch_std_adds_one_constant_channel():
     assert torch.allclose(out[:, 3], out[0, 3].expand(5, 4, 4))
 
 
-def test_diffusion_trains_and_round_trips(tmp_path):
-    cfg = MICRO["diffusion"]
+def test_diffusion_trains_and_round_trips(tmp_path, micro):
+    cfg = micro["diffusion"]
     model, losses = diffusion.train(cfg)
     assert all(math.isfinite(v) for v in losses) and falling(losses)
     samples = diffusion.sample(model, cfg, 8, seed=1)
@@ -121,8 +111,8 @@ def test_noise_schedule_add_noise_and_exact_steps():
     assert torch.allclose(sched.step(eps, 0, x_1), x0, atol=1e-5)
 
 
-def test_flow_trains_inverts_and_round_trips(tmp_path):
-    cfg = MICRO["flow"]
+def test_flow_trains_inverts_and_round_trips(tmp_path, micro):
+    cfg = micro["flow"]
     model, losses = flow.train(cfg)
     assert all(math.isfinite(v) for v in losses) and falling(losses)
     assert flow.heldout_bits_per_dim(model, cfg) < math.log2(17)  # better than a uniform guess
@@ -152,18 +142,8 @@ def test_untrained_flow_nll_is_finite():
     assert torch.isfinite(model.nll_bits_per_dim(x, torch.rand_like(x))).all()
 
 
-@pytest.fixture
-def tiny_corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "a.md").write_text(CORPUS)
-    (folder / "sub" / "b.md").write_text(CORPUS.upper())
-    return folder
-
-
-def test_charlm_trains_generates_and_round_trips(tmp_path, tiny_corpus):
-    cfg = charlm.Config(block_size=16, n_layer=1, n_head=2, n_embd=16, steps=60, batch_size=8, sample_chars=20,
-                        n_text_samples=2, corpus_dir=str(tiny_corpus))
+def test_charlm_trains_generates_and_round_trips(tmp_path, micro):
+    cfg = micro["charlm"]
     model, codec, losses = charlm.train(cfg)
     assert all(math.isfinite(v) for v in losses) and falling(losses)
     assert set("Gg#") <= set(codec.vocab)  # both files were read
