@@ -37,7 +37,8 @@ class CrossEncoderReranker:
             from sentence_transformers import CrossEncoder
 
             try:
-                self._model = CrossEncoder(self.path, device=self.device, trust_remote_code=False)
+                self._model = CrossEncoder(self.path, device=self.device, trust_remote_code=False,
+                                           model_kwargs={"use_safetensors": True})  # never unpickle weights
             except Exception as exc:  # noqa: BLE001 - loader failures become one message with a fix
                 raise RagError(f"could not load the cross-encoder at {self.path!r} ({type(exc).__name__}: {exc}); "
                                "fix or unset RAG_RETRIEVE__RERANK_MODEL") from exc

@@ -109,6 +109,9 @@ def save_uploads(settings: Settings, collection: str, files: Iterable[tuple[str,
         if not content:
             result.rejected.append({"name": safe, "error": "the file is empty"})
             continue
+        if not folder.resolve().is_relative_to(settings.home.resolve()):  # e.g. a planted symlink to elsewhere
+            result.rejected.append({"name": safe, "error": "the uploads folder resolves outside the data home"})
+            continue
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / safe
         if target.resolve().parent != folder.resolve():
