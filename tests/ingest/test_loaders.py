@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -220,18 +219,16 @@ def test_jsonl_malformed_line_is_named(tmp_path, content, reason):
         load_file(write(tmp_path, "corpus.jsonl", content), "corpus.jsonl")
 
 
-def test_jsonl_of_five_thousand_abstracts_loads_fast(tmp_path):
+def test_jsonl_of_five_thousand_abstracts_loads_every_record(tmp_path):
     abstract = "Alterations of the architecture of cerebral white matter in the developing brain. " * 18
     path = write(tmp_path, "corpus.jsonl", "".join(
         json.dumps({"_id": str(i), "title": f"Title {i}", "text": abstract, "metadata": {}}) + "\n"
         for i in range(5183)
     ))
     assert path.stat().st_size > 7_000_000
-    started = time.perf_counter()
-    docs = load_file(path, "corpus.jsonl")
-    elapsed = time.perf_counter() - started
+    docs = load_file(path, "corpus.jsonl")  # speed is measured in bench/, not asserted here
     assert len(docs) == 5183
-    assert elapsed < 2.0  # well under 0.5 s on an idle machine; generous for a busy CI box
+    assert [d.doc_id for d in docs[:3]] == ["0", "1", "2"] and docs[-1].title == "Title 5182"
 
 
 # --- decoding and failures --------------------------------------------------------------------------------
