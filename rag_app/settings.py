@@ -134,9 +134,9 @@ class AnswerSettings(BaseModel):
     min_support: float = Field(0.5, ge=0.0, le=1.0)
     # Refuse when the best supporting sentence scores below this (cosine + overlap_weight * overlap), calibrated on
     # SQuAD dev questions asked with and without their article (see `rag eval answers --unanswerable`).
-    min_relevance: float = Field(0.55, ge=0.0, le=2.0)
+    min_relevance: float = Field(0.75, ge=0.0, le=2.0)
     # Weight of the question-word overlap (IDF-weighted share) next to the embedding cosine in evidence scores.
-    overlap_weight: float = Field(0.5, ge=0.0, le=2.0)
+    overlap_weight: float = Field(1.0, ge=0.0, le=2.0)
     # Best sentences offered to the LM as the places an answer span may come from.
     evidence_sentences: int = Field(3, ge=1, le=20)
     # Sentences of the retrieved chunks scored per question (bounds the embedding work).

@@ -1,0 +1,280 @@
+"""Answer evaluation on BEIR-format data whose queries carry `answers`: EM, F1, answer-contained, refusals, latency.
+
+    result = evaluate_answers(RAG(), Path("../shared/eval/squad"), load_answer_queries(path), unanswerable=True)
+    print(format_table(result))
+
+What is scored (all computed on text the user is shown):
+- `short`: the direct answer alone (`Answer.short`: the extracted span, or the quoted sentence on a fallback),
+  which leads the reply. EM and F1 are the standard SQuAD ones (lower-case, no punctuation or articles), taken
+  as the maximum over the accepted answers.
+- `reply`: the whole reply (`Answer.text`, with the `[n]` markers stripped): the short answer plus the quoted
+  supporting sentence. "Contained" is whether a normalised gold answer occurs in it.
+A refused question scores 0 on everything.
+
+Unanswerable questions (`unanswerable=True`): each question is asked again with its whole article hidden from
+retrieval, so the documents no longer hold the answer; the right outcome is a refusal. The article is every
+corpus document sharing the gold document's `title` (a SQuAD article), and hiding works by dropping those
+documents' chunks from a deeper retrieval, which equals retrieving from a collection without them (up to BM25's
+document frequencies).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import string
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag_app.errors import RagError
+from rag_app.eval.metrics import percentile
+
+if TYPE_CHECKING:
+    from rag_app.api import RAG
+
+
+@dataclass
+class AnswerQuery:
+    id: str
+    text: str
+    answers: list[str]
+    corpus_id: str | None = None
+
+
+# -- SQuAD metrics ---------------------------------------------------------------------------------------------------
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1 normalisation: lower case, drop punctuation and articles, squeeze whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    pred_tokens = normalize_answer(prediction).split()
+    gold_tokens = normalize_answer(gold).split()
+    common = collections.Counter(pred_tokens) & collections.Counter(gold_tokens)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision = same / len(pred_tokens)
+    recall = same / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains(prediction: str, gold: str) -> float:
+    gold_norm = normalize_answer(gold)
+    return float(bool(gold_norm) and f" {gold_norm} " in f" {normalize_answer(prediction)} ")
+
+
+def best_over(metric: Callable[[str, str], float], prediction: str, golds: list[str]) -> float:
+    return max((metric(prediction, gold) for gold in golds), default=0.0)
+
+
+# -- data --------------------------------------------------------------------------------------------------------------
+def load_answer_queries(path: Path) -> list[AnswerQuery]:
+    """Queries JSONL rows with `_id`, `text` and `answers` (others are skipped)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RagError(f"cannot read queries from {path} ({exc}): expected JSON lines with _id, text, answers") from exc
+    queries = [AnswerQuery(str(r["_id"]), str(r["text"]), [str(a) for a in r["answers"]], r.get("corpus_id"))
+               for r in rows if r.get("answers")]
+    if not queries:
+        raise RagError(f"no query in {path} has an `answers` field: answer evaluation needs gold answers")
+    return queries
+
+
+def article_map(corpus: Path) -> dict[str, set[str]]:
+    """doc id → the ids of every document with the same title (its article)."""
+    by_title: dict[str, set[str]] = collections.defaultdict(set)
+    title_of: dict[str, str] = {}
+    with open(corpus, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                doc_id, title = str(row["_id"]), str(row.get("title") or row["_id"])
+                by_title[title].add(doc_id)
+                title_of[doc_id] = title
+    return {doc_id: by_title[title] for doc_id, title in title_of.items()}
+
+
+class HidingRetriever:
+    """A retriever that never returns chunks of the hidden documents (a collection without them, in effect)."""
+
+    def __init__(self, inner, hidden: set[str], extra_depth: int = 60):
+        self.inner = inner
+        self.hidden = hidden
+        self.extra_depth = extra_depth
+
+    def retrieve(self, query: str, k: int | None = None, source_glob: str | None = None, **kwargs):
+        k = k or self.inner.settings.retrieve.k
+        hits = self.inner.retrieve(query, k=k + self.extra_depth, source_glob=source_glob, **kwargs)
+        return [h for h in hits if str(h.metadata.get("doc_id", h.id)) not in self.hidden][:k]
+
+
+# -- running -------------------------------------------------------------------------------------------------------
+@dataclass
+class PassResult:
+    """Figures of one pass over the questions (answerable, or with their article hidden)."""
+
+    questions: int
+    metrics: dict[str, float]  # em, f1 (short answer), reply_em, reply_f1, contained (reply), short_contained, refused
+    latency_ms: dict[str, float]  # total p50/p95/mean, first_token p50/p95
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class AnswerEvalResult:
+    corpus: str
+    collection: str
+    model: str
+    answerable: PassResult | None
+    unanswerable: PassResult | None
+    ingest_seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, rows: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not rows:
+            for name in ("answerable", "unanswerable"):
+                if data[name]:
+                    data[name].pop("rows", None)
+        return data
+
+
+def evaluate_answers(rag: RAG, corpus: Path, queries: list[AnswerQuery], *, collection: str | None = None,
+                     answerable: bool = True, unanswerable: bool = False, k: int | None = None,
+                     progress: Callable[[str], None] | None = None) -> AnswerEvalResult:
+    """Ingest `corpus` (idempotent), ask every query, and score the answers.
+
+    Args:
+        rag: the app with the settings to evaluate.
+        corpus: a BEIR folder or its corpus.jsonl.
+        queries: questions with gold answers (and `corpus_id`, needed for the unanswerable pass).
+        collection: the collection (default: one named after the corpus and chunking recipe).
+        answerable: run the normal pass.
+        unanswerable: also ask each question with its article hidden; the right outcome is a refusal.
+        k: chunks retrieved per question (default: settings).
+        progress: called with a line of text now and then.
+    """
+    from rag_app.eval.retrieval import _ingest_progress, corpus_file, default_collection
+    from rag_app.services.answer import AnswerService
+
+    say = progress or (lambda _line: None)
+    corpus = corpus_file(corpus)
+    collection = collection or default_collection(rag, corpus)
+    started = time.perf_counter()
+    say(f"ingesting {corpus} into collection {collection!r} (unchanged files are skipped)")
+    summary = rag.ingest([corpus], collection=collection, progress=_ingest_progress(say) if progress else None)
+    if summary.failed:
+        raise RagError(f"ingesting {corpus} failed: {summary.failed[0]['error']}")
+    ingest_seconds = time.perf_counter() - started
+
+    retriever = rag.retriever(collection)
+    service = AnswerService(rag.settings, retriever, rag.llm, rag.embedder)
+    say("loading the models (warm-up question, not timed)")
+    service.ask(queries[0].text, k=k)
+
+    result = AnswerEvalResult(corpus=str(corpus), collection=collection, model=rag.llm.name, answerable=None,
+                              unanswerable=None, ingest_seconds=round(ingest_seconds, 2),
+                              settings={"answer": rag.settings.answer.model_dump(),
+                                        "retrieve_mode": rag.settings.retrieve.mode,
+                                        "k": k or rag.settings.retrieve.k})
+    if answerable:
+        result.answerable = _run_pass(queries, lambda q: service, k, say, "answerable")
+    if unanswerable:
+        articles = article_map(corpus)
+        missing = [q.id for q in queries if not q.corpus_id or q.corpus_id not in articles]
+        if missing:
+            raise RagError(f"--unanswerable needs each query's `corpus_id` in the corpus; {len(missing)} lack it "
+                           f"(e.g. {missing[0]})")
+
+        def hidden_service(query: AnswerQuery) -> AnswerService:
+            return AnswerService(rag.settings, HidingRetriever(retriever, articles[query.corpus_id]), rag.llm,
+                                 rag.embedder)
+
+        result.unanswerable = _run_pass(queries, hidden_service, k, say, "unanswerable")
+    return result
+
+
+def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, say: Callable[[str], None],
+              label: str) -> PassResult:
+    rows: list[dict[str, Any]] = []
+    for number, query in enumerate(queries, 1):
+        answer = service_for(query).ask(query.text, k=k)
+        reply = _strip_markers(answer.text)
+        short = "" if answer.refused else answer.short
+        if answer.refused:
+            reply = ""
+        rows.append({
+            "id": query.id, "question": query.text, "answers": query.answers, "reply": answer.text,
+            "short": short, "refused": answer.refused,
+            "em": best_over(exact_match, short, query.answers), "f1": best_over(f1_score, short, query.answers),
+            "reply_em": best_over(exact_match, reply, query.answers),
+            "reply_f1": best_over(f1_score, reply, query.answers),
+            "contained": best_over(contains, reply, query.answers),
+            "short_contained": best_over(contains, short, query.answers),
+            "total_ms": answer.timings.total_ms, "first_token_ms": answer.timings.first_token_ms,
+            "evidence_score": answer.extra.get("evidence_score"),
+            "cited": [s.source for s in answer.cited_sources],
+        })
+        if number % 25 == 0 or number == len(queries):
+            done = rows
+            say(f"{label}: {number}/{len(queries)}  F1 {100 * _mean(r['f1'] for r in done):.1f}  contained "
+                f"{100 * _mean(r['contained'] for r in done):.1f}%  refused {100 * _mean(r['refused'] for r in done):.1f}%")
+    totals = [r["total_ms"] for r in rows]
+    firsts = [r["first_token_ms"] for r in rows if r["first_token_ms"] is not None]
+    metrics = {name: round(100 * _mean(r[name] for r in rows), 2)
+               for name in ("em", "f1", "reply_em", "reply_f1", "contained", "short_contained", "refused")}
+    latency = {"p50": percentile(totals, 50), "p95": percentile(totals, 95), "mean": _mean(totals),
+               "first_token_p50": percentile(firsts, 50) if firsts else float("nan"),
+               "first_token_p95": percentile(firsts, 95) if firsts else float("nan")}
+    return PassResult(len(rows), metrics, {k: round(v, 1) for k, v in latency.items()}, rows)
+
+
+def _strip_markers(text: str) -> str:
+    from rag_app.services.answer import strip_citations
+
+    return strip_citations(text)
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0
+
+
+def format_table(result: AnswerEvalResult) -> str:
+    """A small text table of the figures."""
+    rows: list[tuple[str, str]] = [("model", result.model), ("collection", result.collection)]
+    if result.answerable:
+        m, lat = result.answerable.metrics, result.answerable.latency_ms
+        rows += [
+            ("questions", str(result.answerable.questions)),
+            ("EM (short answer)", f"{m['em']:.1f}"),
+            ("F1 (short answer)", f"{m['f1']:.1f}"),
+            ("EM / F1 (whole reply)", f"{m['reply_em']:.1f} / {m['reply_f1']:.1f}"),
+            ("answer contained (reply)", f"{m['contained']:.1f} %"),
+            ("answer contained (short)", f"{m['short_contained']:.1f} %"),
+            ("refused (answerable)", f"{m['refused']:.1f} %"),
+            ("latency p50 / p95", f"{lat['p50']:.0f} / {lat['p95']:.0f} ms"),
+            ("first token p50 / p95", f"{lat['first_token_p50']:.0f} / {lat['first_token_p95']:.0f} ms"),
+        ]
+    if result.unanswerable:
+        m, lat = result.unanswerable.metrics, result.unanswerable.latency_ms
+        rows += [
+            ("unanswerable questions", str(result.unanswerable.questions)),
+            ("refused (unanswerable)", f"{m['refused']:.1f} %"),
+            ("latency p50 (unanswerable)", f"{lat['p50']:.0f} ms"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -1,0 +1,132 @@
+"""LM components: the scripted fake, the OpenAI-compatible backend against a local fake server, the factory."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rag_app.components.llm import OpenAILLM, ScriptedLLM, _StopStreamer, get_llm, snap_to_evidence
+from rag_app.errors import RagError
+from rag_app.settings import Settings
+
+
+def test_scripted_llm_replies_in_order_and_records_calls():
+    llm = ScriptedLLM(["first reply", "second reply"])
+    msgs = [{"role": "user", "content": "hi"}]
+    assert llm.generate(msgs) == "first reply"
+    assert list(llm.stream(msgs)) == ["second ", "reply"]
+    assert llm.generate(msgs) == "second reply"  # the last one repeats
+    assert len(llm.calls) == 3
+
+
+def test_scripted_llm_default_quotes_the_first_source():
+    llm = ScriptedLLM()
+    user = "<source id=2>\nParis is the capital. It is big.\n</source>\nQuestion: capital?"
+    assert llm.generate([{"role": "user", "content": user}]) == "Paris is the capital [2]."
+
+
+def test_stop_strings_end_generation_and_are_not_streamed():
+    llm = ScriptedLLM(["alpha beta STOP gamma"])
+    pieces = list(llm.stream([{"role": "user", "content": "x"}], stop=["STOP"]))
+    assert "".join(pieces).strip() == "alpha beta"
+
+
+def test_stop_streamer_holds_back_a_partial_stop():
+    streamer = _StopStreamer(["\nQuestion:"])
+    assert streamer.feed("Paris\nQue") == "Paris"
+    assert streamer.feed("Paris\nQuestion: more") == ""
+    assert streamer.done
+
+
+def test_snap_to_evidence_returns_the_evidence_spelling():
+    evidence = ["The Denver Broncos defeated the Carolina Panthers 24-10."]
+    assert snap_to_evidence("the denver broncos won", evidence) == "The Denver Broncos"
+    assert snap_to_evidence("PWNED", evidence) == ""
+
+
+def test_scripted_stream_span_is_a_verbatim_evidence_span():
+    llm = ScriptedLLM(["It was the Denver Broncos, I think"])
+    span = "".join(llm.stream_span([{"role": "user", "content": "q"}], ["The Denver Broncos won in 2016."]))
+    assert span == "The Denver Broncos"
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if body["model"] == "missing":
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b'{"error": "model not found"}')
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in ["Paris", " is the", " capital [1]", "."]:
+            chunk = {"choices": [{"delta": {"content": piece}, "index": 0}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def fake_server():
+    _FakeOpenAI.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_backend_streams_sse(fake_server):
+    llm = OpenAILLM(fake_server, "tiny", api_key="secret")
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
+    pieces = list(llm.stream(messages, max_new_tokens=20, stop=["\n\n"]))
+    assert pieces == ["Paris", " is the", " capital [1]", "."]
+    sent = _FakeOpenAI.requests[-1]
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["auth"] == "Bearer secret"
+    assert sent["body"]["stream"] is True and sent["body"]["max_tokens"] == 20
+    assert sent["body"]["messages"] == messages
+
+
+def test_openai_backend_span_snaps_to_evidence(fake_server):
+    llm = OpenAILLM(fake_server, "tiny")
+    span = "".join(llm.stream_span([{"role": "user", "content": "q"}], ["Its capital is Paris, on the Seine."]))
+    assert span == "Paris"
+
+
+def test_openai_http_error_is_a_rag_error(fake_server):
+    with pytest.raises(RagError, match="HTTP 404"):
+        list(OpenAILLM(fake_server, "missing").stream([{"role": "user", "content": "q"}]))
+
+
+def test_openai_unreachable_is_a_rag_error():
+    with pytest.raises(RagError, match="unreachable"):
+        list(OpenAILLM("http://127.0.0.1:9", "m", timeout_s=2).stream([{"role": "user", "content": "q"}]))
+
+
+def test_factory_needs_a_url_for_openai(tmp_path):
+    settings = Settings(home=tmp_path, **{"llm": {"mode": "openai", "model": "m"}})
+    with pytest.raises(RagError, match="RAG_LLM__BASE_URL"):
+        get_llm(settings)
+
+
+def test_factory_builds_once_and_makes_no_network_call(tmp_path, fake_server):
+    settings = Settings(home=tmp_path, **{"llm": {"mode": "openai", "model": "m", "base_url": fake_server}})
+    assert get_llm(settings) is get_llm(settings)
+    assert _FakeOpenAI.requests == []  # building the component calls nothing
+
+
+def test_test_profile_gives_the_scripted_llm(test_settings):
+    assert isinstance(get_llm(test_settings), ScriptedLLM)
