@@ -9,13 +9,13 @@ import streamlit as st
 
 from rag_app.ui import state
 
-st.set_page_config(page_title="Local RAG", page_icon="📚", layout="wide")
+st.set_page_config(page_title="Local RAG", page_icon=":material/menu_book:", layout="wide")
 state.keep_widget_state()
 
 pages = [
-    st.Page("rag_app/ui/chat_page.py", title="Chat", icon="💬", url_path="chat", default=True),
-    st.Page("rag_app/ui/ingest_page.py", title="Ingest", icon="📥", url_path="ingest"),
-    st.Page("rag_app/ui/demos_page.py", title="Demos", icon="🧪", url_path="demos"),
+    st.Page("rag_app/ui/chat_page.py", title="Chat", icon=":material/chat:", url_path="chat", default=True),
+    st.Page("rag_app/ui/ingest_page.py", title="Ingest", icon=":material/upload_file:", url_path="ingest"),
+    st.Page("rag_app/ui/demos_page.py", title="Demos", icon=":material/science:", url_path="demos"),
 ]
 page = st.navigation(pages)
 

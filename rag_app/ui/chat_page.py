@@ -30,7 +30,8 @@ def sidebar_settings() -> dict[str, Any]:
         st.text_input("Model (id or local path)", key="llm_model",
                       help="A Hugging Face model id or folder for the local backend, or the server's model name.")
         st.slider("Temperature", 0.0, 1.5, step=0.05, key="temperature", help="0 is greedy and reproducible.")
-        st.toggle("Show retrieved chunks", key="show_chunks", help="Show each source's whole chunk, not a snippet.")
+        st.toggle("Show retrieved chunks", key="show_chunks",
+                  help="Show every retrieved chunk in full, not only the cited sources' snippets.")
         if st.button("Clear conversation", width="stretch"):
             st.session_state.get("chat", {}).pop(st.session_state.get("collection"), None)
     overrides = {}
@@ -45,19 +46,36 @@ def render_answer(entry: dict) -> None:
     """An assistant turn from the history: the text (or the refusal), the source cards and the timings."""
     answer = entry.get("answer")
     if answer is not None and field(answer, "refused", False):
-        st.info(entry["content"] or REFUSAL_NOTE, icon="🤷")
+        st.info(entry["content"] or REFUSAL_NOTE, icon=":material/search_off:")
         st.caption(REFUSAL_NOTE)
     else:
         st.markdown(entry["content"])
     if answer is None:
         return
-    sources = field(answer, "sources", []) or []
-    if sources:
-        st.caption(f"Sources ({len(sources)})")
-        source_cards(sources, entry["content"], full_text=st.session_state.get("show_chunks", False))
+    standalone = field(answer, "standalone_question", "")
+    if standalone and standalone != field(answer, "question", standalone):
+        st.caption(f"Searched for: {standalone}")
+    sources = list(field(answer, "sources", []) or [])
+    show_all = st.session_state.get("show_chunks", False)
+    cited = [s for s in sources if field(s, "cited", True)]
+    shown = sources if show_all or not cited else cited
+    if shown:
+        heading = f"Retrieved chunks ({len(shown)}, cited ones marked)" if show_all else f"Sources ({len(shown)})"
+        st.caption(heading)
+        source_cards(shown, entry["content"], full_text=show_all)
     caption = timings_caption(entry.get("timings"), field(answer, "model"))
     if caption:
         st.caption(caption)
+
+
+def timings_of(answer: Any) -> dict[str, Any]:
+    """The answer's timings as a dict (the service gives a dataclass with `to_dict`, or a dict)."""
+    timings = field(answer, "timings", None)
+    if timings is None:
+        return {}
+    if hasattr(timings, "to_dict"):
+        return dict(timings.to_dict())
+    return dict(timings)
 
 
 def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dict:
@@ -79,7 +97,7 @@ def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dic
         text = "".join(str(t) for t in text)
     answer = tokens.answer
     total_ms = (time.perf_counter() - started) * 1000
-    timings = dict(field(answer, "timings", None) or {})
+    timings = {key: value for key, value in timings_of(answer).items() if value is not None}
     if first:
         timings.setdefault("first_token_ms", (first[0] - started) * 1000)
     timings.setdefault("total_ms", total_ms)
@@ -94,9 +112,10 @@ def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dic
 def render() -> None:
     st.title("Chat with your documents")
     with state.guard("Loading the settings"):
+        picker_slot = st.sidebar.container()  # the collection comes first in the sidebar
         overrides = sidebar_settings()
         rag = state.get_rag(overrides)
-        collection = collection_picker(rag)
+        collection = collection_picker(rag, picker_slot)
         st.caption(f"Answers come only from the collection **{collection}**, with numbered sources.")
         history = st.session_state.setdefault("chat", {}).setdefault(collection, [])
         for entry in history:

@@ -35,14 +35,14 @@ def progress_reporter(bar) -> Callable[[Any], None]:
 
 
 # -- collections ---------------------------------------------------------------------------------------------------
-def collection_picker(rag) -> str:
-    """The collection to work on, shared by the Chat and Ingest pages."""
+def collection_picker(rag, where=None) -> str:
+    """The collection to work on, shared by the Chat and Ingest pages; drawn in `where` (default the sidebar)."""
     names = [info.name for info in rag.collections()]
     default = rag.settings.store.collection
     current = st.session_state.get("collection") or default
     options = sorted(set(names) | {default, current})
     st.session_state["collection"] = current
-    with st.sidebar:
+    with where if where is not None else st.sidebar:
         st.selectbox("Collection", options, key="collection")
     return st.session_state["collection"]
 
@@ -145,15 +145,19 @@ def source_label(source: Any) -> str:
     score = field(source, "score")
     if isinstance(score, (int, float)):
         parts.append(f" · score {score:.2f}")
+    if field(source, "cited", False):
+        parts.append(" · cited")
     return "".join(parts)
 
 
 def format_lines(lines: Any) -> str:
     if not lines:
         return ""
+    if isinstance(lines, str) and "-" in lines:
+        lines = tuple(lines.split("-", 1))
     if isinstance(lines, (list, tuple)) and len(lines) == 2:
-        return f"lines {lines[0]}–{lines[1]}"
-    return f"lines {lines}"
+        return f"line {lines[0]}" if str(lines[0]) == str(lines[1]) else f"lines {lines[0]}–{lines[1]}"
+    return f"line {lines}"
 
 
 def source_cards(sources: Iterable[Any], answer_text: str, full_text: bool = False) -> None:

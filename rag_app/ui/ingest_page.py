@@ -24,7 +24,7 @@ def target_collection(rag) -> str:
         st.session_state["collection"] = switched  # a new collection was just created: pick it
         st.session_state["new_collection"] = ""
     picked = collection_picker(rag)
-    new = st.text_input("Or ingest into a new collection", key="new_collection",
+    new = st.text_input("New collection (leave empty to use the one picked in the sidebar)", key="new_collection",
                         placeholder="e.g. papers (3-63 letters, digits, '.', '_' or '-')").strip()
     if new:
         check_collection_name(new)

@@ -80,11 +80,11 @@ def guard(what: str = "That") -> Iterator[None]:
     try:
         yield
     except RagError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the page must survive a bug; the console keeps the traceback
         log.exception("unexpected error in the Streamlit app")
         st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
-                 "The details are in the server console.", icon="🛑")
+                 "The details are in the server console.", icon=":material/bug_report:")
 
 
 # Widgets whose values outlive a page switch (Streamlit drops the state of widgets a run does not draw).

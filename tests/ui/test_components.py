@@ -50,7 +50,7 @@ def test_escape_markdown_neutralises_syntax():
 
 
 def test_source_label_and_timings():
-    source = {"n": 2, "source": "vae.md", "section": "VAEs > ELBO", "page": None, "score": 0.4567}
+    source = {"n": 2, "source": "vae.md", "section": "VAEs > ELBO", "page": None, "score": 0.4567, "cited": False}
     assert source_label(source) == "[2] vae.md — VAEs > ELBO · score 0.46"
     assert source_label({"n": 1, "source": "a.pdf", "page": 3, "score": 1}) == "[1] a.pdf — page 3 · score 1.00"
     assert timings_caption({"retrieve_ms": 12.4, "first_token_ms": 80, "total_s": 0.42}, "m") == \

@@ -1,0 +1,107 @@
+"""One real-browser test: `streamlit run` on a free loopback port, driven by Debian's headless Chromium.
+
+Needs `/usr/bin/chromium` (`apt-get install chromium`; `make browser-deps` does it) and Playwright's Python package.
+Playwright never downloads a browser here: it is pointed at the system executable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("RAG_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+START_TIMEOUT_S = 120
+ANSWER_TIMEOUT_MS = 240_000  # first start ingests the bundled corpus; the test machine is shared
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: install Debian's chromium "
+                       "(`make browser-deps`, or `apt-get install chromium`) to run the browser test"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_served(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not serve {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def served_app(tmp_path):
+    """The app on a free loopback port, on the fakes, with its data under tmp_path."""
+    port = free_port()
+    env = {**os.environ, "RAG_PROFILE": "test", "RAG_HOME": str(tmp_path / "rag_home")}
+    log = tmp_path / "streamlit.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app.py"), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_served(url, server, log)
+        yield url, log
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_ask_in_a_real_browser(served_app, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    url, log = served_app
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url, timeout=60_000)
+            chat = page.get_by_test_id("stChatInputTextArea")
+            chat.wait_for(timeout=ANSWER_TIMEOUT_MS)  # drawn after the first-start ingest
+            chat.fill("What does a variational autoencoder learn?")
+            chat.press("Enter")
+
+            assistant = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stExpander"))
+            assistant.first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            card = assistant.first.get_by_test_id("stExpander").first
+            card_title = card.locator("summary").inner_text()
+            assert card_title.startswith("[1]") and ".md" in card_title, card_title
+            answer_text = assistant.first.get_by_test_id("stMarkdownContainer").first.inner_text()
+            assert "[1]" in answer_text, answer_text
+
+            card.locator("summary").click()
+            card.locator("mark").first.wait_for(timeout=30_000)  # the cited span, highlighted
+            page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+            assert page.get_by_test_id("stException").count() == 0
+        finally:
+            browser.close()
+    assert (tmp_path / "chat.png").stat().st_size > 10_000
+    assert "Traceback" not in log.read_text()
