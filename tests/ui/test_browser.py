@@ -7,6 +7,7 @@ Playwright never downloads a browser here: it is pointed at the system executabl
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -93,12 +94,14 @@ def test_ask_in_a_real_browser(served_app, tmp_path):
             assistant.first.wait_for(timeout=ANSWER_TIMEOUT_MS)
             card = assistant.first.get_by_test_id("stExpander").first
             card_title = card.locator("summary").inner_text()
-            assert card_title.startswith("[1]") and ".md" in card_title, card_title
+            number = re.search(r"\[(\d+)\] \S+\.md — ", card_title)
+            assert number and card_title.rstrip().endswith("cited"), card_title
             answer_text = assistant.first.get_by_test_id("stMarkdownContainer").first.inner_text()
-            assert "[1]" in answer_text, answer_text
+            assert f"[{number.group(1)}]" in answer_text, answer_text  # the answer cites the card
 
             card.locator("summary").click()
             card.locator("mark").first.wait_for(timeout=30_000)  # the cited span, highlighted
+            page.wait_for_timeout(800)  # let the expander finish opening
             page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
             assert page.get_by_test_id("stException").count() == 0
         finally:
