@@ -10,6 +10,7 @@ import streamlit as st
 from rag_app.ui import state
 
 st.set_page_config(page_title="Local RAG", page_icon=":material/menu_book:", layout="wide")
+state.new_run()
 state.keep_widget_state()
 
 pages = [
@@ -20,6 +21,8 @@ pages = [
 page = st.navigation(pages)
 
 with state.guard("Starting up"):
-    state.ensure_corpus(state.get_rag())
+    rag = state.get_rag()
+    state.ensure_corpus(rag)
+    state.warm_up(rag)
 
 page.run()

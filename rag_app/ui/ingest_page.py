@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rag_app.errors import RagError
+from rag_app.errors import RagError, StoreUnavailableError
 from rag_app.services.documents import delete_document, list_documents
 from rag_app.services.uploads import check_collection_name, save_uploads
 from rag_app.ui import state
@@ -95,7 +95,9 @@ def documents_section(rag, collection: str) -> None:
     st.subheader(f"Documents in {collection}")
     try:
         store = rag.store(collection, create=False)
-    except RagError:
+    except StoreUnavailableError:
+        raise
+    except RagError:  # no such collection yet
         st.caption("This collection is empty: ingest something first.")
         return
     documents = list_documents(store)

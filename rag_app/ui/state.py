@@ -25,6 +25,7 @@ log = logging.getLogger("rag_app.ui")
 
 _corpus_lock = threading.Lock()
 _corpus_checked: set[str] = set()
+_warmed: set[str] = set()
 
 
 def env_key() -> str:
@@ -74,17 +75,54 @@ def ensure_corpus(rag: RAG) -> None:
         _corpus_checked.add(key)
 
 
+def warm_up(rag: RAG) -> None:
+    """Load the embedder and the LM in the background, once per process, so the first question does not wait.
+
+    Both components serialise their own loading, so a question asked meanwhile simply waits for it; a loading
+    error is logged here and shown when a question needs the model.
+    """
+    key = env_key()
+    with _corpus_lock:
+        if key in _warmed:
+            return
+        _warmed.add(key)
+
+    def load() -> None:
+        try:
+            rag.embedder.count_tokens("warm up")
+            rag.llm.count_tokens("warm up")
+        except Exception:  # noqa: BLE001 - reported again, as a message, on first use
+            log.warning("warming up the models failed", exc_info=True)
+
+    threading.Thread(target=load, name="rag-warm-up", daemon=True).start()
+
+
 @contextlib.contextmanager
 def guard(what: str = "That") -> Iterator[None]:
-    """Show errors on the page, never a traceback: a `RagError` as its message, anything else briefly (and logged)."""
+    """Show errors on the page, never a traceback: a `RagError` as its message, anything else briefly (and logged).
+
+    The same message is shown once per run (a dead store fails the start-up check and the page alike).
+    """
     try:
         yield
     except RagError as exc:
-        st.error(str(exc), icon=":material/error:")
+        _show_error(str(exc), ":material/error:")
     except Exception as exc:  # noqa: BLE001 - the page must survive a bug; the console keeps the traceback
         log.exception("unexpected error in the Streamlit app")
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
-                 "The details are in the server console.", icon=":material/bug_report:")
+        _show_error(f"{what} failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
+                    "The details are in the server console.", ":material/bug_report:")
+
+
+def new_run() -> None:
+    """Call at the top of each run: forget the errors shown by the previous one."""
+    st.session_state["_errors_shown"] = set()
+
+
+def _show_error(message: str, icon: str) -> None:
+    shown = st.session_state.setdefault("_errors_shown", set())
+    if message not in shown:
+        shown.add(message)
+        st.error(message, icon=icon)
 
 
 # Widgets whose values outlive a page switch (Streamlit drops the state of widgets a run does not draw).

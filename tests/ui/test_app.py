@@ -104,18 +104,36 @@ def test_a_folder_on_the_server_gets_ingested(app):
     assert "odd_machines.md" in sources and "lantern_society.txt" in sources
 
 
-def test_an_uploaded_file_gets_ingested_and_can_be_deleted(app, _isolated_home):
-    # AppTest cannot drive st.file_uploader, so store the upload through the same service the page calls, then
-    # ingest it from the page (its folder is a path on the server) and delete it from the document list.
+def test_uploaded_files_get_ingested_into_a_new_collection(app, _isolated_home):
+    app.switch_page("rag_app/ui/ingest_page.py").run()
+    app.text_input(key="new_collection").input("notes").run()
+    app.file_uploader[0].set_value([
+        ("otters.md", b"# Otters\n\nOtters hold hands while they sleep.\n", "text/markdown"),
+        ("notes (draft).txt", b"Marmots whistle to warn each other.\n", "text/plain"),
+        ("empty.md", b"", "text/markdown"),
+    ]).run()
+    button(app, "Ingest uploaded files").click().run()
+    assert not app.exception, app.exception
+    assert app.session_state["collection"] == "notes"
+    summary = app.session_state["ingest_summary"]
+    assert summary.collection == "notes" and summary.files.added == 2
+    folder = _isolated_home / "uploads" / "notes"
+    assert sorted(p.name for p in folder.iterdir()) == ["notes _draft_.txt", "otters.md"]
+    failures = app.table[0].value
+    assert failures["file"].tolist() == ["empty.md"] and "empty" in failures["reason"].iloc[0]
+    assert sorted(app.dataframe[0].value["source"]) == ["notes _draft_.txt", "otters.md"]
+    assert not app.file_uploader[0].value, "the uploader is emptied after ingesting"
+
+
+def test_a_document_can_be_deleted(app, _isolated_home):
     from rag_app.services.uploads import save_uploads
     from rag_app.settings import Settings
 
-    settings = Settings(profile="test", home=_isolated_home)
-    saved = save_uploads(settings, "notes", [("../otters.md", b"x"), ("otters.md", b"# Otters\n\nOtters hold hands.\n")])
-    assert [p.name for p in saved.saved] == ["otters.md"] and saved.rejected
+    saved = save_uploads(Settings(profile="test", home=_isolated_home), "notes",
+                         [("otters.md", b"# Otters\n\nOtters hold hands.\n")]).saved
     app.switch_page("rag_app/ui/ingest_page.py").run()
     app.text_input(key="new_collection").input("notes")
-    app.text_input(key="ingest_path").input(str(saved.saved[0]))
+    app.text_input(key="ingest_path").input(str(saved[0]))
     button(app, "Ingest folder").click().run()
     assert not app.exception, app.exception
     assert app.dataframe[0].value["source"].tolist() == ["otters.md"]
@@ -125,7 +143,7 @@ def test_an_uploaded_file_gets_ingested_and_can_be_deleted(app, _isolated_home):
     assert not app.exception, app.exception
     assert any("Deleted 1 document" in s.value for s in app.success)
     assert not app.dataframe
-    assert not saved.saved[0].exists()
+    assert not saved[0].exists()
 
 
 def test_a_missing_folder_shows_an_error(app):
@@ -142,6 +160,7 @@ def test_a_dead_chroma_server_shows_an_error_not_a_traceback(monkeypatch, _isola
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     assert at.error and any("127.0.0.1:9" in e.value for e in at.error)
+    assert len(at.error) == 1, "the start-up check and the page fail alike; the message shows once"
     at.switch_page("rag_app/ui/ingest_page.py").run()
     assert not at.exception, at.exception
     assert any("127.0.0.1:9" in e.value for e in at.error)
