@@ -14,7 +14,8 @@ import streamlit as st
 from rag_app.ui import state
 from rag_app.ui.components import TokenStream, collection_picker, field, source_cards, timings_caption
 
-REFUSAL_NOTE = "No passage in this collection supports an answer. Try rephrasing, raising k, or ingesting a document that covers it."
+REFUSAL_NOTE = ("No passage in this collection supports an answer. Try rephrasing, raising k, or ingesting a "
+                "document that covers it.")
 
 
 def sidebar_settings() -> dict[str, Any]:
