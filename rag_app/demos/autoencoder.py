@@ -39,7 +39,7 @@ class Config:
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(latent_dim=12, channels=48, hidden=256, steps=6000),
+    "full": Config(latent_dim=12, hidden=256, steps=3000),
 }
 
 

@@ -29,10 +29,10 @@ class Config:
     block_size: int = 64  # context length in characters
     n_layer: int = 2  # transformer blocks
     n_head: int = 4  # attention heads per block
-    n_embd: int = 96  # embedding width
+    n_embd: int = 64  # embedding width
     dropout: float = 0.0  # dropout in attention and MLP (the tiny model underfits; none needed)
     steps: int = 1000  # optimiser steps
-    batch_size: int = 32  # sequences per step
+    batch_size: int = 16  # sequences per step
     lr: float = 3e-3  # AdamW learning rate (cosine-decayed to 10% of it)
     heldout_fraction: float = 0.1  # the last 10% of the corpus text is held out for bits per char
     sample_chars: int = 300  # characters generated per sample
@@ -44,7 +44,7 @@ class Config:
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(block_size=128, n_layer=4, n_head=4, n_embd=128, steps=3000, batch_size=48, lr=2e-3),
+    "full": Config(n_layer=3, n_embd=96, steps=2000, lr=2e-3),
 }
 PROMPTS = ("# ", "A generative model", "The ", "\n")  # one prompt per rendered sample (cycled)
 
@@ -86,9 +86,12 @@ class CharCodec:
         return "".join(self.vocab[i] for i in ids)
 
 
-def split(cfg: Config) -> tuple[CharCodec, torch.Tensor, torch.Tensor]:
-    """(codec, train ids, held-out ids): the held-out part is the tail of the text, not a random sample."""
-    text = load_text(cfg)
+def split(cfg: Config, text: str | None = None) -> tuple[CharCodec, torch.Tensor, torch.Tensor]:
+    """(codec, train ids, held-out ids): the held-out part is the tail of the text, not a random sample.
+
+    Pass the text read once per run: the corpus may change while a run trains (pages being added).
+    """
+    text = load_text(cfg) if text is None else text
     codec = CharCodec("".join(sorted(set(text))))
     ids = codec.encode(text)
     cut = int(len(ids) * (1 - cfg.heldout_fraction))
@@ -181,13 +184,13 @@ def random_windows(ids: torch.Tensor, cfg: Config, gen: torch.Generator) -> tupl
     return x, y
 
 
-def train(cfg: Config, device: str = "cpu", progress: Callable[[int, int, dict], None] | None = None
-          ) -> tuple[CharTransformer, CharCodec, list[float]]:
+def train(cfg: Config, device: str = "cpu", progress: Callable[[int, int, dict], None] | None = None,
+          text: str | None = None) -> tuple[CharTransformer, CharCodec, list[float]]:
     """Next-character prediction on the training text; returns (model, codec, losses in bits per char)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    codec, train_ids, _ = split(cfg)
+    codec, train_ids, _ = split(cfg, text)
     model = CharTransformer(cfg, len(codec.vocab)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.1)
@@ -237,8 +240,8 @@ def unigram_bits_per_char(train_ids: torch.Tensor, heldout_ids: torch.Tensor, vo
     return float(-logp[heldout_ids].mean())
 
 
-def evaluate(model: CharTransformer, codec: CharCodec, cfg: Config) -> tuple[dict, list[str]]:
-    _, train_ids, heldout_ids = split(cfg)
+def evaluate(model: CharTransformer, codec: CharCodec, cfg: Config, text: str | None = None) -> tuple[dict, list[str]]:
+    _, train_ids, heldout_ids = split(cfg, text)
     texts = []
     start = time.perf_counter()
     for i in range(cfg.n_text_samples):
@@ -270,9 +273,10 @@ def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
     """Train, evaluate, and write samples.png (rendered text), curve.png, metrics.json, model.safetensors, config.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model, codec, losses = train(cfg, device, progress)
+    text = load_text(cfg)  # read once: train and evaluate must see the same characters
+    model, codec, losses = train(cfg, device, progress, text)
     train_s = time.perf_counter() - start
-    scores, texts = evaluate(model, codec, cfg)
+    scores, texts = evaluate(model, codec, cfg, text)
     result = {"train_s": round(train_s, 2), "steps": cfg.steps, "final_loss": round(float(np.mean(losses[-50:])), 4),
               **scores}
     output.save_text_image(texts, out_dir / "samples.png")

@@ -30,12 +30,12 @@ NAME = "diffusion"
 
 @dataclass
 class Config:
-    channels: int = 32  # U-Net width at 8x8; the 4x4 level has twice as many
+    channels: int = 16  # U-Net width at 8x8; the 4x4 level has twice as many
     timesteps: int = 1000  # T, the number of noising steps in training
     beta_start: float = 1e-4  # noise variance added at the first step (Ho et al.)
     beta_end: float = 0.02  # noise variance added at the last step (Ho et al.)
-    steps: int = 1500  # optimiser steps
-    batch_size: int = 128  # images per step
+    steps: int = 1200  # optimiser steps
+    batch_size: int = 64  # images per step
     lr: float = 2e-3  # AdamW learning rate (cosine-decayed to 10% of it)
     sampler: str = "ddim"  # "ddim" (few deterministic steps) or "ddpm" (all T ancestral steps)
     sample_steps: int = 50  # DDIM steps when sampling
@@ -46,7 +46,7 @@ class Config:
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(channels=48, steps=6000, lr=1e-3),
+    "full": Config(steps=3500, lr=1e-3),
 }
 
 

@@ -38,7 +38,7 @@ NAME = "gan"
 class Config:
     z_dim: int = 32  # size of the generator's input noise z ~ N(0, I)
     channels: int = 32  # width of the 8x8 layers; the 4x4 layers have twice as many
-    steps: int = 1500  # training steps (each updates D once, then G once)
+    steps: int = 1000  # training steps (each updates D once, then G once)
     batch_size: int = 64  # real and fake images per step
     lr: float = 5e-4  # Adam learning rate for both networks
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas recommended by the DCGAN paper
@@ -51,7 +51,7 @@ class Config:
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(channels=64, steps=5000, lr=2e-4),
+    "full": Config(steps=2500, lr=3e-4),
 }
 
 

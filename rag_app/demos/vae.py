@@ -44,7 +44,7 @@ class Config:
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(latent_dim=16, channels=48, hidden=256, steps=6000, kl_warmup=1000),
+    "full": Config(latent_dim=16, hidden=256, steps=3000, kl_warmup=600),
 }
 
 
