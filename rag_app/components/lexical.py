@@ -36,7 +36,7 @@ from rag_app.errors import RagError
 
 #: Bumped when the on-disk layout or the tokenisation changes, so old indexes are rebuilt rather than misread.
 FORMAT_VERSION = 1
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)  # words and numbers; "max_tokens" → "max", "tokens"
 
 
 class RecordSource(Protocol):
