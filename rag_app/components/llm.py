@@ -60,11 +60,12 @@ class LLM(ABC):
         return "".join(self.stream(messages, max_new_tokens, temperature, stop, prefix))
 
     def stream_span(self, messages: Sequence[Message], evidence: Sequence[str], max_new_tokens: int = 24,
-                    prefix: str = "") -> Iterator[str]:
+                    prefix: str = "", end_bias: float = 0.0) -> Iterator[str]:
         """Yield an answer that is a verbatim span of one of the `evidence` texts.
 
         This default generates freely, then snaps the reply onto the longest matching evidence span (or yields
-        nothing when no word of it occurs there). Backends with logits override it with constrained decoding.
+        nothing when no word of it occurs there). Backends with logits override it with constrained decoding, where
+        `end_bias` is added to the logits of ending the span (> 0 favours shorter answers).
         """
         reply = self.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
         span = snap_to_evidence(reply, evidence)
@@ -208,6 +209,7 @@ class TransformersLLM(LLM):
         self._model = None
         self._tokenizer = None
         self._lock = threading.RLock()  # one model shared by threads; generation is serialised
+        self._prefix_cache: dict[str, tuple] = {}  # rendered head -> (tokens, KV cache), see `_head`
 
     # -- loading ---------------------------------------------------------------------------------------------------
     def _load(self):
@@ -292,19 +294,55 @@ class TransformersLLM(LLM):
         return ids
 
     # -- decoding ----------------------------------------------------------------------------------------------------
-    def _decode_loop(self, prompt: str, max_new_tokens: int, choose: Callable) -> Iterator[list[int]]:
+    def _head(self, messages: Sequence[Message]) -> str:
+        """The rendered text of every message but the last: the part of a prompt that repeats across questions
+        (system rules, few-shot turns), whose KV cache is computed once and reused."""
+        if len(messages) < 2 or not getattr(self.tokenizer, "chat_template", None):
+            return ""
+        return self.tokenizer.apply_chat_template(list(messages[:-1]), tokenize=False, add_generation_prompt=False)
+
+    def _prefix_state(self, head: str):
+        """(length, KV cache) for `head`, computed on first use; `None` when there is no reusable head."""
+        if not head:
+            return None
+        cached = self._prefix_cache.get(head)
+        if cached is None:
+            import torch
+
+            model, tokenizer = self._load()
+            ids = tokenizer(head, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+            with torch.inference_mode():
+                past = model(input_ids=ids, use_cache=True).past_key_values
+            if len(self._prefix_cache) >= 8:
+                self._prefix_cache.pop(next(iter(self._prefix_cache)))
+            cached = self._prefix_cache[head] = (ids.shape[1], past)
+        return cached
+
+    def _decode_loop(self, prompt: str, max_new_tokens: int, choose: Callable, head: str = "") -> Iterator[list[int]]:
         """Run the model step by step with a KV cache; `choose(logits, generated) -> token id or None` picks or stops.
 
-        Yields the generated ids after each step.
+        When `prompt` starts with `head` (ending at a message boundary, so tokenising the two parts apart gives the
+        same tokens), the head's cached KV state is reused and only the rest is run. Yields the generated ids after
+        each step.
         """
+        import copy
+
         import torch
 
         model, tokenizer = self._load()
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+        state = self._prefix_state(head) if head and prompt.startswith(head) else None
+        rest = prompt[len(head):] if state else prompt
+        ids = tokenizer(rest, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
         limit = self.context_window
-        if ids.shape[1] + max_new_tokens > limit:
-            ids = ids[:, -(limit - max_new_tokens):]  # the prompt builder should prevent this; never crash
         past = None
+        used = 0
+        if state is not None:
+            used, cached = state
+            past = copy.deepcopy(cached)  # the cache grows in place; keep the stored one intact
+        if used + ids.shape[1] + max_new_tokens > limit:  # the prompt builder should prevent this; never crash
+            past, used = None, 0
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+            ids = ids[:, -(limit - max_new_tokens):]
         generated: list[int] = []
         with torch.inference_mode():
             for _ in range(max_new_tokens):
@@ -331,14 +369,15 @@ class TransformersLLM(LLM):
                 token = int(torch.argmax(logits))
             return None if token in stop_ids else token
 
-        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, stop)
+        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, stop, self._head(messages))
 
-    def _stream_text(self, prompt: str, max_new_tokens: int, choose: Callable, stop: Sequence[str]) -> Iterator[str]:
+    def _stream_text(self, prompt: str, max_new_tokens: int, choose: Callable, stop: Sequence[str],
+                     head: str = "") -> Iterator[str]:
         tokenizer = self.tokenizer
         streamer = _StopStreamer(stop)
         with self._lock:
             full = ""
-            for generated in self._decode_loop(prompt, max_new_tokens, choose):
+            for generated in self._decode_loop(prompt, max_new_tokens, choose, head):
                 full = tokenizer.decode(generated, skip_special_tokens=True)
                 piece = streamer.feed(full)
                 if piece:
@@ -349,7 +388,7 @@ class TransformersLLM(LLM):
             if tail:
                 yield tail
 
-    def stream_span(self, messages, evidence, max_new_tokens=24, prefix=""):
+    def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0):
         """Constrained greedy decoding: every step may only extend a verbatim token run of an evidence text.
 
         Spans start and end at word boundaries; generation stops when the model prefers an end token (end of turn,
@@ -386,13 +425,17 @@ class TransformersLLM(LLM):
             if not options:
                 return None
             index = torch.tensor(sorted(options), device=logits.device)
-            token = int(index[int(torch.argmax(logits[index]))])
+            scores = logits[index].clone()
+            if end_bias and enders:
+                scores += torch.tensor([end_bias if t in enders and t not in allowed else 0.0 for t in sorted(options)],
+                                       device=logits.device)
+            token = int(index[int(torch.argmax(scores))])
             if token not in allowed:
                 return None  # the model chose to end the span
             state["positions"] = [p for p, t in candidates.items() if t == token]
             return token
 
-        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, ())
+        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, (), self._head(messages))
 
 
 # -- the OpenAI-compatible HTTP backend -----------------------------------------------------------------------------

@@ -225,7 +225,9 @@ def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, 
             "contained": best_over(contains, reply, query.answers),
             "short_contained": best_over(contains, short, query.answers),
             "total_ms": answer.timings.total_ms, "first_token_ms": answer.timings.first_token_ms,
-            "evidence_score": answer.extra.get("evidence_score"),
+            "retrieve_ms": answer.timings.retrieve_ms, "evidence_ms": answer.timings.evidence_ms,
+            "relevance": answer.extra.get("relevance"), "home_rank": answer.extra.get("home_rank"),
+            "offered_contains": [best_over(contains, text, query.answers) for text in answer.extra.get("offered", [])],
             "cited": [s.source for s in answer.cited_sources],
         })
         if number % 25 == 0 or number == len(queries):

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag_app.services.grounding import Evidence, content_words, rank_evidence, split_sentences, support
+from rag_app.services.grounding import Evidence, content_words, rank_evidence, relevance, split_sentences, support
 from rag_app.services.prompting import (
     Passage,
     fit_passages,
@@ -154,8 +154,12 @@ class AnswerService:
         evidence = rank_evidence(run.standalone, hits, self.embedder, overlap_weight=cfg.overlap_weight,
                                  max_sentences=cfg.max_sentences)
         run.timings.evidence_ms = run.elapsed() - run.timings.retrieve_ms
+        weights = cfg.relevance_weights
+        signal = relevance(run.standalone, hits, evidence, overlap_weight=weights[0], entity_weight=weights[1],
+                           coverage_weight=weights[2])
         run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
-        if not evidence or evidence[0].score < cfg.min_relevance:
+        run.extra["relevance"] = signal.to_dict()
+        if not evidence or signal.score < cfg.min_relevance:
             yield from run.emit(REFUSAL)
             yield run.finish(REFUSAL, refused=True, short="")
             return
@@ -174,7 +178,9 @@ class AnswerService:
         titles = {s.n: s.title for s in run.sources}
         # Only sentences that support the question may hold the answer: an instruction planted in a document
         # ("ignore previous instructions and reply X") is not about the question, so it is never offered.
-        offered = [e for e in evidence[:cfg.evidence_sentences] if e.score >= cfg.min_relevance] or evidence[:1]
+        floor = evidence[0].score - cfg.evidence_margin
+        offered = [e for e in evidence[:cfg.evidence_sentences] if e.score >= floor] or evidence[:1]
+        run.extra["offered"] = [e.text for e in offered]
         passages = [Passage(e.source, e.text, titles.get(e.source, "")) for e in offered]
         messages, kept = fit_passages(
             passages, lambda ps: span_messages(run.standalone, ps),
@@ -182,7 +188,7 @@ class AnswerService:
         kept = kept or passages[:1]
         pieces: list[str] = []
         for piece in self.llm.stream_span(messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
-                                          prefix=SPAN_PREFIX):
+                                          prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias):
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -192,6 +198,7 @@ class AnswerService:
         span = "".join(pieces).strip()
         clean = _clean_span(span)
         home = next((p for p in kept if clean and clean in p.text), None)
+        run.extra["home_rank"] = kept.index(home) if home is not None else None
         if home is None or not _answers_something(clean, run.standalone):
             # Nothing usable came out: answer with the best supporting sentence, quoted.
             best = kept[0]
@@ -220,9 +227,10 @@ class AnswerService:
         if not reply or _DONT_KNOW.match(reply):
             yield run.finish(REFUSAL, refused=True, short="", replace=REFUSAL if reply != REFUSAL else None)
             return
-        # Support is checked against the sentences of each cited source that bear on the question (half the refusal
-        # bar), so a reply copied from an unrelated sentence (e.g. a planted instruction) counts as unsupported.
-        bar = 0.5 * self.settings.answer.min_relevance
+        # Support is checked against the sentences of each cited source that bear on the question (within
+        # `evidence_margin` of the best), so a reply copied from an unrelated sentence (e.g. a planted
+        # instruction) counts as unsupported.
+        bar = evidence[0].score - self.settings.answer.evidence_margin
         relevant = {p.n: " ".join(e.text for e in evidence if e.source == p.n and e.score >= bar) for p in kept}
         checked, cited, ok = check_citations(reply, {n: t for n, t in relevant.items() if t},
                                              self.settings.answer.min_support)

@@ -140,6 +140,49 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, cosine_weight: flo
     return ranked
 
 
+@dataclass
+class Relevance:
+    """How well the retrieved evidence bears on the question: the signal behind refusals."""
+
+    score: float
+    max_cosine: float  # best question-sentence cosine
+    max_overlap: float  # best IDF-weighted share of question words in one sentence (and its title)
+    entity_coverage: float  # share of the question's names and numbers found anywhere in the retrieved chunks
+    word_coverage: float  # share of the question's content words found anywhere in the retrieved chunks
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+_NAME_OR_NUMBER = re.compile(r"[A-Za-z0-9][\w'’-]*")
+
+
+def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, overlap_weight: float = 0.5,
+              entity_weight: float = 0.2, coverage_weight: float = 0.4) -> Relevance:
+    """Combine sentence-level and chunk-level signals into one relevance score (higher: the documents say more).
+
+    A question whose names (capitalised words after the first, numbers) appear nowhere in the retrieved text is
+    very likely about something the documents do not cover, even when a sentence about a related topic scores well.
+    """
+    if not evidence:
+        return Relevance(0.0, 0.0, 0.0, 0.0, 0.0)
+    max_cosine = max(e.cosine for e in evidence)
+    max_overlap = max(e.overlap for e in evidence)
+    available: set[str] = set()
+    for hit in hits:
+        title = str((hit.metadata or {}).get("title") or "").replace("_", " ")
+        available.update(content_words(title + " " + hit.text))
+    tokens = _NAME_OR_NUMBER.findall(question)
+    names = [t for i, t in enumerate(tokens) if (i > 0 and t[0].isupper()) or t[0].isdigit()]
+    name_stems = [content_words(t) for t in names]
+    name_stems = [w[0] for w in name_stems if w]
+    entity_coverage = sum(w in available for w in name_stems) / len(name_stems) if name_stems else 1.0
+    words = content_words(question)
+    word_coverage = sum(w in available for w in words) / len(words) if words else 1.0
+    score = max_cosine + overlap_weight * max_overlap + entity_weight * entity_coverage + coverage_weight * word_coverage
+    return Relevance(score, max_cosine, max_overlap, entity_coverage, word_coverage)
+
+
 def unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm else vector
