@@ -73,8 +73,16 @@ def train_scorer(data: Digits, steps: int = 700, batch_size: int = 128, seed: in
     noise (Gaussian pixels, full-range uniform noise) than the scorer was shown.
     """
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = DigitScorer()
+    # fork_rng: seeding here must not disturb the global RNG of the demo run that triggered the training;
+    # enable_grad: the first call often comes from inside a demo's @torch.no_grad() evaluation.
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.manual_seed(seed)
+        model = DigitScorer()
+        _fit(model, data, steps, batch_size, gen)
+    return model.eval()
+
+
+def _fit(model: DigitScorer, data: Digits, steps: int, batch_size: int, gen: torch.Generator) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
         index = torch.randint(0, len(data.train), (batch_size,), generator=gen)
@@ -86,7 +94,6 @@ def train_scorer(data: Digits, steps: int = 700, batch_size: int = 128, seed: in
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return model.eval()
 
 
 def scorer_path(data: Digits) -> Path:

@@ -40,3 +40,14 @@ def test_real_heldout_vs_train_frechet_is_much_smaller_than_vs_noise():
     real = metrics.score_samples(digits.train[:359], digits)
     noise = metrics.score_samples(torch.rand(359, 1, 8, 8), digits)
     assert real["fd"] * 10 < noise["fd"]
+
+
+def test_scorer_trains_inside_no_grad_without_touching_the_global_rng(monkeypatch):
+    """The first scoring call usually comes from a demo's @torch.no_grad() evaluation."""
+    monkeypatch.setattr(metrics, "_SCORERS", {})
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with torch.no_grad():
+        metrics.load_scorer()
+    assert torch.equal(torch.rand(3), expected)

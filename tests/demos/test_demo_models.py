@@ -127,7 +127,7 @@ def test_flow_trains_inverts_and_round_trips(tmp_path, micro):
 
 def test_flow_log_determinant_matches_the_jacobian():
     torch.manual_seed(0)
-    model = flow.RealNVP(flow.Config(n_couplings=2, hidden=16))
+    model = flow.RealNVP(flow.Config(n_couplings=2, hidden=16)).eval()  # eval: no dropout
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.1)  # leave the identity initialisation
     y = torch.randn(1, 64)
