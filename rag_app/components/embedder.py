@@ -300,7 +300,8 @@ class SentenceTransformerEmbedder(Embedder):
             from sentence_transformers import SentenceTransformer
 
             # Never trust_remote_code: a model repository's own Python is not run.
-            model = SentenceTransformer(path, device=self.device, trust_remote_code=False)
+            model = SentenceTransformer(path, device=self.device, trust_remote_code=False,
+                                        model_kwargs={"use_safetensors": True})  # never unpickle weights
         except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
             raise RagError(
                 f"could not load embedder {self.model_ref!r} ({type(exc).__name__}: {exc}). Offline, use a local "
