@@ -85,7 +85,11 @@ def test_server_dying_mid_ingest_is_reported_and_a_retry_converges(tmp_path, ser
     assert retry.ok and retry.files.added >= 1 and retry.files.added + retry.files.unchanged == 11
     assert retry.chunks_written == len(expected) - len(partial)  # stored chunks are not redone
     assert snapshot(rag.store()) == expected
-    assert [h.id for h in rag.retrieve("Fact 8-1", k=3)] == [h.id for h in reference.retrieve("Fact 8-1", k=3)]
+    # The vector indexes agree completely (a full ranking; hybrid ties may break by insertion order, which differs).
+    vector = rag.embedder.embed_query("Fact 8-1 glacier")
+    got = {h.id: h.score for h in rag.store().query(vector, len(expected))}
+    want = {h.id: h.score for h in reference.store().query(vector, len(expected))}
+    assert got.keys() == want.keys() and list(got.values()) == pytest.approx(list(want.values()), abs=1e-4)
 
 
 def test_cli_names_the_url_when_no_server_answers(tmp_path, corpus):
