@@ -61,7 +61,8 @@ def _server_errors(url: str | None) -> Iterator[None]:
         if any(m in text for m in markers):
             raise StoreUnavailableError(
                 f"the Chroma server at {url} is unreachable ({text[:200]}). Start it (`chroma run --path DIR "
-                "--port PORT`) or fix --chroma-url / RAG_STORE__URL; nothing was written"
+                "--port PORT`) or fix --chroma-url / RAG_STORE__URL, then retry (an interrupted ingest resumes: "
+                "finished files are kept, the rest is redone)"
             ) from exc
         raise
 
