@@ -157,8 +157,8 @@ class AnswerSettings(BaseModel):
     # Cap on the tokens of an extracted answer span.
     span_max_tokens: int = Field(24, ge=1)
     # Added to the end-of-answer logits during span decoding: > 0 favours short answers.
-    span_end_bias: float = Field(0.0, ge=-10.0, le=20.0)
-    # Follow the short answer with the supporting sentence, quoted, so the reader can check it.
+    span_end_bias: float = Field(2.0, ge=-10.0, le=20.0)
+    # Follow the short answer with its supporting sentence (and the best-ranked one, when different), quoted.
     quote: bool = True
     # Previous turns used to rewrite a follow-up question into a standalone one.
     history_turns: int = Field(4, ge=0)

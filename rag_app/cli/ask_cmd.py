@@ -63,7 +63,10 @@ def format_sources(answer) -> str:
             where += f", page {source.page}"
         elif source.lines:
             where += f", lines {source.lines}"
-        label = " > ".join(part for part in (source.title, source.section) if part)
+        if source.section and source.title and source.section.startswith(source.title):
+            label = source.section  # the section path already starts with the title
+        else:
+            label = " > ".join(part for part in (source.title, source.section) if part)
         lines.append(f"[{source.n}] {where}" + (f" ({label})" if label else "") + f"  score {source.score:.3f}")
     return "\n".join(lines)
 

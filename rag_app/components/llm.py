@@ -402,12 +402,28 @@ class TransformersLLM(LLM):
         for seq in seqs:
             flat.extend(seq)
             flat.append(-1)  # a span never crosses from one evidence text into the next
-        pieces = tokenizer.convert_ids_to_tokens([t for t in flat if t >= 0])
+        tokens = [tokenizer.convert_ids_to_tokens(t) if t >= 0 else "" for t in flat]
         starts_word: dict[int, bool] = {}
-        for tid, tok in zip([t for t in flat if t >= 0], pieces):
-            starts_word[tid] = tok.startswith(("Ġ", "▁", " ")) or not tok[:1].isalnum()
+        for tid, tok in zip(flat, tokens):
+            if tid >= 0:
+                starts_word[tid] = tok.startswith(("Ġ", "▁", " ")) or not tok[:1].isalnum()
+
+        def boundary_after(p: int) -> bool:
+            """May a span end after position p? At the end of a text, or before a space or punctuation that is not
+            inside a number ("250,000", "3.5")."""
+            if p + 1 >= len(flat) or flat[p + 1] < 0:
+                return True
+            nxt = tokens[p + 1]
+            if nxt.startswith(("Ġ", "▁", " ")):
+                return True
+            if nxt[:1].isalnum():
+                return False
+            inside_number = (nxt in {",", "."} and tokens[p][-1:].isdigit()
+                             and p + 2 < len(flat) and tokens[p + 2][:1].isdigit())
+            return not inside_number
+
         end_ids = self._stop_ids() | set(tokenizer("\n", add_special_tokens=False)["input_ids"][-1:])
-        punct_ids = {tid for tid, tok in zip([t for t in flat if t >= 0], pieces) if tok in {".", ",", ";", ":", ")"}}
+        punct_ids = {tid for tid, tok in zip(flat, tokens) if tid >= 0 and tok in {".", ",", ";", ":", ")"}}
         state = {"positions": None}
 
         def choose(logits, generated):
@@ -417,9 +433,7 @@ class TransformersLLM(LLM):
             else:
                 candidates = {p + 1: flat[p + 1] for p in positions if p + 1 < len(flat) and flat[p + 1] >= 0}
             allowed = set(candidates.values())
-            can_end = positions is not None and (
-                not candidates or any(starts_word.get(t, True) for t in allowed)
-                or any(p + 1 >= len(flat) or flat[p + 1] < 0 for p in positions))
+            can_end = positions is not None and any(boundary_after(p) for p in positions)
             enders = (end_ids | punct_ids) if can_end else set()
             options = allowed | enders
             if not options:
@@ -434,6 +448,7 @@ class TransformersLLM(LLM):
                 return None  # the model chose to end the span
             state["positions"] = [p for p, t in candidates.items() if t == token]
             return token
+        # (a span that ends by running out of tokens may stop inside a word; the service trims it)
 
         yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, (), self._head(messages))
 

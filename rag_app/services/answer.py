@@ -207,12 +207,17 @@ class AnswerService:
             yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span))
             return
         tail = f" [{home.n}]."
-        if cfg.quote and _norm(clean) != _norm(home.text):
-            tail += f'\n\n"{home.text}" [{home.n}]'
+        if cfg.quote:
+            # The sentence the answer comes from, and the best-ranked sentence when that is another one: the reader
+            # sees the evidence, and a wrong pick by the small LM still shows the best supporting sentence.
+            quoted = [home] if home is kept[0] else [kept[0], home]
+            if not (len(quoted) == 1 and _norm(clean) == _norm(home.text)):
+                tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
         yield from run.emit(tail)
         full = "".join(pieces) + tail
         final = clean + tail
-        yield run.finish(final, short=clean, cited=[home.n], replace=final if final != full else None)
+        cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
+        yield run.finish(final, short=clean, cited=cited, replace=final if final != full else None)
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
