@@ -151,7 +151,7 @@ def backend_available(backend: str) -> bool:
     """True if the Python packages a backend needs are importable (nothing is loaded)."""
     import importlib.util
 
-    needs = {"torch": ["torch"], "openvino": ["openvino"], "onnx": ["onnxruntime", "onnx"],
+    needs = {"auto": [], "torch": ["torch"], "openvino": ["openvino"], "onnx": ["onnxruntime", "onnx"],
              "onnx-int8": ["onnxruntime", "onnx"]}[backend]
     return all(importlib.util.find_spec(name) is not None for name in needs)
 
@@ -453,6 +453,8 @@ class SentenceTransformerEmbedder(Embedder):
         work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
         quiet = logging.getLogger()  # onnxruntime.quantization logs every skipped node on the root logger
         level = quiet.level
+        caught = warnings.catch_warnings()
+        caught.__enter__()
         try:
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             quiet.setLevel(max(level, logging.WARNING))
@@ -493,6 +495,7 @@ class SentenceTransformerEmbedder(Embedder):
             for name in ["tokenizer.json", "meta.json", *files]:
                 os.replace(work / name, folder / name)
         finally:
+            caught.__exit__(None, None, None)
             quiet.setLevel(level)
             shutil.rmtree(work, ignore_errors=True)
         del model, reference, wrapper
