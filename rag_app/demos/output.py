@@ -60,7 +60,7 @@ def save_grid(images, path: Path, nrow: int = 8, scale: int = 4) -> Path:
         canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = arr[i]
     canvas = np.kron(canvas, np.ones((scale, scale), dtype=np.float32))  # nearest-neighbour upscale
     # Digits are ink on paper: draw high values dark, as in the sklearn gallery.
-    Image.fromarray(((1 - canvas) * 255).round().astype(np.uint8), mode="L").save(path)
+    Image.fromarray(((1 - canvas) * 255).round().astype(np.uint8)).save(path)  # 2-D uint8: greyscale
     return path
 
 
