@@ -27,6 +27,11 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+# Words an extracted answer span never starts with (prepositions, conjunctions, auxiliaries, relatives).
+_NO_START = frozenset("of to in on at by for from with into onto as than that which who whom whose whereas while and "
+                      "or but nor so is are was were be been being has have had do does did can could will would shall "
+                      "should may might must , . ; : ) ]".split())
+
 
 class LLM(ABC):
     """A chat LM: a name, a context window, a token counter and streamed generation."""
@@ -60,12 +65,14 @@ class LLM(ABC):
         return "".join(self.stream(messages, max_new_tokens, temperature, stop, prefix))
 
     def stream_span(self, messages: Sequence[Message], evidence: Sequence[str], max_new_tokens: int = 24,
-                    prefix: str = "", end_bias: float = 0.0) -> Iterator[str]:
+                    prefix: str = "", end_bias: float = 0.0, avoid_start: Sequence[str] = ()) -> Iterator[str]:
         """Yield an answer that is a verbatim span of one of the `evidence` texts.
 
         This default generates freely, then snaps the reply onto the longest matching evidence span (or yields
         nothing when no word of it occurs there). Backends with logits override it with constrained decoding, where
-        `end_bias` is added to the logits of ending the span (> 0 favours shorter answers).
+        `end_bias` is added to the logits of ending the span (> 0 favours shorter answers), and spans are steered
+        away from starting with a function word or with one of `avoid_start` (the question's own words: an answer
+        rarely starts by repeating the question).
         """
         reply = self.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
         span = snap_to_evidence(reply, evidence)
@@ -228,7 +235,8 @@ class TransformersLLM(LLM):
             kwargs: dict = {"use_safetensors": True, "trust_remote_code": False}
             if self.load_in_4bit:
                 if device != "cuda":
-                    raise RagError("llm.load_in_4bit needs a CUDA GPU: unset RAG_LLM__LOAD_IN_4BIT or use --device cuda")
+                    raise RagError("llm.load_in_4bit needs a CUDA GPU: unset RAG_LLM__LOAD_IN_4BIT or use "
+                                   "--device cuda")
                 try:
                     import bitsandbytes  # noqa: F401
                 except ImportError as exc:
@@ -388,7 +396,7 @@ class TransformersLLM(LLM):
             if tail:
                 yield tail
 
-    def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0):
+    def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0, avoid_start=()):
         """Constrained greedy decoding: every step may only extend a verbatim token run of an evidence text.
 
         Spans start and end at word boundaries; generation stops when the model prefers an end token (end of turn,
@@ -397,7 +405,8 @@ class TransformersLLM(LLM):
         import torch
 
         tokenizer = self.tokenizer
-        seqs = [tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"] for text in evidence if text.strip()]
+        seqs = [tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
+                for text in evidence if text.strip()]
         flat: list[int] = []
         for seq in seqs:
             flat.extend(seq)
@@ -425,6 +434,17 @@ class TransformersLLM(LLM):
         end_ids = self._stop_ids() | set(tokenizer("\n", add_special_tokens=False)["input_ids"][-1:])
         punct_ids = {tid for tid, tok in zip(flat, tokens) if tid >= 0 and tok in {".", ",", ";", ":", ")"}}
         state = {"positions": None}
+        avoid = {w.lower() for w in avoid_start if len(w) >= 3}
+
+        def start_penalty(tok: str) -> float:
+            word = tok.lstrip("Ġ▁ ").lower()
+            if word in _NO_START:
+                return 100.0  # never start an answer with "of", "which", "was", ...
+            if len(word) >= 3 and any(w.startswith(word) or word.startswith(w) for w in avoid):
+                return 2.0
+            return 0.0
+
+        first_penalty = {tid: start_penalty(tok) for tid, tok in zip(flat, tokens) if tid >= 0}
 
         def choose(logits, generated):
             positions = state["positions"]
@@ -440,6 +460,8 @@ class TransformersLLM(LLM):
                 return None
             index = torch.tensor(sorted(options), device=logits.device)
             scores = logits[index].clone()
+            if positions is None:
+                scores -= torch.tensor([first_penalty.get(t, 0.0) for t in sorted(options)], device=logits.device)
             if end_bias and enders:
                 scores += torch.tensor([end_bias if t in enders and t not in allowed else 0.0 for t in sorted(options)],
                                        device=logits.device)
@@ -572,7 +594,7 @@ class ScriptedLLM(LLM):
             yield tail
 
 
-# -- the factory --------------------------------------------------------------------------------------------------------
+# -- the factory ------------------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
 def _cached_llm(mode: str, model: str, cache_dir: str, device: str, dtype: str, load_in_4bit: bool,
                 context_tokens: int, base_url: str | None, api_key: str | None, timeout_s: float) -> LLM:

@@ -233,7 +233,8 @@ def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, 
         if number % 25 == 0 or number == len(queries):
             done = rows
             say(f"{label}: {number}/{len(queries)}  F1 {100 * _mean(r['f1'] for r in done):.1f}  contained "
-                f"{100 * _mean(r['contained'] for r in done):.1f}%  refused {100 * _mean(r['refused'] for r in done):.1f}%")
+                f"{100 * _mean(r['contained'] for r in done):.1f}%  "
+                f"refused {100 * _mean(r['refused'] for r in done):.1f}%")
     totals = [r["total_ms"] for r in rows]
     firsts = [r["first_token_ms"] for r in rows if r["first_token_ms"] is not None]
     metrics = {name: round(100 * _mean(r[name] for r in rows), 2)

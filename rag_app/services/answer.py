@@ -59,7 +59,8 @@ class Source:
         start, end = meta.get("start_line"), meta.get("end_line")
         lines = f"{start}-{end}" if start is not None and end is not None else (str(start) if start else None)
         page = meta.get("page")
-        return cls(n=n, source=str(meta.get("source") or meta.get("doc_id") or hit.id), title=str(meta.get("title") or ""),
+        return cls(n=n, source=str(meta.get("source") or meta.get("doc_id") or hit.id),
+                   title=str(meta.get("title") or ""),
                    section=str(meta.get("section") or ""), page=int(page) if page not in (None, "", -1) else None,
                    lines=lines, score=round(float(hit.score), 4), text=hit.text)
 
@@ -145,7 +146,8 @@ class AnswerService:
             k: chunks to retrieve (default `settings.retrieve.k`).
         """
         run = _Run(self, question)
-        turns = list(history or [])[-2 * self.settings.answer.history_turns:] if self.settings.answer.history_turns else []
+        keep = 2 * self.settings.answer.history_turns
+        turns = list(history or [])[-keep:] if keep else []
         run.standalone = rewrite_followup(question, turns)
         hits = self.retriever.retrieve(run.standalone, k=k)
         run.sources = [Source.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
@@ -188,7 +190,8 @@ class AnswerService:
         kept = kept or passages[:1]
         pieces: list[str] = []
         for piece in self.llm.stream_span(messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
-                                          prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias):
+                                          prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
+                                          avoid_start=_question_words(run.standalone)):
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -279,7 +282,7 @@ def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tu
     return " ".join(out), cited, ok
 
 
-# -- helpers -------------------------------------------------------------------------------------------------------------
+# -- helpers ----------------------------------------------------------------------------------------------------------
 class _Run:
     """Book-keeping of one question: timings, streamed text, and the final Answer."""
 
@@ -312,6 +315,13 @@ class _Run:
         return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
                       model=getattr(self.service.llm, "name", "unknown"), question=self.question,
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
+
+
+def _question_words(question: str) -> list[str]:
+    """The question's meaningful words, as written (lower-cased)."""
+    from rag_app.services.grounding import _STOPWORDS
+
+    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in _STOPWORDS]
 
 
 def _norm(text: str) -> str:

@@ -30,7 +30,8 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 # Split after . ! ? (optionally followed by a closing quote or bracket) when the next sentence starts with a capital,
 # a digit or a quote; and at line breaks (markdown lists, headings). Abbreviations are protected below.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
-_ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|Jan|Feb|"
+_ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|"
+                            r"Jan|Feb|"
                             r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$")
 
 
@@ -179,7 +180,8 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, ov
     entity_coverage = sum(w in available for w in name_stems) / len(name_stems) if name_stems else 1.0
     words = content_words(question)
     word_coverage = sum(w in available for w in words) / len(words) if words else 1.0
-    score = max_cosine + overlap_weight * max_overlap + entity_weight * entity_coverage + coverage_weight * word_coverage
+    score = (max_cosine + overlap_weight * max_overlap + entity_weight * entity_coverage
+             + coverage_weight * word_coverage)
     return Relevance(score, max_cosine, max_overlap, entity_coverage, word_coverage)
 
 
