@@ -15,6 +15,7 @@ it is the fake's memory, not the app's.
 from __future__ import annotations
 
 import argparse
+import array
 import itertools
 import json
 import re
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     rag.ask(questions[0])  # build the lexical index and warm the caches before the clock starts
     scripted = getattr(rag.llm, "calls", None)
 
-    latencies: list[tuple[float, float]] = []  # (time since start, seconds)
+    # (time since start, seconds) in flat arrays: recording must not itself grow the Python heap per ask
+    starts, durations = array.array("d"), array.array("d")
     errors: list[str] = []
     lock = threading.Lock()
     counter = itertools.count()
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             end = time.perf_counter()
             with lock:
-                latencies.append((begin - t0, end - begin))
+                starts.append(begin - t0)
+                durations.append(end - begin)
                 if scripted is not None:
                     # The scripted fake records every prompt for test assertions; that transcript is the fake's,
                     # not the app's, so it is not allowed to grow here.
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     for thread in threads:
         thread.join()
 
+    latencies = list(zip(starts, durations))
     windows = []
     n_windows = max(1, int(round(args.seconds / args.window)))
     for w in range(n_windows):
