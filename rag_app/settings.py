@@ -116,8 +116,9 @@ class RetrieveSettings(BaseModel):
     fetch_k: int = Field(50, ge=1)
     mmr: bool = False
     mmr_lambda: float = Field(0.7, ge=0.0, le=1.0)
-    # How dense and lexical rankings are fused: reciprocal-rank fusion, or a weighted sum of normalised scores.
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    # How dense and lexical rankings are fused: a weighted sum of standardised (zscore) or min-max scaled scores,
+    # or reciprocal-rank fusion (rrf). zscore with dense_weight 0.5 was best on both dev sets (docs/retrieval.md).
+    fusion: Literal["zscore", "minmax", "rrf"] = "zscore"
     # Reciprocal-rank-fusion constant and the dense weight in the fused score (lexical gets 1 - dense_weight).
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)

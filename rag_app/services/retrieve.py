@@ -107,7 +107,7 @@ class Retriever:
         elif mode == "lexical":
             hits = self._hydrate(lexical_ranked, {})
         else:
-            hits = self._fuse(dense_hits, lexical_ranked)
+            hits = self._fuse(dense_hits, lexical_ranked, depth)
 
         if self.reranker is not None and hits:
             hits = self.reranker.rerank(query, hits[: cfg.rerank_k]) + hits[cfg.rerank_k :]
@@ -151,7 +151,7 @@ class Retriever:
         return hits
 
     # -- fusion -------------------------------------------------------------------------------------------------
-    def _fuse(self, dense_hits: list[Hit], lexical_ranked: list[tuple[str, float]]) -> list[Hit]:
+    def _fuse(self, dense_hits: list[Hit], lexical_ranked: list[tuple[str, float]], depth: int) -> list[Hit]:
         cfg = self.settings.retrieve
         by_id: dict[str, Hit] = {}
         for rank, hit in enumerate(dense_hits, 1):
@@ -164,6 +164,7 @@ class Retriever:
             dense=[(h.id, h.extra["dense_score"]) for h in dense_hits],
             lexical=[(h.id, h.extra["lexical_score"]) for h in lexical_hits],
             method=cfg.fusion, dense_weight=cfg.dense_weight, rrf_k=cfg.rrf_k,
+            depth=depth,
         )
         hits = []
         for rid, score in fused:
@@ -186,30 +187,47 @@ class Retriever:
         return [candidates[i] for i in order]
 
 
-def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], method: str = "rrf",
-                dense_weight: float = 0.5, rrf_k: int = 60) -> list[tuple[str, float]]:
+def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], method: str = "zscore",
+                dense_weight: float = 0.5, rrf_k: int = 60, depth: int | None = None) -> list[tuple[str, float]]:
     """Fuse two rankings (id, score), each best first, into one (id, fused score), best first.
 
-    - "rrf": sum over lists of weight / (rrf_k + rank).
-    - "weighted": sum of weight × score normalised to [0, 1] by the list's min and max (min-max).
-    Weights are `dense_weight` and `1 - dense_weight`. Ties keep dense order first.
+    - "zscore" (default; best on both dev sets): each list's scores standardised over its candidates
+      ((s - mean) / std), then `dense_weight * dense + (1 - dense_weight) * lexical`. A candidate missing from one
+      list gets that list's lowest standardised score. Both lists are windows of the top `depth` chunks: a lexical
+      list shorter than `depth` holds every chunk with a query term, so its window is padded with zero scores
+      (which then also rank every absent chunk). A lone lexical match of a rare term thus stands out as it should.
+    - "minmax": the same with scores scaled to [0, 1] by the list's min and max.
+    - "rrf": reciprocal-rank fusion, sum of weight / (rrf_k + rank).
+    Ties keep dense order first.
     """
-    fused: dict[str, float] = {}
-    for ranking, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
-        if not ranking:
-            continue
-        if method == "rrf":
+    weights = (dense_weight, 1.0 - dense_weight)
+    if method == "rrf":
+        fused: dict[str, float] = {}
+        for ranking, weight in zip((dense, lexical), weights):
             for rank, (rid, _) in enumerate(ranking, 1):
                 fused[rid] = fused.get(rid, 0.0) + weight / (rrf_k + rank)
-        elif method == "weighted":
-            scores = [s for _, s in ranking]
-            low, high = min(scores), max(scores)
-            span = high - low if high > low else 1.0
-            for rid, score in ranking:
-                fused[rid] = fused.get(rid, 0.0) + weight * (score - low) / span
+        return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+    if method not in ("zscore", "minmax"):
+        raise RagError(f"unknown fusion method {method!r}: use zscore, minmax or rrf")
+    order = list(dict.fromkeys([rid for rid, _ in dense] + [rid for rid, _ in lexical]))
+    total = np.zeros(len(order), dtype=np.float64)
+    for ranking, weight, padded in ((dense, weights[0], False), (lexical, weights[1], True)):
+        if not ranking:
+            continue
+        scores = np.array([score for _, score in ranking], dtype=np.float64)
+        padding = (depth - len(scores)) if padded and depth else 0
+        floor = 0.0 if padding > 0 else None
+        reference = np.concatenate([scores, np.zeros(padding)]) if padding > 0 else scores
+        if method == "zscore":
+            centre, scale = reference.mean(), reference.std() or 1.0
         else:
-            raise RagError(f"unknown fusion method {method!r}: use rrf or weighted")
-    return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+            centre, scale = reference.min(), (reference.max() - reference.min()) or 1.0
+        normalised = (scores - centre) / scale
+        absent = float(normalised.min()) if floor is None else (floor - centre) / scale
+        by_id = dict(zip((rid for rid, _ in ranking), normalised))
+        total += weight * np.array([by_id.get(rid, absent) for rid in order])
+    ranked = np.argsort(-total, kind="stable")
+    return [(order[i], float(total[i])) for i in ranked]
 
 
 def mmr_order(relevance: np.ndarray, matrix: np.ndarray, k: int, lambda_: float) -> list[int]:

@@ -199,3 +199,27 @@ def test_fake_profile_works_end_to_end(rag, corpus):
     """The default test profile (hashing fake embedder) retrieves with hybrid search too."""
     rag.ingest([corpus])
     assert sources(rag.retrieve("Spare part XJ9000", k=1)) == ["parts.md"]
+
+
+def test_zscore_fusion_by_hand():
+    from rag_app.services.retrieve import fuse_scores
+
+    # dense scores 0.9, 0.5, 0.1 → mean 0.5, std 0.3266 → z = 1.2247, 0, -1.2247 (absent: the lowest, -1.2247).
+    # lexical scores 4, 2 for b, d → mean 3, std 1 → z = 1, -1 (absent: -1).
+    fused = dict(fuse_scores([("a", 0.9), ("b", 0.5), ("c", 0.1)], [("b", 4.0), ("d", 2.0)], "zscore", 0.5, depth=2))
+    assert fused["a"] == pytest.approx(0.5 * 1.224745 + 0.5 * -1)
+    assert fused["b"] == pytest.approx(0.5 * 0 + 0.5 * 1)
+    assert fused["d"] == pytest.approx(0.5 * -1.224745 + 0.5 * -1)
+    assert list(fused) == ["b", "a", "c", "d"]
+    # A lexical list shorter than the depth is padded with zeros: b = 4 among [4, 0, 0, 0] → z = 1.7321.
+    padded = dict(fuse_scores([("a", 0.9), ("b", 0.5)], [("b", 4.0)], "zscore", 0.0, depth=4))
+    assert padded["b"] == pytest.approx(1.732051) and padded["a"] == pytest.approx(-0.577350)
+
+
+def test_rrf_fusion_by_hand():
+    from rag_app.services.retrieve import fuse_scores
+
+    fused = dict(fuse_scores([("a", 0.9), ("b", 0.5)], [("b", 4.0), ("c", 2.0)], "rrf", 0.5, rrf_k=60))
+    assert fused["b"] == pytest.approx(0.5 / 62 + 0.5 / 61)
+    assert fused["a"] == pytest.approx(0.5 / 61)
+    assert fused["c"] == pytest.approx(0.5 / 62)
