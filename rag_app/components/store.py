@@ -259,7 +259,7 @@ class _WriterLock:
             self._lock.acquire(timeout=self.timeout_s)
         except Timeout as exc:
             raise StoreLockedError(
-                f"another process has been writing to the store for over {self.timeout_s:.0f} s (lock {self.path}); "
+                f"another process has been writing to the store for over {self.timeout_s:g} s (lock {self.path}); "
                 "wait for it to finish, or use a Chroma server (--chroma-url) for concurrent writers"
             ) from exc
         return self
