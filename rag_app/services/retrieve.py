@@ -30,6 +30,8 @@ from rag_app.settings import Settings
 
 #: Most `$in` values handed to Chroma for a source filter; more matching sources fall back to post-filtering.
 _MAX_SOURCES_IN_FILTER = 2000
+#: Extra candidates read back beyond k, in case some were deleted since the lexical index last checked the store.
+_SPARE = 4
 
 
 def lexical_config(settings: Settings) -> LexicalConfig:
@@ -97,17 +99,27 @@ class Retriever:
             depth = max(depth, cfg.rerank_k)
 
         lexical = self.lexical.current() if mode in ("lexical", "hybrid") else None
-        dense_hits = self._dense(query, depth, source_glob, lexical) if mode in ("dense", "hybrid") else []
+        known: dict[str, Hit] = {}  # hits already read with their text (the post-filter path)
+        dense_ranked = self._dense(query, depth, source_glob, lexical, known) if mode != "lexical" else []
         lexical_ranked = lexical.search(query, depth, source_glob) if lexical is not None else []
 
         if mode == "dense":
-            hits = dense_hits
-            for rank, hit in enumerate(hits, 1):
-                hit.extra.update(dense_score=hit.score, dense_rank=rank)
+            ranked = dense_ranked
         elif mode == "lexical":
-            hits = self._hydrate(lexical_ranked, {})
+            ranked = lexical_ranked
         else:
-            hits = self._fuse(dense_hits, lexical_ranked, depth)
+            ranked = fuse_scores(dense_ranked, lexical_ranked, method=cfg.fusion, dense_weight=cfg.dense_weight,
+                                 rrf_k=cfg.rrf_k, depth=depth)
+
+        # Read texts only for what can be returned (a few spare for records deleted since the index last looked).
+        wanted = depth if cfg.mmr else max(k, cfg.rerank_k if self.reranker is not None else 0) + _SPARE
+        hits = self._hydrate(ranked[:wanted], known)
+        for name, ranking in (("dense", dense_ranked), ("lexical", lexical_ranked)):
+            positions = {rid: (rank, score) for rank, (rid, score) in enumerate(ranking, 1)}
+            for hit in hits:
+                if hit.id in positions:
+                    rank, score = positions[hit.id]
+                    hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank, score
 
         if self.reranker is not None and hits:
             hits = self.reranker.rerank(query, hits[: cfg.rerank_k]) + hits[cfg.rerank_k :]
@@ -116,10 +128,12 @@ class Retriever:
         return hits[:k]
 
     # -- candidates ---------------------------------------------------------------------------------------------
-    def _dense(self, query: str, depth: int, source_glob: str | None, lexical) -> list[Hit]:
+    def _dense(self, query: str, depth: int, source_glob: str | None, lexical,
+               known: dict[str, Hit]) -> list[tuple[str, float]]:
+        """The nearest chunks as (id, cosine), best first."""
         vector = self.embedder.embed_query(query)
         if not source_glob:
-            return self.store.query(vector, depth)
+            return nearest_ids(self.store, vector, depth)
         # Prefilter in Chroma when the lexical index can list the matching sources; else post-filter a deeper list.
         if lexical is not None:
             sources = lexical.matching_sources(source_glob)
@@ -127,50 +141,26 @@ class Retriever:
                 return []
             if len(sources) <= _MAX_SOURCES_IN_FILTER:
                 where = {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
-                return self.store.query(vector, depth, where=where)
-        hits = self.store.query(vector, depth * 4)
-        return [h for h in hits if fnmatch.fnmatch(str(h.metadata.get("source", "")), source_glob)][:depth]
+                return nearest_ids(self.store, vector, depth, where=where)
+        hits = [h for h in self.store.query(vector, depth * 4)
+                if fnmatch.fnmatch(str(h.metadata.get("source", "")), source_glob)][:depth]
+        known.update((h.id, h) for h in hits)
+        return [(h.id, h.score) for h in hits]
 
     def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit]) -> list[Hit]:
-        """Hits for lexical results, with text and metadata read from the store (records deleted since are dropped)."""
-        missing = [rid for rid, _ in ranked if rid not in known]
+        """Hits with text and metadata read from the store, in order; records deleted meanwhile are dropped."""
         found: dict[str, Hit] = dict(known)
+        missing = [rid for rid, _ in ranked if rid not in found]
         if missing:
             got = self.store.get(missing)
             for rid, doc, meta in zip(got["ids"], got.get("documents") or [None] * len(got["ids"]), got["metadatas"]):
                 found[rid] = Hit(id=rid, text=doc or "", metadata=meta or {}, score=0.0)
         hits = []
-        for rank, (rid, score) in enumerate(ranked, 1):
+        for rid, score in ranked:
             hit = found.get(rid)
-            if hit is None:
-                continue
-            hit.extra.update(lexical_score=score, lexical_rank=rank)
-            if rid not in known:
+            if hit is not None:
                 hit.score = score
-            hits.append(hit)
-        return hits
-
-    # -- fusion -------------------------------------------------------------------------------------------------
-    def _fuse(self, dense_hits: list[Hit], lexical_ranked: list[tuple[str, float]], depth: int) -> list[Hit]:
-        cfg = self.settings.retrieve
-        by_id: dict[str, Hit] = {}
-        for rank, hit in enumerate(dense_hits, 1):
-            hit.extra.update(dense_score=hit.score, dense_rank=rank)
-            by_id[hit.id] = hit
-        lexical_hits = self._hydrate(lexical_ranked, by_id)
-        for hit in lexical_hits:
-            by_id[hit.id] = hit
-        fused = fuse_scores(
-            dense=[(h.id, h.extra["dense_score"]) for h in dense_hits],
-            lexical=[(h.id, h.extra["lexical_score"]) for h in lexical_hits],
-            method=cfg.fusion, dense_weight=cfg.dense_weight, rrf_k=cfg.rrf_k,
-            depth=depth,
-        )
-        hits = []
-        for rid, score in fused:
-            hit = by_id[rid]
-            hit.score = score
-            hits.append(hit)
+                hits.append(hit)
         return hits
 
     # -- diversification ----------------------------------------------------------------------------------------
@@ -243,6 +233,27 @@ def mmr_order(relevance: np.ndarray, matrix: np.ndarray, k: int, lambda_: float)
         available[choice] = False
         best_sim = np.maximum(best_sim, matrix @ matrix[choice])
     return picked
+
+
+def nearest_ids(store: VectorStore, vector: np.ndarray, k: int,
+                where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+    """(id, cosine) of the k nearest chunks, without reading their texts (fusion needs only ids and scores)."""
+    fast = getattr(store, "query_ids", None)
+    if fast is not None:
+        return fast(vector, k, where=where)
+    # VectorStore.query also reads every candidate's text and metadata (~4x slower at 50 candidates); until it
+    # offers an ids-only query, ask its Chroma collection directly, with the store's own error translation.
+    # (Chroma 1.x returns fewer results, without error, when k exceeds the collection.)
+    from rag_app.components.store import _server_errors  # noqa: PLC2701
+
+    if k <= 0:
+        return []
+    with _server_errors(store.url):
+        result = store._collection.query(  # noqa: SLF001
+            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()], n_results=k, where=where,
+            include=["distances"],
+        )
+    return [(rid, 1.0 - float(dist)) for rid, dist in zip(result["ids"][0], result["distances"][0])]
 
 
 def stored_embeddings(store: VectorStore, ids: list[str]) -> dict[str, np.ndarray]:
