@@ -145,8 +145,9 @@ class AnswerSettings(BaseModel):
     # + relevance_weights[0] * best question-word overlap + [1] * share of the question's names and numbers found in
     # the chunks + [2] * share of its content words found there. Calibrated on SQuAD dev questions asked with and
     # without their article (`rag eval answers --unanswerable`).
-    min_relevance: float = Field(1.14, ge=0.0, le=3.0)
-    relevance_weights: tuple[float, float, float] = (0.5, 0.2, 0.4)
+    # On the 272 dev questions (hybrid retrieval, k=4): 8.8 % of answerable and 88.6 % of unanswerable refused.
+    min_relevance: float = Field(1.38, ge=0.0, le=3.0)
+    relevance_weights: tuple[float, float, float] = (0.75, 0.6, 0.0)
     # Weight of the question-word overlap (IDF-weighted share) next to the embedding cosine in evidence scores.
     overlap_weight: float = Field(1.0, ge=0.0, le=2.0)
     # Best sentences offered to the LM as the places an answer span may come from ...
