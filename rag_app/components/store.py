@@ -88,7 +88,19 @@ def get_client(settings: Settings):
     if settings.store.mode == "http":
         return _client("http", settings.store.url)
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return _client("persistent", str(settings.chroma_dir))
+    # Two processes opening a new store at once would both create its schema ("table ... already exists").
+    with _init_lock(settings):
+        return _client("persistent", str(settings.chroma_dir))
+
+
+def _init_lock(settings: Settings):
+    """Serialise schema and collection creation across processes on an embedded store (a no-op for a server)."""
+    if settings.store.mode == "http":
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(settings.chroma_dir / "rag-init.lock"), timeout=120)
 
 
 def list_collections(settings: Settings) -> list[CollectionInfo]:
@@ -116,7 +128,7 @@ class VectorStore:
         self.name = collection or settings.store.collection
         self.embedder_fingerprint = embedder_fingerprint
         client = get_client(settings)
-        with _server_errors(self.url):
+        with _server_errors(self.url), _init_lock(settings):
             if create:
                 self._collection = client.get_or_create_collection(
                     self.name,
