@@ -32,6 +32,30 @@ _NO_START = frozenset("of to in on at by for from with into onto as than that wh
                       "or but nor so is are was were be been being has have had do does did can could will would shall "
                       "should may might must , . ; : ) ]".split())
 
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                          "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                          "hundred thousand million billion trillion dozen half first second third fourth fifth sixth "
+                          "seventh eighth ninth tenth".split())
+# Penalty (logits) on the first word of a span that does not fit the expected answer type.
+_TYPE_PENALTY = {"number": 8.0, "date": 5.0, "name": 3.0}
+
+
+def fits_answer_type(word: str, answer_type: str | None) -> bool:
+    """Does a span starting with `word` fit the answer type ("number", "date", "name"; None fits anything)?"""
+    if not answer_type:
+        return True
+    bare = word.strip(" \t\"'“”‘’([")
+    low = bare.lower()
+    numeric = bool(re.search(r"\d", bare)) or low in _NUMBER_WORDS or low.rstrip("s") in _NUMBER_WORDS
+    if answer_type == "number":  # a count or an amount: a bare year ("1964") rarely answers "how many"
+        return numeric and not re.fullmatch(r"(1[5-9]|20)\d\d", bare)
+    if answer_type == "date":
+        return numeric or low in _MONTHS or low in {"early", "late", "mid", "spring", "summer", "autumn", "winter"}
+    if answer_type == "name":
+        return bool(bare[:1].isupper()) or bool(re.search(r"\d", bare))
+    return True
+
 
 class LLM(ABC):
     """A chat LM: a name, a context window, a token counter and streamed generation."""
@@ -65,14 +89,16 @@ class LLM(ABC):
         return "".join(self.stream(messages, max_new_tokens, temperature, stop, prefix))
 
     def stream_span(self, messages: Sequence[Message], evidence: Sequence[str], max_new_tokens: int = 24,
-                    prefix: str = "", end_bias: float = 0.0, avoid_start: Sequence[str] = ()) -> Iterator[str]:
+                    prefix: str = "", end_bias: float = 0.0, avoid_start: Sequence[str] = (),
+                    answer_type: str | None = None) -> Iterator[str]:
         """Yield an answer that is a verbatim span of one of the `evidence` texts.
 
         This default generates freely, then snaps the reply onto the longest matching evidence span (or yields
         nothing when no word of it occurs there). Backends with logits override it with constrained decoding, where
         `end_bias` is added to the logits of ending the span (> 0 favours shorter answers), and spans are steered
         away from starting with a function word or with one of `avoid_start` (the question's own words: an answer
-        rarely starts by repeating the question).
+        rarely starts by repeating the question). `answer_type` ("number", "date", "name") steers the span's first
+        word towards one that fits the question (a number for "how many", a capitalised name for "who").
         """
         reply = self.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
         span = snap_to_evidence(reply, evidence)
@@ -396,7 +422,8 @@ class TransformersLLM(LLM):
             if tail:
                 yield tail
 
-    def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0, avoid_start=()):
+    def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0, avoid_start=(),
+                    answer_type=None):
         """Constrained greedy decoding: every step may only extend a verbatim token run of an evidence text.
 
         Spans start and end at word boundaries; generation stops when the model prefers an end token (end of turn,
@@ -444,7 +471,23 @@ class TransformersLLM(LLM):
                 return 2.0
             return 0.0
 
-        first_penalty = {tid: start_penalty(tok) for tid, tok in zip(flat, tokens) if tid >= 0}
+        # The first word's penalty depends on its position (the whole word, for the answer type), so it is keyed by
+        # position; a token starting both a fitting and an unfitting word takes the smaller penalty.
+        type_penalty = _TYPE_PENALTY.get(answer_type or "", 0.0)
+        first_penalty: dict[int, float] = {}
+        for i, (tid, tok) in enumerate(zip(flat, tokens)):
+            if tid < 0 or not starts_word.get(tid):
+                continue
+            penalty = start_penalty(tok)
+            if type_penalty:
+                word = tok.lstrip("Ġ▁ ")
+                j = i + 1
+                while j < len(flat) and flat[j] >= 0 and tokens[j][:1].isalnum() and not starts_word.get(flat[j]):
+                    word += tokens[j]
+                    j += 1
+                if not fits_answer_type(word, answer_type):
+                    penalty += type_penalty
+            first_penalty[tid] = min(first_penalty.get(tid, penalty), penalty)
 
         def choose(logits, generated):
             positions = state["positions"]
@@ -555,13 +598,15 @@ class ScriptedLLM(LLM):
 
     With `replies`, it streams them in order (word by word), one per call, then repeats the last one. Without, it
     answers like a faithful reader: the first sentence of the first `<source id=N>` in the last user message,
-    followed by `[N]`. `calls` records every prompt, for assertions on the context budget.
+    followed by `[N]`. `calls` records the last `max_calls` prompts (oldest first), for assertions on the context
+    budget; it is bounded so that a long-running process using this backend does not grow without limit.
     """
 
-    def __init__(self, replies: Sequence[str] | None = None, context_tokens: int = 2048):
+    def __init__(self, replies: Sequence[str] | None = None, context_tokens: int = 2048, max_calls: int = 1000):
         self.name = "scripted"
         self.replies = list(replies or [])
         self.context_window = context_tokens
+        self.max_calls = max(1, max_calls)
         self.calls: list[list[Message]] = []
 
     def count_tokens(self, text: str) -> int:
@@ -579,6 +624,8 @@ class ScriptedLLM(LLM):
 
     def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
         self.calls.append(list(messages))
+        if len(self.calls) > self.max_calls:
+            del self.calls[: len(self.calls) - self.max_calls]
         words = re.findall(r"\S+\s*", self._reply(messages))[:max_new_tokens]
         streamer = _StopStreamer(stop)
         full = ""

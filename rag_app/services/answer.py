@@ -25,6 +25,7 @@ from typing import Any
 
 from rag_app.services.grounding import Evidence, content_words, rank_evidence, relevance, split_sentences, support
 from rag_app.services.prompting import (
+    SPAN_EXAMPLES,
     Passage,
     fit_passages,
     generative_messages,
@@ -184,14 +185,23 @@ class AnswerService:
         offered = [e for e in evidence[:cfg.evidence_sentences] if e.score >= floor] or evidence[:1]
         run.extra["offered"] = [e.text for e in offered]
         passages = [Passage(e.source, e.text, titles.get(e.source, "")) for e in offered]
-        messages, kept = fit_passages(
-            passages, lambda ps: span_messages(run.standalone, ps),
-            lambda ms: self.llm.count_prompt_tokens(ms, prefix=SPAN_PREFIX), self._budget(cfg.span_max_tokens))
+        count = lambda ms: self.llm.count_prompt_tokens(ms, prefix=SPAN_PREFIX)  # noqa: E731
+        for shots in range(len(SPAN_EXAMPLES), -1, -1):  # fewer few-shot turns when the context window is small
+            try:
+                messages, kept = fit_passages(passages, lambda ps: span_messages(run.standalone, ps, shots), count,
+                                              self._budget(cfg.span_max_tokens))
+            except ValueError:
+                if shots == 0:
+                    raise
+                continue
+            if kept or shots == 0:
+                break
         kept = kept or passages[:1]
         pieces: list[str] = []
         for piece in self.llm.stream_span(messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
                                           prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
-                                          avoid_start=_question_words(run.standalone)):
+                                          avoid_start=_question_words(run.standalone),
+                                          answer_type=answer_type(run.standalone)):
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -315,6 +325,29 @@ class _Run:
         return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
                       model=getattr(self.service.llm, "name", "unknown"), question=self.question,
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
+
+
+_NUMBER_Q = re.compile(r"\bhow\s+(many|much|long|old|far|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+                       r"\b(what|which)\s+(percentage|percent|proportion|number|amount|population|size|age)\b", re.I)
+_DATE_Q = re.compile(r"^\W*when\b|\b(what|which|in\s+what|in\s+which)\s+(year|years|century|decade|date|month|day|"
+                     r"time\s+period|era)\b|\bwhen\s+(did|was|were|is|does|do|had|will)\b", re.I)
+_NAME_Q = re.compile(r"^\W*(who|whom|whose)\b|^\W*where\b|\b(who|whom)\s+(was|is|were|did|had|has)\b|"
+                     r"^\W*(in\s+)?(what|which)\s+(city|country|state|nation|county|town|region|continent|company|"
+                     r"organi[sz]ation|team|club|university|college|river|mountain|island|ocean|sea|language|party|"
+                     r"person|man|woman|king|queen|president|emperor|author|scientist|mission|ship|station|"
+                     r"province|church|army|empire|dynasty|family|group|newspaper|network|station)\b", re.I)
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of answer a question asks for: "number" (how many / how much), "date" (when / what year), "name"
+    (who / where: a capitalised name), or None."""
+    if _NUMBER_Q.search(question):
+        return "number"
+    if _DATE_Q.search(question):
+        return "date"
+    if _NAME_Q.search(question):
+        return "name"
+    return None
 
 
 def _question_words(question: str) -> list[str]:

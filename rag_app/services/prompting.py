@@ -33,6 +33,8 @@ SPAN_EXAMPLES: tuple[tuple[str, str, str], ...] = (
      "Who shared the 1903 Nobel Prize in Physics with Marie Curie?", "Pierre Curie and Henri Becquerel"),
     ("In photosynthesis, plants convert light energy into chemical energy stored in glucose.",
      "What do plants convert light energy into?", "chemical energy"),
+    ("The harbour of Valletta, which handles about 40 ships a day, was fortified by the Knights of Malta.",
+     "How many ships does the harbour of Valletta handle a day?", "about 40"),
 )
 
 GENERATIVE_SYSTEM = (
@@ -99,10 +101,12 @@ def fit_passages(passages: Sequence[Passage], render: Callable[[list[Passage]], 
     return messages, kept
 
 
-def span_messages(question: str, passages: Sequence[Passage]) -> list[Message]:
-    """The few-shot prompt for extracting a short answer span (the assistant reply starts with "Answer:")."""
+def span_messages(question: str, passages: Sequence[Passage], examples: int | None = None) -> list[Message]:
+    """The few-shot prompt for extracting a short answer span (the assistant reply starts with "Answer:").
+
+    `examples` caps the few-shot turns (default: all), for small context windows."""
     messages: list[Message] = [{"role": "system", "content": SPAN_SYSTEM}]
-    for text, q, a in SPAN_EXAMPLES:
+    for text, q, a in SPAN_EXAMPLES[:examples]:
         messages.append({"role": "user", "content": f"{source_block(Passage(1, text))}\nQuestion: {q}"})
         messages.append({"role": "assistant", "content": f"Answer: {a}"})
     blocks = "\n".join(source_block(p) for p in passages)

@@ -130,3 +130,22 @@ def test_factory_builds_once_and_makes_no_network_call(tmp_path, fake_server):
 
 def test_test_profile_gives_the_scripted_llm(test_settings):
     assert isinstance(get_llm(test_settings), ScriptedLLM)
+
+
+def test_scripted_llm_calls_are_bounded():
+    llm = ScriptedLLM(["ok"], max_calls=3)
+    for i in range(10):
+        llm.generate([{"role": "user", "content": str(i)}])
+    assert isinstance(llm.calls, list)
+    assert [c[0]["content"] for c in llm.calls] == ["7", "8", "9"]  # the most recent, oldest first
+
+
+def test_fits_answer_type():
+    from rag_app.components.llm import fits_answer_type
+
+    assert fits_answer_type("1,889", "number") and fits_answer_type("three", "number")
+    assert not fits_answer_type("chemical", "number")
+    assert not fits_answer_type("1964", "number") and fits_answer_type("1964", "date")
+    assert fits_answer_type("March", "date") and fits_answer_type("1960s", "date")
+    assert fits_answer_type("Pierre", "name") and not fits_answer_type("energy", "name")
+    assert fits_answer_type("anything", None)

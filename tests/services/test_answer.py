@@ -188,3 +188,19 @@ def test_followup_is_rewritten_before_retrieval(test_settings):
 
 def test_strip_citations():
     assert strip_citations("Paris [2]. It is big [1][3].") == "Paris. It is big."
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many electorates does the State of Victoria have?", "number"),
+    ("How much percentage of Victoria's land is taken up by farms?", "number"),
+    ("When did Great Britain claim Australia?", "date"),
+    ("In what year did the Apollo 1 cabin fire occur?", "date"),
+    ("Who owns the rail lines in Victoria?", "name"),
+    ("Where in Australia is Victoria located?", "name"),
+    ("What city is the capital of Victoria?", "name"),
+    ("What did the finding of gold in Victoria cause?", None),
+])
+def test_answer_type_of_questions(question, kind):
+    from rag_app.services.answer import answer_type
+
+    assert answer_type(question) == kind
