@@ -89,8 +89,12 @@ def _print_answer(rag, question: str, history, args, stream: bool):
     if not stream:
         out.write(answer.text)
     elif streamed.strip() != answer.text.strip():
-        # The grounding check replaced the streamed reply: show the final one.
-        out.write("\n(corrected to what the sources support)\n" + answer.text)
+        if answer.text.strip() and answer.text.strip() in streamed:
+            # Only the short answer was dropped; the quote already on screen is the answer.
+            out.write("\n(the short answer above was not supported by the sources; the quote is the answer)")
+        else:
+            # The grounding check replaced the streamed reply: show the final one.
+            out.write("\n(corrected to what the sources support)\n" + answer.text)
     out.write("\n")
     if not answer.refused and answer.sources:
         out.write("\nSources:\n" + format_sources(answer) + "\n")
