@@ -17,7 +17,7 @@ import json
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from rag_app.errors import RagError
@@ -168,6 +168,19 @@ class _StopStreamer:
         piece = text[self.sent:safe] if safe > self.sent else ""
         self.sent = max(self.sent, safe)
         return piece
+
+    def pieces(self, fulls: Iterable[str]) -> Iterator[str]:
+        """Stream the pieces of a growing text (each item is the whole text so far), stopping at a stop string."""
+        full = ""
+        for full in fulls:
+            piece = self.feed(full)
+            if piece:
+                yield piece
+            if self.done:
+                return
+        tail = self.flush(full)
+        if tail:
+            yield tail
 
     def flush(self, full: str) -> str:
         text, _ = _cut_at_stop(full, self.stop)
@@ -408,19 +421,9 @@ class TransformersLLM(LLM):
     def _stream_text(self, prompt: str, max_new_tokens: int, choose: Callable, stop: Sequence[str],
                      head: str = "") -> Iterator[str]:
         tokenizer = self.tokenizer
-        streamer = _StopStreamer(stop)
         with self._lock:
-            full = ""
-            for generated in self._decode_loop(prompt, max_new_tokens, choose, head):
-                full = tokenizer.decode(generated, skip_special_tokens=True)
-                piece = streamer.feed(full)
-                if piece:
-                    yield piece
-                if streamer.done:
-                    return
-            tail = streamer.flush(full)
-            if tail:
-                yield tail
+            generated = self._decode_loop(prompt, max_new_tokens, choose, head)
+            yield from _StopStreamer(stop).pieces(tokenizer.decode(g, skip_special_tokens=True) for g in generated)
 
     def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0, avoid_start=(),
                     answer_type=None):
@@ -563,30 +566,26 @@ class OpenAILLM(LLM):
             raise RagError(
                 f"the LM server at {self.base_url} is unreachable ({exc}): start it, or fix RAG_LLM__BASE_URL"
             ) from exc
-        streamer = _StopStreamer(stop)
-        full = ""
         with response:
-            for raw in response:
-                line = raw.decode("utf-8", errors="replace").strip()
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    choice = json.loads(data)["choices"][0]
-                except (ValueError, KeyError, IndexError):
-                    continue
-                delta = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
-                full += delta
-                piece = streamer.feed(full)
-                if piece:
-                    yield piece
-                if streamer.done:
-                    return
-        tail = streamer.flush(full)
-        if tail:
-            yield tail
+            yield from _StopStreamer(stop).pieces(_sse_texts(response))
+
+
+def _sse_texts(response) -> Iterator[str]:
+    """The growing reply text of an OpenAI-style server-sent-event stream."""
+    full = ""
+    for raw in response:
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            choice = json.loads(data)["choices"][0]
+        except (ValueError, KeyError, IndexError):
+            continue
+        full += (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+        yield full
 
 
 # -- the scripted fake ------------------------------------------------------------------------------------------------
@@ -627,18 +626,7 @@ class ScriptedLLM(LLM):
         if len(self.calls) > self.max_calls:
             del self.calls[: len(self.calls) - self.max_calls]
         words = re.findall(r"\S+\s*", self._reply(messages))[:max_new_tokens]
-        streamer = _StopStreamer(stop)
-        full = ""
-        for word in words:
-            full += word
-            piece = streamer.feed(full)
-            if piece:
-                yield piece
-            if streamer.done:
-                return
-        tail = streamer.flush(full)
-        if tail:
-            yield tail
+        yield from _StopStreamer(stop).pieces("".join(words[: n + 1]) for n in range(len(words)))
 
 
 # -- the factory ------------------------------------------------------------------------------------------------------
