@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 from ingest.types import Chunk, Document, Segment
 
+#: Bump whenever a change here can cut the same text differently: each chunk records it, and a file whose chunks
+#: were made by another version (or other sizes) is re-chunked by the next ingest.
+CHUNKER_VERSION = 1
+
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _LINE = re.compile(r"\n\s*")
 _SENTENCE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
@@ -46,6 +50,11 @@ _LIKELY_TOO_BIG_CHARS_PER_TOKEN = 4.6
 _HEADER_SHARE = 4
 
 CountTokens = Callable[[str], int]
+
+
+def chunking_signature(max_tokens: int, target_tokens: int, overlap_tokens: int) -> str:
+    """Everything that decides how a document is cut, as one string stored with each chunk."""
+    return f"v{CHUNKER_VERSION}:max={max_tokens}:target={target_tokens}:overlap={overlap_tokens}"
 
 
 def build_header(title: str, section: str) -> str:

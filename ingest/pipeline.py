@@ -2,8 +2,9 @@
 
 Why it cannot duplicate or lose data:
 - A chunk's id is a hash of its file, document and text, so writing it twice is an upsert of the same record.
-- A file counts as up to date only if the store holds exactly `n_chunks` records carrying the file's current hash.
-  Anything else (new, changed, or a run killed half-way) is redone; chunks already stored are not re-embedded.
+- A file counts as up to date only if the store holds exactly `n_chunks` records carrying the file's current hash
+  and the current chunking signature (chunker version, sizes, overlap). Anything else (new, changed, chunked
+  differently, or a run killed half-way) is redone; chunks already stored are not re-embedded.
 - For a changed file, new chunks are written first, then kept chunks get fresh metadata, then stale chunks are
   deleted: a crash at any point leaves old data in place, and the next run converges to the same final state.
 - The collection's generation stamp changes before the first write and after the last, so derived indexes
@@ -77,10 +78,12 @@ ProgressCallback = Callable[[Progress], None]
 class _FileState:
     ids: set[str] = field(default_factory=set)
     hashes: Counter = field(default_factory=Counter)
+    chunkings: set[str] = field(default_factory=set)
     n_chunks: int = -1
 
-    def is_complete(self, file_hash: str) -> bool:
-        return set(self.hashes) == {file_hash} and self.hashes[file_hash] == self.n_chunks == len(self.ids)
+    def is_complete(self, file_hash: str, chunking: str) -> bool:
+        return (set(self.hashes) == {file_hash} and self.hashes[file_hash] == self.n_chunks == len(self.ids)
+                and self.chunkings == {chunking})
 
 
 @dataclass
@@ -165,23 +168,30 @@ class IngestService:
             state = states[meta.get("path", "")]
             state.ids.add(record_id)
             state.hashes[meta.get("file_hash", "")] += 1
+            state.chunkings.add(str(meta.get("chunking", "")))
             state.n_chunks = int(meta.get("n_chunks", -1))
         return dict(states)
 
+    def _chunking(self) -> tuple[int, int, int]:
+        """(hard limit, target, overlap) in embedder tokens."""
+        limit = self.embedder.max_chunk_tokens
+        return limit, min(self.settings.chunk.chunk_tokens, limit), self.settings.chunk.overlap_tokens
+
     def _ingest_file(self, item: FoundFile, state: _FileState | None, summary: IngestSummary) -> None:
-        from ingest.chunking import chunk_document
+        from ingest.chunking import chunk_document, chunking_signature
         from ingest.loaders import load_file
 
+        limit, target, overlap = self._chunking()
+        chunking = chunking_signature(limit, target, overlap)
         file_hash = file_sha256(item.path)
-        if state is not None and state.is_complete(file_hash):
+        if state is not None and state.is_complete(file_hash, chunking):
             summary.files.unchanged += 1
             return
         documents = load_file(item.path, item.rel)
         chunks: list[Chunk] = []
         for document in documents:
-            chunks.extend(chunk_document(document, self.embedder.count_tokens, self.embedder.max_chunk_tokens,
-                                         overlap_tokens=self.settings.chunk.overlap_tokens,
-                                         target_tokens=min(self.settings.chunk.chunk_tokens, self.embedder.max_chunk_tokens)))
+            chunks.extend(chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=overlap,
+                                         target_tokens=target))
         if not chunks:
             raise LoadError("no text to index")
 
@@ -193,7 +203,8 @@ class IngestService:
             key = (chunk.doc_id, chunk.embed_text)
             record_id = chunk_id(path_key, chunk.doc_id, chunk.embed_text, occurrences[key])
             occurrences[key] += 1
-            new_records[record_id] = (chunk, _metadata(chunk, item, file_hash, position, len(chunks), now, documents))
+            new_records[record_id] = (chunk, _metadata(chunk, item, file_hash, chunking, position, len(chunks), now,
+                                                       documents))
 
         stored_ids = state.ids if state else set()
         retained = {rid: meta for rid, (_, meta) in new_records.items() if rid in stored_ids}
@@ -216,7 +227,8 @@ class IngestService:
             summary.chunks_deleted += len(state.ids)
 
 
-def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, position: int, total: int, now: str, documents) -> dict:
+def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, chunking: str, position: int, total: int, now: str,
+              documents) -> dict:
     meta = {
         "path": str(item.path),
         "source": item.rel,
@@ -233,6 +245,7 @@ def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, position: int, tota
         "n_chunks": total,
         "n_tokens": chunk.n_tokens,
         "file_hash": file_hash,
+        "chunking": chunking,
         "content_hash": hashlib.sha256(chunk.text.encode()).hexdigest()[:16],
         "ingested_at": now,
     }

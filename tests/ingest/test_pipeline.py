@@ -149,3 +149,28 @@ def test_beir_jsonl_keeps_record_ids(rag, tmp_path):
     corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     rag.ingest([corpus.parent])
     assert {m["doc_id"] for m in stored(rag).values()} == {"d1", "d2"}
+
+
+def test_changing_the_chunking_rechunks_and_then_stays_unchanged(test_settings, tmp_path):
+    """Bug: a re-ingest with other chunk sizes said "1 unchanged, 0 written" and kept the old chunks."""
+    from rag_app.api import RAG
+
+    root = tmp_path / "long"
+    sentences = " ".join(f"Sentence {i} talks about noise schedules and samplers in diffusion models." for i in range(60))
+    write(root / "long.md", f"# Long\n\n{sentences}\n")
+    big = RAG(test_settings, **{"chunk.chunk_tokens": 200})
+    first = big.ingest([root])
+    before = stored(big)
+    assert first.chunks_written == len(before) > 1
+
+    small = RAG(test_settings, **{"chunk.chunk_tokens": 60, "chunk.overlap_tokens": 8})
+    again = small.ingest([root])
+    after = stored(small)
+    assert again.files.updated == 1 and again.files.unchanged == 0
+    assert again.chunks_written > 0 and len(after) > len(before)
+    assert {m["chunking"] for m in after.values()} == {after[next(iter(after))]["chunking"]}
+    assert all(m["n_chunks"] == len(after) and m["n_tokens"] <= 60 for m in after.values())
+    assert again.chunks_deleted == len(set(before) - set(after))
+
+    steady = small.ingest([root])
+    assert steady.files.unchanged == 1 and steady.chunks_written == 0 and stored(small).keys() == after.keys()
