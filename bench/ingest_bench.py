@@ -70,7 +70,7 @@ def worker_baseline(corpus: Path, workdir: Path) -> dict:
     embeddings = HuggingFaceEmbeddings(model_name=packaged_embedder_path())
     store = Chroma.from_documents(chunks, embeddings, persist_directory=str(workdir / "chroma"))
     seconds = time.perf_counter() - started
-    stored = store._collection.count()
+    stored = len(store.get(include=[])["ids"])
     return {"docs": len(documents), "chunks": len(chunks), "stored": stored, "seconds": seconds,
             "peak_rss": peak_rss_bytes()}
 

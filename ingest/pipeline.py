@@ -7,8 +7,8 @@ Why it cannot duplicate or lose data:
   differently, or a run killed half-way) is redone; chunks already stored are not re-embedded.
 - For a changed file, new chunks are written first, then kept chunks get fresh metadata, then stale chunks are
   deleted: a crash at any point leaves old data in place, and the next run converges to the same final state.
-- The collection's generation stamp changes before the first write and after the last, so derived indexes
-  (the lexical index) can tell they must rebuild.
+- Every change goes through `store.write()`: the writer lock, the generation stamp before the first change and
+  after the last, and the refresh of the derived lexical index (see `rag_app.components.store`).
 """
 
 from __future__ import annotations
@@ -110,17 +110,15 @@ def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> st
 class IngestService:
     """Ingests paths into one collection. Takes its components; knows nothing of the CLI or the UI."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
-                 after_write: list[Callable[[VectorStore], None]] | None = None):
+    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore):
         self.settings = settings
         self.embedder = embedder
         self.store = store
-        self.after_write = after_write or []
 
     # ---------------------------------------------------------------------------------------------------------------
     def run(self, paths: list[str | Path], prune: bool = False, progress: ProgressCallback | None = None) -> IngestSummary:
         """Ingest files and folders; one bad file is reported in the summary and the rest go on."""
-        with self.store.writer_lock():
+        with self.store.write():
             return self._run(paths, prune, progress)
 
     def _run(self, paths: list[str | Path], prune: bool, progress: ProgressCallback | None) -> IngestSummary:
@@ -153,10 +151,6 @@ class IngestService:
         if prune:
             self._prune(found.roots, seen_keys, states, summary)
         summary.files.failed = len(summary.failed)
-        if self._writer.wrote_anything:
-            self.store.bump_generation()
-        for hook in self.after_write:
-            hook(self.store)
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
@@ -221,7 +215,6 @@ class IngestService:
                 continue
             if Path(path_key).exists():
                 continue  # still there, e.g. it failed to load this time: keep what we had
-            self._writer.mark_written()
             self.store.delete(sorted(state.ids))
             summary.files.deleted += 1
             summary.chunks_deleted += len(state.ids)
@@ -265,14 +258,7 @@ class _BatchWriter:
         self.current = ""
         self.buffer: list[tuple[str, Chunk, dict]] = []
         self.waiting: list[_PendingFile] = []
-        self.wrote_anything = False
         self.batch = service.settings.ingest.batch_chunks
-
-    def mark_written(self) -> None:
-        if not self.wrote_anything:
-            # Tell derived indexes a write run has started, before anything changes.
-            self.service.store.bump_generation()
-            self.wrote_anything = True
 
     def add_file(self, pending: _PendingFile, records: list[tuple[str, Chunk, dict]]) -> None:
         for record in records:
@@ -290,7 +276,6 @@ class _BatchWriter:
     def _write_buffer(self) -> None:
         if not self.buffer:
             return
-        self.mark_written()
         records, self.buffer = self.buffer, []
         vectors = self.service.embedder.embed([chunk.embed_text for _, chunk, _ in records])
         self.service.store.upsert([rid for rid, _, _ in records], vectors,
@@ -303,8 +288,6 @@ class _BatchWriter:
     def _finish_waiting(self) -> None:
         store = self.service.store
         for pending in self.waiting:
-            if pending.retained or pending.stale:
-                self.mark_written()
             if pending.retained:
                 store.update_metadata(list(pending.retained), list(pending.retained.values()))
             if pending.stale:

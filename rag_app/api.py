@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ingest.pipeline import IngestSummary, ProgressCallback
     from rag_app.components.store import CollectionInfo, Hit, VectorStore
     from rag_app.services.answer import Answer
+    from rag_app.services.documents import DocumentInfo
     from rag_app.services.retrieve import Retriever
 
 
@@ -91,11 +92,10 @@ class RAG:
                progress: ProgressCallback | None = None) -> IngestSummary:
         """Ingest files and folders incrementally; see `ingest.pipeline.IngestService`."""
         from ingest.pipeline import IngestService
-        from rag_app.services.retrieve import after_write_hooks
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        service = IngestService(self.settings, self.embedder, self.store(collection), after_write_hooks(self.settings))
+        service = IngestService(self.settings, self.embedder, self.store(collection))
         return service.run(list(paths), prune=prune, progress=progress)
 
     def ensure_corpus(self, progress: ProgressCallback | None = None) -> IngestSummary | None:
@@ -124,6 +124,37 @@ class RAG:
         return AnswerService(self.settings, self.retriever(collection), self.llm, self.embedder)
 
     def collections(self) -> list[CollectionInfo]:
+        """Every collection of the store, with its chunk count and embedder."""
         from rag_app.components.store import list_collections
 
         return list_collections(self.settings)
+
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        """The files ingested into a collection, one entry each, sorted by source ([] when it does not exist)."""
+        from rag_app.services.documents import list_documents
+
+        name = collection or self.settings.store.collection
+        if name not in self._stores and not any(info.name == name for info in self.collections()):
+            return []
+        return list_documents(self.store(name))
+
+    def delete_document(self, path: str, *, collection: str | None = None) -> int:
+        """Delete every chunk of one ingested file (its `path` as listed by `documents()`); returns the count.
+
+        An uploaded copy inside the data home goes too, so re-ingesting the uploads does not bring it back.
+        """
+        from rag_app.services.documents import delete_document
+
+        return delete_document(self.settings, self.store(collection), path)
+
+    def drop_collection(self, collection: str | None = None) -> bool:
+        """Delete a whole collection and its indexes; returns False when there was no such collection."""
+        name = collection or self.settings.store.collection
+        if not any(info.name == name for info in self.collections()):
+            return False
+        with self._lock:
+            store = self.store(name)
+            self._stores.pop(name, None)
+            self._retrievers.pop(name, None)
+        store.drop()
+        return True

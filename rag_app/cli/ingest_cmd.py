@@ -25,12 +25,8 @@ def run(args) -> int:
 
     settings = settings_from_args(args)
     rag = RAG(settings)
-    if args.rebuild:
-        from rag_app.components.store import delete_collection, list_collections
-
-        if any(info.name == settings.store.collection for info in list_collections(settings)):
-            delete_collection(settings, settings.store.collection)
-            print(f"dropped collection {settings.store.collection!r}", file=sys.stderr)
+    if args.rebuild and rag.drop_collection():
+        print(f"dropped collection {settings.store.collection!r}", file=sys.stderr)
     bar = IngestBar(disable=args.quiet)
     try:
         summary = rag.ingest(args.paths, prune=args.prune, progress=bar)

@@ -61,6 +61,11 @@ class LexicalConfig:
     stopwords: bool = True
     stem: bool = True
 
+    @classmethod
+    def from_settings(cls, retrieve) -> LexicalConfig:
+        """From `settings.retrieve` (BM25 k1 and b, title weight)."""
+        return cls(k1=retrieve.bm25_k1, b=retrieve.bm25_b, title_weight=retrieve.title_weight)
+
 
 # -- tokenisation -------------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
@@ -212,10 +217,6 @@ def _write_json_durably(path: Path, payload: dict) -> None:
 
 
 # -- the derived, self-refreshing index of one collection ----------------------------------------------------------
-#: Bumped when this process saves an index, so readers in the same process notice at once (others within check_s).
-_saved_versions: dict[str, int] = {}
-
-
 class DerivedLexicalIndex:
     """The lexical index of one collection, kept equal to the store's records.
 
@@ -233,7 +234,7 @@ class DerivedLexicalIndex:
         self.check_s = check_s
         self._index: LexicalIndex | None = None
         self._checked_at = -1e9
-        self._seen_version = -1
+        self._seen_pointer: tuple | None = None
         self._lock = threading.RLock()
 
     # What the index must have been built from to be current.
@@ -249,16 +250,20 @@ class DerivedLexicalIndex:
         return all(have.get(key) == value for key, value in wanted.items())
 
     def current(self) -> LexicalIndex:
-        """The up-to-date index: checked against the store at most every `check_s`, reloaded or rebuilt if stale."""
+        """The up-to-date index: checked against the store at most every `check_s`, reloaded or rebuilt if stale.
+
+        A new index saved by any writer (its `CURRENT` pointer replaced) is noticed at once, without waiting.
+        """
         with self._lock:
             now = time.monotonic()
-            version = _saved_versions.get(str(self.folder), 0)
-            if self._index is not None and now - self._checked_at < self.check_s and version == self._seen_version:
+            pointer = self._pointer()
+            if self._index is not None and now - self._checked_at < self.check_s and pointer == self._seen_pointer:
                 return self._index
-            self._seen_version = version
             wanted = self.wanted_stamp()
             if not self._matches(self._index, wanted):
                 self._index = self._load_or_build(wanted)
+                pointer = self._pointer()
+            self._seen_pointer = pointer
             self._checked_at = time.monotonic()
             return self._index
 
@@ -267,6 +272,7 @@ class DerivedLexicalIndex:
         with self._lock:
             self._index = self._load_or_build(self.wanted_stamp())
             self._checked_at = time.monotonic()
+            self._seen_pointer = self._pointer()
             return self._index
 
     def _load_or_build(self, wanted: dict[str, Any]) -> LexicalIndex:
@@ -281,6 +287,14 @@ class DerivedLexicalIndex:
             if self._matches(on_disk, wanted):
                 return on_disk
             return self._build_and_save(wanted)
+
+    def _pointer(self) -> tuple | None:
+        """Identity of the `CURRENT` pointer file (replaced atomically by every save): a cheap stat."""
+        try:
+            info = os.stat(self.folder / "CURRENT")
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
 
     def _load_current(self) -> LexicalIndex | None:
         try:
@@ -309,6 +323,4 @@ class DerivedLexicalIndex:
         for old in self.folder.iterdir():
             if old.is_dir() and old.name != final.name and old.name.startswith(("index-", "tmp-")):
                 shutil.rmtree(old, ignore_errors=True)
-        key = str(self.folder)
-        _saved_versions[key] = _saved_versions.get(key, 0) + 1
         return index

@@ -48,16 +48,9 @@ def delete_document(settings: Settings, store: VectorStore, path: str) -> int:
     Returns:
         The number of chunks deleted.
     """
-    from rag_app.services.retrieve import after_write_hooks
-
-    with store.writer_lock():
+    with store.write():
         ids = store.get_where({"path": path})["ids"]
-        if ids:
-            store.bump_generation()
-            store.delete(ids)
-            store.bump_generation()
-        for hook in after_write_hooks(settings):
-            hook(store)
+        store.delete(ids)
     _remove_upload(settings, path)
     return len(ids)
 

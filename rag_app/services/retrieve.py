@@ -10,20 +10,19 @@ Scores: `Hit.score` is the cosine similarity in dense mode, the BM25 score in le
 hybrid mode. Every hit also carries `extra["dense_score"]` (cosine, when the chunk was among the dense candidates),
 `extra["lexical_score"]`, and the 1-based `extra["dense_rank"]` / `extra["lexical_rank"]` where it had one.
 
-The lexical index is derived from the store (see `rag_app.components.lexical`): it is checked against the store's
-generation stamp before queries and rebuilt when they differ, so deletes and updates show up in both.
+The lexical index is derived from the store (`store.lexical`, see `rag_app.components.lexical`): it is checked
+against the store's generation stamp before queries and rebuilt when they differ, so deletes and updates show up in
+both; every write through `store.write()` refreshes it.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from rag_app.components.embedder import Embedder
-from rag_app.components.lexical import DerivedLexicalIndex, LexicalConfig
+from rag_app.components.lexical import DerivedLexicalIndex
 from rag_app.components.store import Hit, VectorStore
 from rag_app.errors import RagError
 from rag_app.settings import Settings
@@ -34,15 +33,6 @@ _MAX_SOURCES_IN_FILTER = 2000
 _SPARE = 4
 
 
-def lexical_config(settings: Settings) -> LexicalConfig:
-    cfg = settings.retrieve
-    return LexicalConfig(k1=cfg.bm25_k1, b=cfg.bm25_b, title_weight=cfg.title_weight)
-
-
-def lexical_index_for(settings: Settings, store: VectorStore) -> DerivedLexicalIndex:
-    return DerivedLexicalIndex(settings.lexical_dir, store, lexical_config(settings), settings.retrieve.lexical_check_s)
-
-
 class Retriever:
     """Retrieves chunks from one collection.
 
@@ -50,7 +40,7 @@ class Retriever:
         settings: `settings.retrieve` chooses the mode, depths, fusion, MMR and reranking.
         embedder: embeds queries (dense and hybrid modes).
         store: the vector store of the collection.
-        lexical: the collection's lexical index; built from settings on first need when not given.
+        lexical: the collection's lexical index (default: `store.lexical`, the one its writes refresh).
         reranker: a `rag_app.services.rerank.Reranker`; by default from `settings.retrieve.rerank_model`.
     """
 
@@ -64,9 +54,7 @@ class Retriever:
 
     @property
     def lexical(self) -> DerivedLexicalIndex:
-        if self._lexical is None:
-            self._lexical = lexical_index_for(self.settings, self.store)
-        return self._lexical
+        return self._lexical if self._lexical is not None else self.store.lexical
 
     @property
     def reranker(self):
@@ -133,7 +121,7 @@ class Retriever:
         """The nearest chunks as (id, cosine), best first."""
         vector = self.embedder.embed_query(query)
         if not source_glob:
-            return nearest_ids(self.store, vector, depth)
+            return self.store.query_ids(vector, depth)
         # Prefilter in Chroma when the lexical index can list the matching sources; else post-filter a deeper list.
         if lexical is not None:
             sources = lexical.matching_sources(source_glob)
@@ -141,7 +129,7 @@ class Retriever:
                 return []
             if len(sources) <= _MAX_SOURCES_IN_FILTER:
                 where = {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
-                return nearest_ids(self.store, vector, depth, where=where)
+                return self.store.query_ids(vector, depth, where=where)
         hits = [h for h in self.store.query(vector, depth * 4)
                 if fnmatch.fnmatch(str(h.metadata.get("source", "")), source_glob)][:depth]
         known.update((h.id, h) for h in hits)
@@ -166,7 +154,7 @@ class Retriever:
     # -- diversification ----------------------------------------------------------------------------------------
     def _mmr(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
         """Maximal marginal relevance over the candidates: relevance to the query against redundancy with picks."""
-        vectors = stored_embeddings(self.store, [h.id for h in hits])
+        vectors = self.store.get_embeddings([h.id for h in hits])
         keep = [i for i, h in enumerate(hits) if h.id in vectors]
         if len(keep) <= k:
             return hits
@@ -233,46 +221,3 @@ def mmr_order(relevance: np.ndarray, matrix: np.ndarray, k: int, lambda_: float)
         available[choice] = False
         best_sim = np.maximum(best_sim, matrix @ matrix[choice])
     return picked
-
-
-def nearest_ids(store: VectorStore, vector: np.ndarray, k: int,
-                where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-    """(id, cosine) of the k nearest chunks, without reading their texts (fusion needs only ids and scores)."""
-    fast = getattr(store, "query_ids", None)
-    if fast is not None:
-        return fast(vector, k, where=where)
-    # VectorStore.query also reads every candidate's text and metadata (~4x slower at 50 candidates); until it
-    # offers an ids-only query, ask its Chroma collection directly, with the store's own error translation.
-    # (Chroma 1.x returns fewer results, without error, when k exceeds the collection.)
-    from rag_app.components.store import _server_errors  # noqa: PLC2701
-
-    if k <= 0:
-        return []
-    with _server_errors(store.url):
-        result = store._collection.query(  # noqa: SLF001
-            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()], n_results=k, where=where,
-            include=["distances"],
-        )
-    return [(rid, 1.0 - float(dist)) for rid, dist in zip(result["ids"][0], result["distances"][0])]
-
-
-def stored_embeddings(store: VectorStore, ids: list[str]) -> dict[str, np.ndarray]:
-    """The stored vectors of some chunks, by id (for MMR)."""
-    getter = getattr(store, "get_embeddings", None)
-    if getter is not None:
-        return getter(ids)
-    # VectorStore has no public accessor for vectors yet; read them from its Chroma collection.
-    result: dict[str, Any] = store._collection.get(ids=list(ids), include=["embeddings"])  # noqa: SLF001
-    return {rid: np.asarray(vec, dtype=np.float32) for rid, vec in zip(result["ids"], result["embeddings"])}
-
-
-def after_write_hooks(settings: Settings) -> list[Callable[[VectorStore], None]]:
-    """Indexes derived from the vector store, refreshed at the end of each ingest run."""
-
-    if settings.retrieve.mode == "dense":
-        return []  # built on first use if the mode changes
-
-    def refresh_lexical(store: VectorStore) -> None:
-        lexical_index_for(settings, store).refresh()
-
-    return [refresh_lexical]

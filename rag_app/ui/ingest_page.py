@@ -11,8 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rag_app.errors import RagError, StoreUnavailableError
-from rag_app.services.documents import delete_document, list_documents
+from rag_app.errors import RagError
 from rag_app.services.uploads import check_collection_name, save_uploads
 from rag_app.ui import state
 from rag_app.ui.components import collection_picker, progress_reporter
@@ -93,14 +92,7 @@ def folder_section(rag, collection: str) -> None:
 
 def documents_section(rag, collection: str) -> None:
     st.subheader(f"Documents in {collection}")
-    try:
-        store = rag.store(collection, create=False)
-    except StoreUnavailableError:
-        raise
-    except RagError:  # no such collection yet
-        st.caption("This collection is empty: ingest something first.")
-        return
-    documents = list_documents(store)
+    documents = rag.documents(collection)
     if not documents:
         st.caption("This collection is empty: ingest something first.")
         return
@@ -109,10 +101,17 @@ def documents_section(rag, collection: str) -> None:
     by_label = {f"{d.source} ({d.chunks} chunks)": d for d in documents}
     chosen = st.multiselect("Delete documents", list(by_label), key=f"delete_{collection}")
     if st.button("Delete selected", disabled=not chosen):
-        removed = sum(delete_document(rag.settings, store, by_label[label].path) for label in chosen)
+        removed = sum(rag.delete_document(by_label[label].path, collection=collection) for label in chosen)
         st.session_state.pop(f"delete_{collection}", None)
         st.session_state["deleted_note"] = f"Deleted {len(chosen)} document(s), {removed} chunks."
         st.rerun()
+    with st.expander("Delete the whole collection"):
+        typed = st.text_input(f"Type {collection} to confirm", key=f"drop_{collection}")
+        if st.button("Delete collection", type="primary", disabled=typed.strip() != collection):
+            rag.drop_collection(collection)
+            st.session_state.pop("collection", None)
+            st.session_state["deleted_note"] = f"Deleted the collection {collection} ({len(documents)} document(s))."
+            st.rerun()
 
 
 def render() -> None:

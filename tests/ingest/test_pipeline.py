@@ -114,7 +114,8 @@ def test_interrupted_state_converges(rag, tree):
     complete = stored(rag)
     store = rag.store()
     victims = [rid for rid, m in complete.items() if m["source"] == "vae.md"]
-    store.delete(victims[:1])  # a chunk lost mid-write
+    with store.write():
+        store.delete(victims[:1])  # a chunk lost mid-write
     summary = rag.ingest([tree])
     assert summary.chunks_written == 1 and summary.files.updated == 1
     assert stored(rag).keys() == complete.keys()
