@@ -9,9 +9,5 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate retrieval or answers on BEIR-format data")
     eval_sub = parser.add_subparsers(dest="eval_command", metavar="WHAT")
     for module_name in ("rag_app.cli.eval_retrieval", "rag_app.cli.eval_answers"):
-        try:
-            importlib.import_module(module_name).register(eval_sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+        importlib.import_module(module_name).register(eval_sub)
     parser.set_defaults(func=lambda args: parser.print_help())

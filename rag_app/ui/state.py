@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -23,9 +24,6 @@ from rag_app.settings import Settings
 
 log = logging.getLogger("rag_app.ui")
 
-_corpus_lock = threading.Lock()
-_corpus_checked: set[str] = set()
-_warmed: set[str] = set()
 
 
 def env_key() -> str:
@@ -50,13 +48,28 @@ def get_rag(overrides: dict | None = None) -> RAG:
     return _cached_rag(env_key(), json.dumps(overrides or {}, sort_keys=True))
 
 
+@dataclass
+class StartUp:
+    """What the app does once per process and environment: the bundled-corpus check and the model warm-up."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    corpus_checked: bool = False
+    warmed: bool = False
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _start_up(env: str) -> StartUp:
+    del env  # part of the cache key only
+    return StartUp()
+
+
 def ensure_corpus(rag: RAG) -> None:
     """On first start with an empty default collection, ingest the bundled corpus with a visible progress bar."""
-    key = env_key()
-    if key in _corpus_checked:
+    once = _start_up(env_key())
+    if once.corpus_checked:
         return
-    with _corpus_lock:
-        if key in _corpus_checked:
+    with once.lock:
+        if once.corpus_checked:
             return
         if rag.store().count() == 0:
             from rag_app.ui.components import progress_reporter
@@ -66,7 +79,7 @@ def ensure_corpus(rag: RAG) -> None:
                 if summary is not None:
                     status.update(label=f"Indexed the bundled corpus: {summary.files.added} files, "
                                         f"{summary.chunks_written} chunks", state="complete", expanded=False)
-        _corpus_checked.add(key)
+        once.corpus_checked = True
 
 
 def warm_up(rag: RAG) -> None:
@@ -75,11 +88,11 @@ def warm_up(rag: RAG) -> None:
     Both components serialise their own loading, so a question asked meanwhile simply waits for it; a loading
     error is logged here and shown when a question needs the model.
     """
-    key = env_key()
-    with _corpus_lock:
-        if key in _warmed:
+    once = _start_up(env_key())
+    with once.lock:
+        if once.warmed:
             return
-        _warmed.add(key)
+        once.warmed = True
 
     def load() -> None:
         try:
