@@ -323,7 +323,7 @@ def check_environment(environ=None) -> None:
         close = difflib.get_close_matches(name.upper(), sorted(valid), n=1, cutoff=0.6)
         problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
     raise SettingsError(f"unknown setting variable{'s' if len(problems) > 1 else ''} {', '.join(problems)}: "
-                        "rename or unset it (`rag doctor` lists the settings)")
+                        "rename or unset it (`rag settings` lists the valid names)")
 
 
 def settings_error(exc: ValidationError) -> SettingsError:

@@ -74,3 +74,18 @@ def test_a_store_url_alone_means_a_server():
     assert Settings(store={"url": "http://127.0.0.1:9"}).store.mode == "http"
     with pytest.raises(SettingsError, match="store.url"):
         Settings(store={"mode": "http"})
+
+
+def test_rag_settings_lists_every_variable_and_a_typo_is_exit_code_2(monkeypatch, capsys):
+    import json
+
+    from rag_app.cli import main
+
+    monkeypatch.setenv("RAG_RETRIEVE__K", "7")
+    monkeypatch.setenv("RAG_LLM__API_KEY", "secret")
+    assert main(["settings", "--json"]) == 0
+    rows = {row["env"]: row["value"] for row in json.loads(capsys.readouterr().out)}
+    assert rows["RAG_RETRIEVE__K"] == 7 and rows["RAG_LLM__API_KEY"] == "***" and len(rows) == len(setting_paths())
+    monkeypatch.setenv("RAG_RETRIEVE__TOPK", "8")
+    assert main(["collections"]) == 2
+    assert "did you mean RAG_RETRIEVE__K?" in capsys.readouterr().err

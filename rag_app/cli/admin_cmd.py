@@ -15,6 +15,10 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run_collections)
 
+    parser = subparsers.add_parser("settings", help="list every setting with its environment variable and value")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run_settings)
+
     parser = subparsers.add_parser("doctor", help="check models (offline) and the store")
     add_store_options(parser)
     parser.add_argument("--quick", action="store_true", help="check that files are present without loading models")
@@ -22,9 +26,9 @@ def register(subparsers) -> None:
 
 
 def run_collections(args) -> int:
-    from rag_app.components.store import list_collections
+    from rag_app.api import RAG
 
-    infos = list_collections(settings_from_args(args))
+    infos = RAG(settings_from_args(args)).collections()
     if args.json:
         print(json.dumps([info.__dict__ for info in infos]))
         return 0
@@ -32,6 +36,28 @@ def run_collections(args) -> int:
         print("no collections yet: `rag ingest PATH` creates one")
     for info in infos:
         print(f"{info.name:30} {info.count:>8} chunks   embedder={info.embedder}")
+    return 0
+
+
+def run_settings(args) -> int:
+    """Every setting as `RAG_NAME = value` (secrets masked): the names a misspelled variable is checked against."""
+    from rag_app.settings import Settings, env_name, setting_paths
+
+    values = Settings().model_dump(mode="json")
+    rows = []
+    for path in setting_paths():
+        value = values
+        for part in path.split("."):
+            value = value[part]
+        if path.endswith("api_key") and value:
+            value = "***"
+        rows.append({"setting": path, "env": env_name(path), "value": value})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    width = max(len(row["env"]) for row in rows)
+    for row in rows:
+        print(f"{row['env']:{width}} = {json.dumps(row['value'])}")
     return 0
 
 
@@ -45,10 +71,11 @@ def _check(name: str, func) -> tuple[bool, str]:
 
 
 def run_doctor(args) -> int:
-    from rag_app.settings import PACKAGED_EMBEDDER, PACKAGED_LLM, apply_offline_env
+    from rag_app.api import RAG
+    from rag_app.settings import PACKAGED_EMBEDDER, PACKAGED_LLM
 
     settings = settings_from_args(args)
-    apply_offline_env(settings)
+    rag = RAG(settings)
     checks = []
 
     def embedder_present():
@@ -72,16 +99,12 @@ def run_doctor(args) -> int:
     checks.append(_check("LM files", llm_present))
     if not args.quick:
         def embed():
-            from rag_app.components.embedder import get_embedder
-
-            embedder = get_embedder(settings)
+            embedder = rag.embedder
             vector = embedder.embed_query("offline check")
             return f"{embedder.name}, dim {len(vector)}, max {embedder.max_tokens} tokens"
 
         def generate():
-            from rag_app.components.llm import get_llm
-
-            llm = get_llm(settings)
+            llm = rag.llm
             text = "".join(llm.stream([{"role": "user", "content": "Say OK."}], max_new_tokens=4, temperature=0.0))
             return f"{llm.name}: {text.strip()[:30]!r}"
 
@@ -89,9 +112,7 @@ def run_doctor(args) -> int:
         checks.append(_check("LM loads offline", generate))
 
     def store():
-        from rag_app.components.store import list_collections
-
-        infos = list_collections(settings)
+        infos = rag.collections()
         where = settings.store.url or str(settings.chroma_dir)
         return f"{where}: {len(infos)} collections"
 
