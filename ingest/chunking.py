@@ -52,9 +52,10 @@ _HEADER_SHARE = 4
 CountTokens = Callable[[str], int]
 
 
-def chunking_signature(max_tokens: int, target_tokens: int, overlap_tokens: int) -> str:
-    """Everything that decides how a document is cut, as one string stored with each chunk."""
-    return f"v{CHUNKER_VERSION}:max={max_tokens}:target={target_tokens}:overlap={overlap_tokens}"
+def chunking_signature(chunk_tokens: int, overlap_tokens: int) -> str:
+    """What decides how a document is cut, as one string stored with each chunk. (The embedder, whose window caps
+    the size, is fixed per collection.) Needs no model: an unchanged re-ingest never loads the embedder."""
+    return f"v{CHUNKER_VERSION}:chunk={chunk_tokens}:overlap={overlap_tokens}"
 
 
 def build_header(title: str, section: str) -> str:

@@ -166,22 +166,19 @@ class IngestService:
             state.n_chunks = int(meta.get("n_chunks", -1))
         return dict(states)
 
-    def _chunking(self) -> tuple[int, int, int]:
-        """(hard limit, target, overlap) in embedder tokens."""
-        limit = self.embedder.max_chunk_tokens
-        return limit, min(self.settings.chunk.chunk_tokens, limit), self.settings.chunk.overlap_tokens
-
     def _ingest_file(self, item: FoundFile, state: _FileState | None, summary: IngestSummary) -> None:
         from ingest.chunking import chunk_document, chunking_signature
         from ingest.loaders import load_file
 
-        limit, target, overlap = self._chunking()
-        chunking = chunking_signature(limit, target, overlap)
+        cfg = self.settings.chunk
+        chunking = chunking_signature(cfg.chunk_tokens, cfg.overlap_tokens)
         file_hash = file_sha256(item.path)
         if state is not None and state.is_complete(file_hash, chunking):
             summary.files.unchanged += 1
             return
         documents = load_file(item.path, item.rel)
+        limit = self.embedder.max_chunk_tokens  # loads the embedder: only now that something must be chunked
+        target, overlap = min(cfg.chunk_tokens, limit), cfg.overlap_tokens
         chunks: list[Chunk] = []
         for document in documents:
             chunks.extend(chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=overlap,

@@ -175,3 +175,23 @@ def test_changing_the_chunking_rechunks_and_then_stays_unchanged(test_settings, 
 
     steady = small.ingest([root])
     assert steady.files.unchanged == 1 and steady.chunks_written == 0 and stored(small).keys() == after.keys()
+
+
+def test_an_unchanged_reingest_never_loads_the_embedder(test_settings, tree):
+    """Only chunking needs the model's window: a re-ingest with nothing to chunk must not load the model."""
+    from rag_app.api import RAG
+    from rag_app.components.embedder import FakeEmbedder
+
+    class CountingEmbedder(FakeEmbedder):
+        loads = 0
+
+        @property
+        def max_chunk_tokens(self) -> int:
+            CountingEmbedder.loads += 1
+            return super().max_chunk_tokens
+
+    rag = RAG(test_settings, embedder=CountingEmbedder())
+    rag.ingest([tree])
+    assert CountingEmbedder.loads > 0
+    CountingEmbedder.loads = 0
+    assert rag.ingest([tree]).files.unchanged == 3 and CountingEmbedder.loads == 0
