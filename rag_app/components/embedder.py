@@ -1,7 +1,8 @@
 """Embedders: turn texts into unit-length float32 vectors.
 
 A backend implements `_embed_batch`; batching lives once in `Embedder.embed`. Every embedder also exposes its own
-token counter and maximum sequence length, so chunks are sized in the tokens the model really sees.
+token counter and maximum sequence length, so chunks are sized in the tokens the model really sees. `get_embedder`
+builds one per process and configuration, choosing the class from `EMBEDDER_BACKENDS` by `settings.embedder.mode`.
 
 The sentence-transformers embedder runs one of several inference backends (`EmbedderSettings.backend`):
 
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from rag_app.errors import RagError
-from rag_app.settings import PACKAGED_EMBEDDER, Settings
+from rag_app.settings import PACKAGED_EMBEDDER, EmbedderSettings, Settings
 
 if TYPE_CHECKING:
     from rag_app.components.embedder_export import ExportSource
@@ -87,6 +88,18 @@ class Embedder(ABC):
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
+    @classmethod
+    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
+        """Build from the embedder settings section and the app-wide settings it needs (for `get_embedder`).
+
+        Args:
+            cfg: `settings.embedder`.
+            device: `settings.device` (auto, cpu, cuda, mps).
+            cache_dir: where derived files (e.g. converted models) may be cached.
+            offline: load models from local files only.
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
+
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -99,6 +112,10 @@ class FakeEmbedder(Embedder):
         self.dim = dim
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
+        return cls(dim=cfg.fake_dim, batch_size=cfg.batch_size)
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
@@ -191,8 +208,10 @@ class SentenceTransformerEmbedder(Embedder):
     """
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64,
-                 backend: str = "auto", cache_dir: str | Path | None = None, threads: int = 0):
+                 backend: str = "auto", cache_dir: str | Path | None = None, threads: int = 0,
+                 offline: bool = False):
         self.model_ref = model
+        self.offline = offline  # passed to the load as local_files_only: no hub access, whatever the environment
         self.requested_device = device
         self.requested_dtype = dtype
         self.requested_backend = backend
@@ -209,6 +228,11 @@ class SentenceTransformerEmbedder(Embedder):
         self._pad_id = 0
         # One model shared by threads (Streamlit sessions, parallel asks); loading and inference are serialised.
         self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
+        return cls(cfg.model, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, backend=cfg.backend,
+                   cache_dir=cache_dir, threads=cfg.threads, offline=offline)
 
     @property
     def fingerprint(self) -> str:
@@ -256,6 +280,7 @@ class SentenceTransformerEmbedder(Embedder):
 
             # Never trust_remote_code: a model repository's own Python is not run.
             model = SentenceTransformer(path, device=self.device, trust_remote_code=False,
+                                        local_files_only=self.offline,
                                         model_kwargs={"use_safetensors": True})  # never unpickle weights
         except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
             raise RagError(
@@ -439,13 +464,18 @@ class SentenceTransformerEmbedder(Embedder):
                 "dim": self._dim, "max_tokens": self._max_tokens}
 
 
+#: settings.embedder.mode → the class that implements it. A new backend is one `Embedder` subclass with a
+#: `from_settings` classmethod, and one entry here (and in `EmbedderSettings.mode`).
+EMBEDDER_BACKENDS: dict[str, type[Embedder]] = {
+    "sentence-transformers": SentenceTransformerEmbedder,
+    "fake": FakeEmbedder,
+}
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_embedder(mode: str, model: str, device: str, dtype: str, batch_size: int, fake_dim: int,
-                     backend: str = "auto", cache_dir: str | None = None, threads: int = 0) -> Embedder:
-    if mode == "fake":
-        return FakeEmbedder(dim=fake_dim, batch_size=batch_size)
-    return SentenceTransformerEmbedder(model, device=device, dtype=dtype, batch_size=batch_size, backend=backend,
-                                       cache_dir=cache_dir, threads=threads)
+def _cached_embedder(cfg: EmbedderSettings, device: str, cache_dir: str, offline: bool) -> Embedder:
+    """Keyed on the frozen embedder section and the app-wide settings an embedder reads."""
+    return EMBEDDER_BACKENDS[cfg.mode].from_settings(cfg, device=device, cache_dir=cache_dir, offline=offline)
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -453,6 +483,4 @@ def get_embedder(settings: Settings) -> Embedder:
     from rag_app.settings import apply_offline_env
 
     apply_offline_env(settings)
-    cfg = settings.embedder
-    return _cached_embedder(cfg.mode, cfg.model, settings.device, cfg.dtype, cfg.batch_size, cfg.fake_dim,
-                            cfg.backend, str(settings.cache_dir), cfg.threads)
+    return _cached_embedder(settings.embedder, settings.device, str(settings.cache_dir), settings.offline)
