@@ -1,7 +1,8 @@
 """Embedders: turn texts into unit-length float32 vectors.
 
 A backend implements `_embed_batch`; batching lives once in `Embedder.embed`. Every embedder also exposes its own
-token counter and maximum sequence length, so chunks are sized in the tokens the model really sees.
+token counter and maximum sequence length, so chunks are sized in the tokens the model really sees. `get_embedder`
+builds one per process and configuration, choosing the class from `EMBEDDER_BACKENDS` by `settings.embedder.mode`.
 
 The sentence-transformers embedder runs one of several inference backends (`EmbedderSettings.backend`):
 
@@ -13,32 +14,32 @@ The sentence-transformers embedder runs one of several inference backends (`Embe
 - ``auto``: OpenVINO on CPU when it is installed, else torch.
 
 All backends share one path: texts are tokenised once with the model's own fast tokenizer, sorted by length and
-cut into padded batches of similar length (little padding), then run and put back in input order. Every converted
-model is checked against the torch fp32 model on probe texts when it is built; a backend that disagrees, or cannot be
-built, falls back to torch with a warning. Vectors of all backends stay within cosine ~0.9999 of fp32 (int8 aside),
-which is why the collection fingerprint names the model only and backends may be switched freely.
+cut into padded batches of similar length (little padding), then run and put back in input order. The conversions,
+their cache and their check live in `embedder_export`: every converted model is checked against the torch fp32 model
+on probe texts when it is loaded; a backend that disagrees, or cannot be built, falls back to torch with a warning.
+Vectors of all backends stay within cosine ~0.9999 of fp32 (int8 aside), which is why the collection fingerprint
+names the model only and backends may be switched freely.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from rag_app.errors import RagError
-from rag_app.settings import PACKAGED_EMBEDDER, Settings
+from rag_app.settings import PACKAGED_EMBEDDER, EmbedderSettings, Settings
+
+if TYPE_CHECKING:
+    from rag_app.components.embedder_export import ExportSource
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,18 @@ class Embedder(ABC):
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
+    @classmethod
+    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
+        """Build from the embedder settings section and the app-wide settings it needs (for `get_embedder`).
+
+        Args:
+            cfg: `settings.embedder`.
+            device: `settings.device` (auto, cpu, cuda, mps).
+            cache_dir: where derived files (e.g. converted models) may be cached.
+            offline: load models from local files only.
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
+
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -99,6 +112,10 @@ class FakeEmbedder(Embedder):
         self.dim = dim
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
+        return cls(dim=cfg.fake_dim, batch_size=cfg.batch_size)
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
@@ -135,16 +152,6 @@ def packaged_embedder_path() -> str:
 # Backends
 
 BACKENDS = ("torch", "openvino", "onnx", "onnx-int8")
-#: Bump when the export format changes: old cache entries are then ignored.
-_EXPORT_VERSION = 1
-#: Converted models must agree with torch fp32 at least this well on the probe texts, else torch is used.
-_MIN_PROBE_COSINE = {"openvino": 0.999, "onnx": 0.999, "onnx-int8": 0.95}
-_PROBES = [
-    "Retrieval-augmented generation grounds a language model's answer in retrieved passages.",
-    "hello",
-    "Die Katze sitzt auf der Matte. 東京は日本の首都です。 Emojis 🙂 and numbers 3.14159 too!",
-    "A much longer probe. " * 80,  # longer than the model's window: exercises truncation
-]
 
 
 def backend_available(backend: str) -> bool:
@@ -167,13 +174,15 @@ def resolve_backend(requested: str, device: str) -> str:
     return "torch"
 
 
-class _Runner:
-    """Runs one padded batch: {input name: int64 array (rows, length)} → (rows, dim) float32, L2-normalised."""
+class _Runner(Protocol):
+    """Runs one padded batch: {input name: int64 array (rows, length)} → (rows, dim) float32, L2-normalised.
+
+    The torch runner is below; those of the converted models are in `embedder_export`.
+    """
 
     input_names: list[str]
 
-    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
 class _TorchRunner(_Runner):
@@ -192,43 +201,6 @@ class _TorchRunner(_Runner):
         return out.cpu().numpy()
 
 
-class _OpenVINORunner(_Runner):
-    def __init__(self, xml: Path, input_names: list[str], precision: str, threads: int):
-        import openvino as ov
-
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
-        if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        self.input_names = input_names
-
-    def __call__(self, feed):
-        result = self.request.infer({name: feed[name] for name in self.input_names})
-        return _normalise(np.asarray(result[self.compiled.outputs[0]], dtype=np.float32))
-
-
-class _OnnxRunner(_Runner):
-    def __init__(self, path: Path, threads: int):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, feed):
-        return _normalise(self.session.run(None, {name: feed[name] for name in self.input_names})[0].astype(np.float32))
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model, on the fastest measured backend (see the module docstring).
 
@@ -236,8 +208,10 @@ class SentenceTransformerEmbedder(Embedder):
     """
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64,
-                 backend: str = "auto", cache_dir: str | Path | None = None, threads: int = 0):
+                 backend: str = "auto", cache_dir: str | Path | None = None, threads: int = 0,
+                 offline: bool = False):
         self.model_ref = model
+        self.offline = offline  # passed to the load as local_files_only: no hub access, whatever the environment
         self.requested_device = device
         self.requested_dtype = dtype
         self.requested_backend = backend
@@ -254,6 +228,11 @@ class SentenceTransformerEmbedder(Embedder):
         self._pad_id = 0
         # One model shared by threads (Streamlit sessions, parallel asks); loading and inference are serialised.
         self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
+        return cls(cfg.model, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, backend=cfg.backend,
+                   cache_dir=cache_dir, threads=cfg.threads, offline=offline)
 
     @property
     def fingerprint(self) -> str:
@@ -301,6 +280,7 @@ class SentenceTransformerEmbedder(Embedder):
 
             # Never trust_remote_code: a model repository's own Python is not run.
             model = SentenceTransformer(path, device=self.device, trust_remote_code=False,
+                                        local_files_only=self.offline,
                                         model_kwargs={"use_safetensors": True})  # never unpickle weights
         except Exception as exc:  # noqa: BLE001 - wrap loader failures into a message with a fix
             raise RagError(
@@ -361,71 +341,24 @@ class SentenceTransformerEmbedder(Embedder):
             self._runner = _TorchRunner(model, names)
         self._st = model
 
-    # -- converted backends ----------------------------------------------------------------------------------------------
-
-    def _cache_key(self) -> str:
-        """Changes when the model files, the backend libraries or the export format change."""
-        parts = [self.name, str(_EXPORT_VERSION)]
-        path = Path(self._model_path())
-        if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                if file.is_file() and ".git" not in file.parts and file.suffix not in {".md", ".onnx", ".xml", ".bin"}:
-                    stat = file.stat()
-                    parts.append(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}")
-        for lib in ("torch", "sentence_transformers", "transformers", "openvino", "onnxruntime", "onnx"):
-            try:
-                from importlib.metadata import version
-
-                parts.append(f"{lib}={version(lib.replace('_', '-'))}")
-            except Exception:  # noqa: BLE001 - not installed
-                parts.append(f"{lib}=-")
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-    def _export_dir(self, backend: str) -> Path:
-        base = self.cache_dir or Path(tempfile.gettempdir()) / "rag-app-embedders"
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)[-60:]
-        kind = "openvino" if backend == "openvino" else "onnx"
-        return base / "embedders" / f"{safe}-{self._cache_key()}" / kind
+    # -- converted backends (the files and the check live in embedder_export) -----------------------------------------
 
     def _load_converted(self, backend: str) -> None:
-        from rag_app.components.device import cpu_has_fast_bf16
+        from rag_app.components import embedder_export as export
 
-        folder = self._export_dir(backend)
-        target = folder / ("model_int8.onnx" if backend == "onnx-int8" else
-                           "model.onnx" if backend == "onnx" else "model.xml")
-        if not target.exists():
-            from filelock import FileLock
+        folder = export.export_dir(self.cache_dir, self.name, self._model_path(), backend)
+        converted = export.load_converted(backend, folder, self._export_source, dtype=self.requested_dtype,
+                                          threads=self.threads)
+        self._dim, self._max_tokens = converted.dim, converted.max_tokens
+        self._setup_tokenizers(converted.tokenizer_json, converted.max_tokens, converted.lower, converted.pad_id)
+        self.precision = converted.precision
+        self._runner = converted.runner
+        export.check_probes(backend, converted.probe_vectors, self.embed(export.PROBES))
 
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(folder) + ".lock"):
-                if not target.exists():
-                    self._export(backend, folder, target)
-        meta = json.loads((folder / "meta.json").read_text())
-        self._dim, self._max_tokens = int(meta["dim"]), int(meta["max_tokens"])
-        self._setup_tokenizers((folder / "tokenizer.json").read_text(), self._max_tokens, meta["lower"], meta["pad_id"])
-        if backend == "openvino":
-            precision = "bf16" if self.requested_dtype in ("auto", "bfloat16") and cpu_has_fast_bf16() else "f32"
-            if self.requested_dtype == "float16":
-                precision = "f16"
-            self.precision = precision
-            self._runner = _OpenVINORunner(target, meta["input_names"], precision, self.threads)
-        else:
-            self.precision = "int8" if backend == "onnx-int8" else "f32"
-            self._runner = _OnnxRunner(target, self.threads)
-        self._check_probes(backend, meta)
+    def _export_source(self) -> ExportSource:
+        """The fp32 model with a tracing batch and its probe vectors, for a conversion (tokenised as we do)."""
+        from rag_app.components.embedder_export import PROBES, TRACE_TEXTS, ExportSource
 
-    def _check_probes(self, backend: str, meta: dict) -> None:
-        reference = np.asarray(meta["probe_vectors"], dtype=np.float32)
-        got = self.embed(_PROBES)
-        cosine = float((got * reference).sum(axis=1).min())
-        if cosine < _MIN_PROBE_COSINE[backend]:
-            raise RagError(f"{backend} vectors disagree with torch fp32 (min cosine {cosine:.4f} on probe texts)")
-
-    def _export(self, backend: str, folder: Path, target: Path) -> None:
-        """Convert the model (fp32) into `folder`, atomically: files appear under their final names only when done."""
-        import torch
-
-        log.info("converting embedder %s for the %s backend into %s (once)", self.name, backend, folder)
         model = self._load_st()  # fp32 on CPU
         info = self._token_path_info(model)
         if info is None:
@@ -433,72 +366,12 @@ class SentenceTransformerEmbedder(Embedder):
         raw, names, lower, pad_id = info
         max_tokens = int(model.max_seq_length)
         self._setup_tokenizers(raw.to_str(), max_tokens, lower, pad_id)
-        reference = _TorchRunner(model, names)
-        probe_vectors = self._embed_with(reference, _PROBES)
-
-        class _Wrapper(torch.nn.Module):
-            def __init__(self, inner, input_names):
-                super().__init__()
-                self.inner = inner
-                self.input_names = input_names
-
-            def forward(self, *tensors):
-                return self.inner(dict(zip(self.input_names, tensors)))["sentence_embedding"]
-
-        wrapper = _Wrapper(model, names).eval()
-        batch = self._pad([self._tokenizer.encode(t) for t in ["hello world", "an example sentence, longer"]], names)
-        example = tuple(torch.from_numpy(batch[n]) for n in names)
-
-        folder.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
-        quiet = logging.getLogger()  # onnxruntime.quantization logs every skipped node on the root logger
-        level = quiet.level
-        caught = warnings.catch_warnings()
-        caught.__enter__()
-        try:
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            quiet.setLevel(max(level, logging.WARNING))
-            files: list[str] = []
-            if backend == "openvino":
-                import openvino as ov
-
-                with torch.no_grad():
-                    converted = ov.convert_model(wrapper, example_input=example)
-                for port, name in zip(converted.inputs, names):
-                    port.get_tensor().set_names({name})
-                ov.save_model(converted, str(work / "model.xml"), compress_to_fp16=False)
-                files = ["model.bin", "model.xml"]  # .bin first: the .xml's presence marks a complete model
-            else:
-                fp32 = folder / "model.onnx"
-                if fp32.exists():
-                    shutil.copy2(fp32, work / "model.onnx")
-                else:
-                    with torch.no_grad():
-                        torch.onnx.export(
-                            wrapper, example, str(work / "model.onnx"), input_names=names, output_names=["embedding"],
-                            dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
-                            opset_version=17, dynamo=False)
-                    files.append("model.onnx")
-                if backend == "onnx-int8":
-                    import onnx
-                    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                    # Dynamic int8 (u8 activations × s8 weights: the AVX512-VNNI path), per channel for accuracy.
-                    quantize_dynamic(str(work / "model.onnx"), str(work / "model_int8.onnx"),
-                                     weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
-                                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-                    files.append("model_int8.onnx")
-            (work / "tokenizer.json").write_text(raw.to_str())
-            meta = {"name": self.name, "dim": int(probe_vectors.shape[1]), "max_tokens": max_tokens, "lower": lower,
-                    "pad_id": pad_id, "input_names": names, "probe_vectors": probe_vectors.tolist()}
-            (work / "meta.json").write_text(json.dumps(meta))
-            for name in ["tokenizer.json", "meta.json", *files]:
-                os.replace(work / name, folder / name)
-        finally:
-            caught.__exit__(None, None, None)
-            quiet.setLevel(level)
-            shutil.rmtree(work, ignore_errors=True)
-        del model, reference, wrapper
+        probe_vectors = self._embed_with(_TorchRunner(model, names), PROBES)
+        trace_batch = self._pad([self._tokenizer.encode(t) for t in TRACE_TEXTS], names)
+        meta = {"name": self.name, "dim": int(probe_vectors.shape[1]), "max_tokens": max_tokens, "lower": lower,
+                "pad_id": pad_id, "input_names": names, "probe_vectors": probe_vectors.tolist()}
+        return ExportSource(model=model, input_names=names, trace_batch=trace_batch, tokenizer_json=raw.to_str(),
+                            meta=meta)
 
     # -----------------------------------------------------------------------------------------------------------------
     # Interface
@@ -591,13 +464,18 @@ class SentenceTransformerEmbedder(Embedder):
                 "dim": self._dim, "max_tokens": self._max_tokens}
 
 
+#: settings.embedder.mode → the class that implements it. A new backend is one `Embedder` subclass with a
+#: `from_settings` classmethod, and one entry here (and in `EmbedderSettings.mode`).
+EMBEDDER_BACKENDS: dict[str, type[Embedder]] = {
+    "sentence-transformers": SentenceTransformerEmbedder,
+    "fake": FakeEmbedder,
+}
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_embedder(mode: str, model: str, device: str, dtype: str, batch_size: int, fake_dim: int,
-                     backend: str = "auto", cache_dir: str | None = None, threads: int = 0) -> Embedder:
-    if mode == "fake":
-        return FakeEmbedder(dim=fake_dim, batch_size=batch_size)
-    return SentenceTransformerEmbedder(model, device=device, dtype=dtype, batch_size=batch_size, backend=backend,
-                                       cache_dir=cache_dir, threads=threads)
+def _cached_embedder(cfg: EmbedderSettings, device: str, cache_dir: str, offline: bool) -> Embedder:
+    """Keyed on the frozen embedder section and the app-wide settings an embedder reads."""
+    return EMBEDDER_BACKENDS[cfg.mode].from_settings(cfg, device=device, cache_dir=cache_dir, offline=offline)
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -605,6 +483,4 @@ def get_embedder(settings: Settings) -> Embedder:
     from rag_app.settings import apply_offline_env
 
     apply_offline_env(settings)
-    cfg = settings.embedder
-    return _cached_embedder(cfg.mode, cfg.model, settings.device, cfg.dtype, cfg.batch_size, cfg.fake_dim,
-                            cfg.backend, str(settings.cache_dir), cfg.threads)
+    return _cached_embedder(settings.embedder, settings.device, str(settings.cache_dir), settings.offline)

@@ -38,6 +38,33 @@ def test_fake_embedder_batches_and_progress():
     assert embedder.embed([]).shape == (0, 32)
 
 
+def test_factory_chooses_the_class_by_mode_and_caches_per_configuration(tmp_path):
+    import typing
+
+    from rag_app.components.embedder import EMBEDDER_BACKENDS, get_embedder
+    from rag_app.settings import EmbedderSettings
+
+    assert set(EMBEDDER_BACKENDS) == set(typing.get_args(EmbedderSettings.model_fields["mode"].annotation))
+    settings = Settings(home=tmp_path, embedder={"mode": "fake", "fake_dim": 32, "batch_size": 4})
+    fake = get_embedder(settings)
+    assert type(fake) is FakeEmbedder and (fake.dim, fake.batch_size) == (32, 4)
+    assert get_embedder(Settings(home=tmp_path, embedder={"mode": "fake", "fake_dim": 32, "batch_size": 4})) is fake
+    assert get_embedder(Settings(home=tmp_path, embedder={"mode": "fake", "fake_dim": 48})) is not fake
+
+
+def test_sentence_transformers_embedder_from_settings_loads_nothing_and_keeps_offline(tmp_path):
+    from rag_app.components.embedder import get_embedder
+
+    settings = Settings(home=tmp_path, device="cpu", embedder={"backend": "torch", "threads": 2, "batch_size": 8})
+    embedder = get_embedder(settings)
+    assert type(embedder) is SentenceTransformerEmbedder and embedder._st is None and embedder._runner is None
+    assert (embedder.requested_device, embedder.requested_backend, embedder.threads, embedder.batch_size) == (
+        "cpu", "torch", 2, 8)
+    assert embedder.cache_dir == settings.cache_dir and embedder.offline is True
+    online = get_embedder(Settings(home=tmp_path, device="cpu", offline=False, embedder={"backend": "torch"}))
+    assert online is not embedder and online.offline is False
+
+
 def test_backend_setting_and_auto_choice():
     assert Settings().embedder.backend == "auto"
     assert resolve_backend("torch", "cpu") == "torch"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import SUPPORTED_SUFFIXES, decode_text, is_supported, load_file
+from ingest.loaders import LOADERS, SUPPORTED_SUFFIXES, Loader, decode_text, is_supported, load_file, loader_for
 from ingest.types import LoadError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -345,3 +345,27 @@ def test_config_files_are_one_segment(tmp_path):
     doc = load_one(write(tmp_path, "config.yaml", "type: model\nname: vae\nlayers:\n  - 64\n"))
     assert doc.kind == "code" and doc.extra == {"language": "yaml"}
     assert [(s.section, s.start_line, s.end_line) for s in doc.segments] == [("", 1, 4)]
+
+
+def test_registry_maps_every_supported_suffix_to_one_loader():
+    claimed = [suffix for loader in LOADERS for suffix in loader.suffixes]
+    assert len(claimed) == len(set(claimed)), "a suffix belongs to one loader only"
+    assert set(claimed) == SUPPORTED_SUFFIXES
+    for suffix in SUPPORTED_SUFFIXES:
+        loader = loader_for(f"notes/file{suffix.upper()}")
+        assert isinstance(loader, Loader) and suffix in loader.suffixes
+    kinds = {type(loader).__name__ for loader in (loader_for(f"x{s}") for s in (".md", ".txt", ".csv", ".tsv"))}
+    assert kinds == {"MarkdownLoader", "PlainTextLoader", "TabularLoader"}
+
+
+def test_unknown_suffix_is_skipped_with_a_reason(tmp_path):
+    from ingest.discover import discover
+
+    write(tmp_path, "notes.md", "# Notes\n\nkept\n")
+    write(tmp_path, "photo.xyz", "not a format we read")
+    assert loader_for("photo.xyz") is None
+    found = discover([tmp_path], max_bytes=1_000_000)
+    assert [f.rel for f in found.files] == ["notes.md"]
+    assert [(p.path, p.error) for p in found.skipped] == [("photo.xyz", "unsupported file type '.xyz'")]
+    with pytest.raises(LoadError, match=r"^unsupported file type '\.xyz'$"):
+        load_file(tmp_path / "photo.xyz", "photo.xyz")

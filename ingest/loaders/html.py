@@ -1,0 +1,108 @@
+"""HTML: visible text only (scripts, styles and navigation dropped), one segment per `h1`–`h3` section."""
+
+from __future__ import annotations
+
+import re
+
+from ingest.loaders.base import TextLoader, default_title
+from ingest.loaders.segments import Joiner, heading_path, push_heading
+from ingest.types import Document, LoadError
+
+_HTML_DROP = ("script", "style", "nav", "noscript", "template", "svg", "iframe", "head")
+_HTML_BLOCK = frozenset(
+    "address article aside blockquote body br dd details div dl dt fieldset figcaption figure footer form h4 h5 h6 "
+    "header hr li main ol p pre section summary table tbody thead tfoot tr ul caption".split()
+)
+_HTML_PARAGRAPH = frozenset("p pre table ul ol dl blockquote h4 h5 h6 figure".split())
+_HTML_CELL = frozenset({"td", "th"})
+_PARA_BREAK = "\x1e"  # stands for a blank line until the text is tidied
+_PRE_NEWLINE = "\x1f"  # a newline inside <pre>, kept verbatim by the tidying
+_HTML_SECTION = {"h1": 1, "h2": 2, "h3": 3}
+
+
+class HtmlLoader(TextLoader):
+    """Blocks become lines and paragraphs, table cells are joined by " | ", `<pre>` keeps its lines."""
+
+    suffixes = frozenset({".html", ".htm", ".xhtml"})
+
+    def load_text(self, text: str, rel: str, suffix: str) -> Document:
+        from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+        from bs4.element import Declaration, Doctype, ProcessingInstruction
+
+        soup = BeautifulSoup(text, "html.parser")
+        title = ""
+        if soup.title and soup.title.get_text(strip=True):
+            title = " ".join(soup.title.get_text().split())
+        if not title:
+            h1 = soup.find("h1")
+            if h1:
+                title = " ".join(h1.get_text(" ").split())
+        for tag in soup(list(_HTML_DROP)):
+            tag.decompose()
+
+        joiner = Joiner()
+        stack: list[tuple[int, str]] = []
+        section = ""
+        parts: list[str] = []
+        skip_types = (Comment, Doctype, Declaration, ProcessingInstruction)
+
+        def flush() -> None:
+            joiner.add(_tidy_extracted("".join(parts)), section=section)
+            parts.clear()
+
+        def walk(node: Tag, in_pre: bool) -> None:
+            nonlocal section
+            for child in node.children:
+                if isinstance(child, NavigableString):
+                    if not isinstance(child, skip_types):
+                        # Preformatted text keeps its lines and indentation through the tidying below.
+                        piece = str(child)
+                        parts.append(piece.replace("\n", _PRE_NEWLINE) if in_pre else re.sub(r"\s+", " ", piece))
+                    continue
+                if not isinstance(child, Tag):
+                    continue
+                name = child.name.lower() if child.name else ""
+                if name in _HTML_SECTION:
+                    flush()
+                    heading = " ".join(child.get_text(" ").split())
+                    if heading:
+                        push_heading(stack, _HTML_SECTION[name], heading)
+                        section = heading_path(stack)
+                    continue
+                if name in _HTML_BLOCK:
+                    brk = _PARA_BREAK if name in _HTML_PARAGRAPH else "\n"
+                    parts.append(brk)
+                    walk(child, in_pre or name == "pre")
+                    parts.append(brk)
+                elif name in _HTML_CELL:
+                    parts.append(" | ")
+                    walk(child, in_pre)
+                else:
+                    walk(child, in_pre or name == "pre")
+
+        try:
+            walk(soup, False)
+        except RecursionError as exc:
+            raise LoadError("HTML too deeply nested") from exc
+        flush()
+        if not joiner.segments:
+            raise LoadError("no text in HTML")
+        return Document(doc_id=rel, title=title or default_title(rel), kind="html", segments=joiner.segments)
+
+
+def _tidy_extracted(text: str) -> str:
+    """Strip each line and drop leading cell separators.
+
+    Line breaks stay single; paragraph breaks become one blank line.
+    """
+    lines = []
+    for line in text.replace(_PARA_BREAK, "\n\x1e\n").split("\n"):
+        line = line.strip(" \t")
+        if line.startswith("|"):
+            line = line.lstrip("| ").strip()
+        if line:
+            lines.append(line)
+    text = "\n".join(lines)
+    text = re.sub(r"\n?(?:\x1e\n?)+", "\n\n", text).strip()
+    return re.sub(r"\n{3,}", "\n\n", text.replace(_PRE_NEWLINE, "\n")).strip()
+

@@ -1,0 +1,290 @@
+"""Converted embedder models: a sentence-transformers model exported once to OpenVINO IR or ONNX, cached, run, and
+checked against torch fp32 on probe texts.
+
+The embedder (`embedder.SentenceTransformerEmbedder`) owns tokenisation and batching; this module owns the files.
+Cache layout, stable while `EXPORT_VERSION` stays the same (a cache built by an older release keeps being used)::
+
+    <cache_dir>/embedders/<model name>-<cache key>/openvino/   model.xml, model.bin, tokenizer.json, meta.json
+    <cache_dir>/embedders/<model name>-<cache key>/onnx/       model.onnx, model_int8.onnx, tokenizer.json, meta.json
+
+`meta.json` holds the dimension, window, tokenizer flags, input names and the torch fp32 vectors of `PROBES`, which
+every load compares with the converted model's own vectors (`check_probes`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag_app.errors import RagError
+
+log = logging.getLogger(__name__)
+
+#: Bump when the export format changes: old cache entries are then ignored.
+EXPORT_VERSION = 1
+#: Converted models must agree with torch fp32 at least this well on the probe texts, else torch is used.
+MIN_PROBE_COSINE = {"openvino": 0.999, "onnx": 0.999, "onnx-int8": 0.95}
+PROBES = [
+    "Retrieval-augmented generation grounds a language model's answer in retrieved passages.",
+    "hello",
+    "Die Katze sitzt auf der Matte. 東京は日本の首都です。 Emojis 🙂 and numbers 3.14159 too!",
+    "A much longer probe. " * 80,  # longer than the model's window: exercises truncation
+]
+#: Texts of the example batch the export traces the model with.
+TRACE_TEXTS = ["hello world", "an example sentence, longer"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Where a conversion lives
+
+
+def cache_key(name: str, model_path: str) -> str:
+    """Changes when the model files, the backend libraries or the export format change."""
+    parts = [name, str(EXPORT_VERSION)]
+    path = Path(model_path)
+    if path.is_dir():
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and ".git" not in file.parts and file.suffix not in {".md", ".onnx", ".xml", ".bin"}:
+                stat = file.stat()
+                parts.append(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+    for lib in ("torch", "sentence_transformers", "transformers", "openvino", "onnxruntime", "onnx"):
+        try:
+            from importlib.metadata import version
+
+            parts.append(f"{lib}={version(lib.replace('_', '-'))}")
+        except Exception:  # noqa: BLE001 - not installed
+            parts.append(f"{lib}=-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def export_dir(cache_dir: Path | None, name: str, model_path: str, backend: str) -> Path:
+    """The folder of one model's conversion for `backend` (onnx and onnx-int8 share one)."""
+    base = cache_dir or Path(tempfile.gettempdir()) / "rag-app-embedders"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-60:]
+    kind = "openvino" if backend == "openvino" else "onnx"
+    return base / "embedders" / f"{safe}-{cache_key(name, model_path)}" / kind
+
+
+def model_file(folder: Path, backend: str) -> Path:
+    """The file whose presence marks a complete conversion for `backend`."""
+    name = {"onnx-int8": "model_int8.onnx", "onnx": "model.onnx"}.get(backend, "model.xml")
+    return folder / name
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading (and converting once)
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """What a conversion needs from the embedder: the fp32 model, how it is fed, and its reference vectors."""
+
+    model: Any  # the sentence-transformers model, fp32 on CPU
+    input_names: list[str]
+    trace_batch: dict[str, np.ndarray]  # a padded batch of `TRACE_TEXTS`: {input name: int64 (rows, length)}
+    tokenizer_json: str
+    meta: dict  # name, dim, max_tokens, lower, pad_id, input_names, probe_vectors (torch fp32 vectors of PROBES)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A loaded conversion: its runner and what the embedder needs to tokenise for it."""
+
+    runner: Callable[[dict[str, np.ndarray]], np.ndarray]  # with `input_names`, like the embedder's torch runner
+    precision: str
+    tokenizer_json: str
+    dim: int
+    max_tokens: int
+    lower: bool
+    pad_id: int
+    probe_vectors: np.ndarray
+
+
+def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSource], *, dtype: str,
+                   threads: int) -> Converted:
+    """Open the conversion in `folder`, converting first (once, under a file lock) when it is not there.
+
+    Args:
+        backend: openvino, onnx or onnx-int8.
+        folder: from `export_dir`.
+        prepare: builds the `ExportSource`; called only when a conversion is needed.
+        dtype: the requested embedder dtype (OpenVINO runs bf16 for auto/bfloat16 where the CPU is fast at it).
+        threads: CPU threads for inference; 0 lets the runtime choose.
+    """
+    from rag_app.components.device import cpu_has_fast_bf16
+
+    target = model_file(folder, backend)
+    if not target.exists():
+        from filelock import FileLock
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not target.exists():
+                export(backend, folder, prepare())
+    meta = json.loads((folder / "meta.json").read_text())
+    if backend == "openvino":
+        precision = "bf16" if dtype in ("auto", "bfloat16") and cpu_has_fast_bf16() else "f32"
+        if dtype == "float16":
+            precision = "f16"
+        runner = _OpenVINORunner(target, meta["input_names"], precision, threads)
+    else:
+        precision = "int8" if backend == "onnx-int8" else "f32"
+        runner = _OnnxRunner(target, threads)
+    return Converted(runner=runner, precision=precision, tokenizer_json=(folder / "tokenizer.json").read_text(),
+                     dim=int(meta["dim"]), max_tokens=int(meta["max_tokens"]), lower=meta["lower"],
+                     pad_id=meta["pad_id"], probe_vectors=np.asarray(meta["probe_vectors"], dtype=np.float32))
+
+
+def check_probes(backend: str, reference: np.ndarray, got: np.ndarray) -> None:
+    """Raise RagError when the converted model's probe vectors stray from torch fp32 beyond `MIN_PROBE_COSINE`."""
+    cosine = float((got * reference).sum(axis=1).min())
+    if cosine < MIN_PROBE_COSINE[backend]:
+        raise RagError(f"{backend} vectors disagree with torch fp32 (min cosine {cosine:.4f} on probe texts)")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Converting
+
+
+@contextlib.contextmanager
+def _root_log_level_at_least(level: int) -> Iterator[None]:
+    """onnxruntime.quantization logs every skipped node on the root logger: raise its level for a while."""
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(max(saved, level))
+    try:
+        yield
+    finally:
+        root.setLevel(saved)
+
+
+def export(backend: str, folder: Path, source: ExportSource) -> None:
+    """Convert the model (fp32) into `folder`, atomically: files appear under their final names only when done."""
+    import torch
+
+    log.info("converting embedder %s for the %s backend into %s (once)", source.meta["name"], backend, folder)
+    names = source.input_names
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self, inner, input_names):
+            super().__init__()
+            self.inner = inner
+            self.input_names = input_names
+
+        def forward(self, *tensors):
+            return self.inner(dict(zip(self.input_names, tensors)))["sentence_embedding"]
+
+    wrapper = _Wrapper(source.model, names).eval()
+    example = tuple(torch.from_numpy(source.trace_batch[n]) for n in names)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+    try:
+        with warnings.catch_warnings(), _root_log_level_at_least(logging.WARNING):
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            if backend == "openvino":
+                files = _export_openvino(wrapper, example, names, work)
+            else:
+                files = _export_onnx(wrapper, example, names, work, folder, int8=backend == "onnx-int8")
+            (work / "tokenizer.json").write_text(source.tokenizer_json)
+            (work / "meta.json").write_text(json.dumps(source.meta))
+            for name in ["tokenizer.json", "meta.json", *files]:
+                os.replace(work / name, folder / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _export_openvino(wrapper, example: tuple, names: list[str], work: Path) -> list[str]:
+    import openvino as ov
+    import torch
+
+    with torch.no_grad():
+        converted = ov.convert_model(wrapper, example_input=example)
+    for port, name in zip(converted.inputs, names):
+        port.get_tensor().set_names({name})
+    ov.save_model(converted, str(work / "model.xml"), compress_to_fp16=False)
+    return ["model.bin", "model.xml"]  # .bin first: the .xml's presence marks a complete model
+
+
+def _export_onnx(wrapper, example: tuple, names: list[str], work: Path, folder: Path, int8: bool) -> list[str]:
+    import torch
+
+    files: list[str] = []
+    fp32 = folder / "model.onnx"
+    if fp32.exists():  # int8 after fp32: quantise the export already there
+        shutil.copy2(fp32, work / "model.onnx")
+    else:
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper, example, str(work / "model.onnx"), input_names=names, output_names=["embedding"],
+                dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False)
+        files.append("model.onnx")
+    if int8:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        # Dynamic int8 (u8 activations × s8 weights: the AVX512-VNNI path), per channel for accuracy.
+        quantize_dynamic(str(work / "model.onnx"), str(work / "model_int8.onnx"),
+                         weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        files.append("model_int8.onnx")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class _OpenVINORunner:
+    """One padded batch {input name: int64 array} → (rows, dim) float32, L2-normalised, on OpenVINO's CPU plugin."""
+
+    def __init__(self, xml: Path, input_names: list[str], precision: str, threads: int):
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_names = input_names
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        result = self.request.infer({name: feed[name] for name in self.input_names})
+        return _normalise(np.asarray(result[self.compiled.outputs[0]], dtype=np.float32))
+
+
+class _OnnxRunner:
+    """The same on ONNX Runtime's CPU provider."""
+
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        return _normalise(self.session.run(None, {name: feed[name] for name in self.input_names})[0].astype(np.float32))
