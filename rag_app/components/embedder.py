@@ -265,6 +265,7 @@ class SentenceTransformerEmbedder(Embedder):
                         raise RagError(f"embedder backend {backend!r} failed: {type(exc).__name__}: {exc}") from exc
                     log.warning("embedder backend %s unavailable (%s: %s); using torch", backend, type(exc).__name__, exc)
                     self._runner = None
+                    self.__dict__.pop("precision", None)  # describe() reports the torch dtype that really runs
             self._load_torch()
             self.backend = "torch"
             return self
