@@ -146,6 +146,25 @@ def test_a_document_can_be_deleted(app, _isolated_home):
     assert not saved[0].exists()
 
 
+def test_a_collection_can_be_dropped_after_typing_its_name(app, tmp_path):
+    from rag_app.api import RAG
+
+    doc = tmp_path / "otters.md"
+    doc.write_text("# Otters\n\nOtters hold hands.\n", encoding="utf-8")
+    app.switch_page("rag_app/ui/ingest_page.py").run()
+    app.text_input(key="new_collection").input("notes")
+    app.text_input(key="ingest_path").input(str(doc))
+    button(app, "Ingest folder").click().run()
+    assert app.dataframe[0].value["source"].tolist() == ["otters.md"]
+
+    assert button(app, "Delete collection").disabled
+    app.text_input(key="drop_notes").input("notes").run()
+    button(app, "Delete collection").click().run()
+    assert not app.exception, app.exception
+    assert any("Deleted the collection notes" in s.value for s in app.success)
+    assert "notes" not in {c.name for c in RAG().collections()}
+
+
 def test_a_missing_folder_shows_an_error(app):
     app.switch_page("rag_app/ui/ingest_page.py").run()
     app.text_input(key="ingest_path").input("/no/such/folder")
