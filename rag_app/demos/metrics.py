@@ -17,7 +17,6 @@ for two kinds of noise (the ceiling), so a demo's numbers can be read on that sc
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -184,7 +183,3 @@ def reference_rows(n: int = N_EVAL, seed: int = 0, data: Digits | None = None) -
         "uniform noise": score_samples(uniform, data),
     }
 
-
-def bits_per_dim(nll_nats_per_image: float, dims: int = 64) -> float:
-    """Convert a negative log-likelihood in nats per image to bits per pixel (log2(17) = 4.09 is a uniform guess)."""
-    return nll_nats_per_image / (dims * math.log(2))

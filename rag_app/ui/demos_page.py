@@ -5,7 +5,6 @@ Runs are written under `<data home>/runs/`, and the gallery reads every earlier 
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,6 @@ from rag_app.demos import DEMOS, PRESET_NAMES, list_runs, run_demo
 from rag_app.ui import state
 
 GALLERY_SIZE = 12
-
-
-def available_demos() -> list[str]:
-    """The demos whose module is installed (a partial checkout may lack some)."""
-    return [name for name in DEMOS if importlib.util.find_spec(f"rag_app.demos.{name}") is not None]
 
 
 def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
@@ -88,12 +82,8 @@ def render() -> None:
     st.caption("Small PyTorch models trained on the spot. The tiny preset takes under a minute on 2 CPU cores.")
     with state.guard("Loading the demos"):
         settings = state.load_settings()
-        names = available_demos()
-        if not names:
-            st.warning("No demo is installed.")
-            return
         left, right = st.columns([2, 1])
-        name = left.selectbox("Demo", names, key="demo_name")
+        name = left.selectbox("Demo", DEMOS, key="demo_name")
         preset = right.radio("Preset", PRESET_NAMES, key="demo_preset", horizontal=True)
         if st.button("Train", type="primary"):
             with state.guard(f"Training {name}"):
