@@ -1,6 +1,7 @@
 """The Demos page: train a small generative model with a progress bar, see its samples, curve and metrics.
 
 Runs are written under `<data home>/runs/`, and the gallery reads every earlier run back with `list_runs`.
+The page passes its settings to `run_demo` (data home, `demos.mnist_dir`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def train(name: str, preset: str, settings) -> None:
 
     out_dir = settings.runs_dir / f"{name}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     started = time.perf_counter()
-    result = run_demo(name, preset, out_dir=out_dir, device=settings.device, progress=report)
+    result = run_demo(name, preset, out_dir=out_dir, device=settings.device, progress=report, settings=settings)
     bar.progress(1.0, text=f"Trained {name} ({preset}) in {time.perf_counter() - started:.0f} s")
     st.session_state["demo_result"] = (str(result.out_dir), result.metrics)
 
@@ -79,7 +80,8 @@ def gallery(settings) -> None:
 
 def render() -> None:
     st.title("Generative model demos")
-    st.caption("Small PyTorch models trained on the spot. The tiny preset takes under a minute on 2 CPU cores.")
+    st.caption("Small PyTorch models trained on the spot. The tiny preset takes under a minute on 2 CPU cores: "
+               "its training stops at a time budget if the steps take longer.")
     with state.guard("Loading the demos"):
         settings = state.load_settings()
         left, right = st.columns([2, 1])
