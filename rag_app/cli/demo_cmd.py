@@ -21,6 +21,9 @@ def register(subparsers) -> None:
                         "per-user data dir)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: RAG_DEVICE or auto)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: more gain little and slow down badly on busy cores; "
+                        "0: one per core)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -45,7 +48,7 @@ def run(args) -> int:
 
     try:
         result = run_demo(args.name, preset=args.preset, out_dir=args.out, device=settings.device, progress=progress,
-                          seed=args.seed, settings=settings)
+                          seed=args.seed, settings=settings, threads=args.threads)
     finally:
         bar.close()
     if args.json:

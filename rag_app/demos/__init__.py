@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -71,7 +72,7 @@ def _check_choice(name: str, preset: str) -> None:
 
 def run_demo(name: str, preset: str = "tiny", out_dir: str | Path | None = None, device: str = "auto",
              progress: ProgressFn | None = None, seed: int | None = None, *,
-             settings: Settings | None = None) -> DemoResult:
+             settings: Settings | None = None, threads: int | None = 1) -> DemoResult:
     """Train one demo with a preset, sample from it, score the samples and write the run folder.
 
     Args:
@@ -84,6 +85,10 @@ def run_demo(name: str, preset: str = "tiny", out_dir: str | Path | None = None,
         seed: overrides the preset's seed.
         settings: where runs and the digit-scorer cache go (`home`) and the MNIST folder (`demos.mnist_dir`,
             used when the preset names none); default `Settings()`, from the environment.
+        threads: torch CPU threads while the demo runs (restored afterwards; the setting is process-wide).
+            1 by default: these small tensors gain little from a second thread on idle cores, and training
+            ran about 10x slower with two threads than with one on 2 cores shared with other work (docs/demos.md).
+            None or 0: leave torch's setting (one thread per core by default).
 
     Returns:
         A `DemoResult` with the metrics and the paths of samples.png, curve.png, metrics.json,
@@ -112,8 +117,24 @@ def run_demo(name: str, preset: str = "tiny", out_dir: str | Path | None = None,
     if out_dir is None:
         out_dir = settings.runs_dir / f"{name}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = Path(out_dir)
-    metrics, files = module.run(config, out_dir, preset, resolve_device(device), progress, cache_dir=settings.cache_dir)
+    with cpu_threads(threads):
+        metrics, files = module.run(config, out_dir, preset, resolve_device(device), progress,
+                                    cache_dir=settings.cache_dir)
     return DemoResult(name=name, preset=preset, out_dir=out_dir, metrics=metrics, files=files)
+
+
+@contextmanager
+def cpu_threads(threads: int | None):
+    """Run the block with torch's intra-op thread count set to `threads` (None or 0: unchanged)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def list_runs(root: str | Path | None = None) -> list[DemoRun]:

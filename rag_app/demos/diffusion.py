@@ -35,7 +35,7 @@ class Config:
     beta_start: float = 1e-4  # noise variance added at the first step (Ho et al.)
     beta_end: float = 0.02  # noise variance added at the last step (Ho et al.)
     steps: int = 1200  # optimiser steps
-    max_seconds: float | None = 30.0  # wall-clock cap on training (None: none); whichever of the two comes first
+    max_seconds: float | None = 25.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 64  # images per step
     lr: float = 2e-3  # AdamW learning rate, cosine-decayed to 10% of it over the budget (steps or seconds)
     sampler: str = "ddim"  # "ddim" (few deterministic steps) or "ddpm" (all T ancestral steps)

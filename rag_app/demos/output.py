@@ -211,11 +211,15 @@ class Budget:
 
 
 def budget_summary(cfg, steps_done: int, train_s: float) -> dict:
-    """The metrics.json fields that say how training ended: which limit stopped it, after how many steps and seconds."""
+    """The metrics.json fields that say how training ended: which limit stopped it, after how many steps and seconds
+    (and with how many torch CPU threads)."""
+    import torch
+
     return {
         "stopped_by": "steps" if steps_done >= cfg.steps else "time",
         "steps": steps_done,
         "max_steps": cfg.steps,
         "max_seconds": cfg.max_seconds,
         "train_s": round(train_s, 2),
+        "threads": torch.get_num_threads(),
     }

@@ -34,12 +34,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def run_all(preset: str, demos: list[str], out: Path, device: str, settings=None) -> dict[str, dict]:
+def run_all(preset: str, demos: list[str], out: Path, device: str, settings=None,
+            threads: int = 1) -> dict[str, dict]:
     """Run each demo once; returns {demo: metrics + wall_s + cpu_s}."""
     results = {}
     for name in demos:
         wall, cpu = time.perf_counter(), _cpu_seconds()
-        result = run_demo(name, preset, out_dir=out / f"{name}-{preset}", device=device, settings=settings)
+        result = run_demo(name, preset, out_dir=out / f"{name}-{preset}", device=device, settings=settings,
+                          threads=threads)
         results[name] = {**result.metrics, "wall_s": time.perf_counter() - wall, "cpu_s": _cpu_seconds() - cpu}
         print(f"<!-- {name}: {results[name]['wall_s']:.1f} s wall, {results[name]['cpu_s']:.1f} s CPU -->", flush=True)
     return results
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demos", default=",".join(DEMOS), help="comma-separated subset of " + ", ".join(DEMOS))
     parser.add_argument("--out", type=Path, default=None, help="folder for the run folders")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default, one per core)")
     args = parser.parse_args(argv)
 
     demos = [d.strip() for d in args.demos.split(",") if d.strip()]
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     digits = load_digits(settings.demos.mnist_dir)
     metrics.load_scorer(digits, settings.cache_dir)  # train or load it first: its one-off cost is not a demo's
-    results = run_all(args.preset, demos, out, args.device, settings)
+    results = run_all(args.preset, demos, out, args.device, settings, args.threads)
     images = any(d != "charlm" for d in demos)
     references = metrics.reference_rows(data=digits, cache_dir=settings.cache_dir) if images else {}
     print(markdown(args.preset, results, references))

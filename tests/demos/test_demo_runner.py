@@ -36,7 +36,7 @@ def test_run_demo_writes_all_five_files(name, micro_presets, demo_home):
     assert "version" in description and "config" in description
     assert calls and calls[-1][0] == calls[-1][1] and "loss" in calls[-1][2]
     assert result.metrics["stopped_by"] == "steps" and result.metrics["steps"] == result.metrics["max_steps"]
-    assert description["step"] == result.metrics["steps"]
+    assert description["step"] == result.metrics["steps"] and result.metrics["threads"] == 1
     if name == "charlm":
         assert result.metrics["heldout_bits_per_char"] > 0 and result.metrics["chars_per_s"] > 0
     else:
@@ -112,3 +112,12 @@ def test_budget_counts_steps_and_stops_on_the_clock():
     seen = [step for step in timed]
     assert 1 <= len(seen) < 10**9 and timed.elapsed() >= 0.05
     assert [step for step in Budget(10**9, 0.0)] == [1]  # at least one step always runs
+
+
+def test_run_demo_sets_torch_threads_only_while_it_runs(micro_presets, tmp_path):
+    import torch
+
+    torch.set_num_threads(2)  # the autouse fixture restores the thread count afterwards
+    result = run_demo("autoencoder", out_dir=tmp_path / "t", device="cpu", threads=1)
+    assert result.metrics["threads"] == 1 and torch.get_num_threads() == 2
+    assert run_demo("autoencoder", out_dir=tmp_path / "u", device="cpu", threads=None).metrics["threads"] == 2
