@@ -225,7 +225,7 @@ def test_training_a_demo_shows_progress_samples_and_metrics(app, monkeypatch, _i
 
     calls = []
 
-    def fake_run_demo(name, preset, out_dir, device, progress):
+    def fake_run_demo(name, preset, out_dir, device, progress, settings=None):
         for step in (1, 50, 100):
             progress(step, 100, {"loss": 1.0 / step})
         created = "2024-06-01T12:00:00"
