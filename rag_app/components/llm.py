@@ -264,7 +264,6 @@ class TransformersLLM(LLM):
         with self._lock:
             if self._model is not None:
                 return self._model, self._tokenizer
-            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             from rag_app.components.device import resolve_device, resolve_dtype
@@ -300,8 +299,7 @@ class TransformersLLM(LLM):
                 ) from exc
             if not self.load_in_4bit:
                 model.to(device)
-            model.eval()
-            torch.set_grad_enabled(False)
+            model.eval()  # no global autograd switch: every forward pass runs under `torch.inference_mode()`
             self.device = device
             self._tokenizer = tokenizer
             self._model = model
@@ -370,7 +368,7 @@ class TransformersLLM(LLM):
 
         When `prompt` starts with `head` (ending at a message boundary, so tokenising the two parts apart gives the
         same tokens), the head's cached KV state is reused and only the rest is run. Yields the generated ids after
-        each step.
+        each step. Each step runs under `torch.inference_mode()`, but the caller's code between steps does not.
         """
         import copy
 
@@ -391,17 +389,17 @@ class TransformersLLM(LLM):
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
             ids = ids[:, -(limit - max_new_tokens):]
         generated: list[int] = []
-        with torch.inference_mode():
-            for _ in range(max_new_tokens):
+        for _ in range(max_new_tokens):
+            with torch.inference_mode():
                 out = model(input_ids=ids, past_key_values=past, use_cache=True)
                 past = out.past_key_values
                 logits = out.logits[0, -1].float()  # (V,)
                 token = choose(logits, generated)
-                if token is None:
-                    return
-                generated.append(token)
-                yield generated
-                ids = torch.tensor([[token]], device=self.device)
+            if token is None:
+                return
+            generated.append(token)
+            yield generated
+            ids = torch.tensor([[token]], device=self.device)
 
     def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
         import torch

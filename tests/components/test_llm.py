@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag_app.components.llm import OpenAILLM, ScriptedLLM, _StopStreamer, get_llm, snap_to_evidence
+from rag_app.components.llm import OpenAILLM, ScriptedLLM, TransformersLLM, _StopStreamer, get_llm, snap_to_evidence
 from rag_app.errors import RagError
 from rag_app.settings import Settings
 
@@ -149,3 +149,53 @@ def test_fits_answer_type():
     assert fits_answer_type("March", "date") and fits_answer_type("1960s", "date")
     assert fits_answer_type("Pierre", "name") and not fits_answer_type("energy", "name")
     assert fits_answer_type("anything", None)
+
+
+# -- the local backend, on a tiny random Llama saved under tmp_path ---------------------------------------------------
+_VOCAB = ["<unk>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "Answer:", "the", "capital", "is", "Paris",
+          "of", "France", "what", "?", "."]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory):
+    """A 1-layer Llama with a word-level tokenizer and a chat template, as safetensors: loads in well under a second."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(_VOCAB)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="</s>")
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m.role }}|> {{ m.content }} </s> {% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+    tokenizer.save_pretrained(folder)
+    config = transformers.LlamaConfig(vocab_size=len(_VOCAB), hidden_size=16, intermediate_size=32,
+                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                      max_position_embeddings=256, eos_token_id=1, bos_token_id=1, pad_token_id=0)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _tiny(folder, tmp_path) -> TransformersLLM:
+    return TransformersLLM(str(folder), tmp_path / "cache", device="cpu", dtype="float32")
+
+
+CHAT = [{"role": "system", "content": "the capital ."}, {"role": "user", "content": "what is the capital of France ?"}]
+
+
+def test_loading_the_lm_leaves_autograd_on_for_the_thread(tiny_lm_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    llm = _tiny(tiny_lm_dir, tmp_path)
+    for _ in llm.stream(CHAT, max_new_tokens=3, prefix="Answer:"):  # the caller's code between tokens has autograd
+        assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    llm.generate(CHAT, max_new_tokens=3)  # again, through the cached prompt head
+    # A demo trained afterwards in the same thread: one training step must work.
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = net(torch.randn(8, 4)).pow(2).mean()
+    loss.backward()
+    optimiser.step()
+    assert net.weight.grad is not None and torch.is_grad_enabled()
