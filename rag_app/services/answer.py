@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag_app.services.grounding import Evidence, content_words, rank_evidence, relevance, split_sentences, support
+from rag_app.services.grounding import Evidence, rank_evidence, relevance, support
 from rag_app.services.prompting import (
     SPAN_EXAMPLES,
     Passage,
@@ -33,10 +33,10 @@ from rag_app.services.prompting import (
     span_messages,
 )
 from rag_app.settings import Settings
+from rag_app.text import STOPWORDS, cited_numbers, content_words, split_sentences, strip_citations
 
 REFUSAL = "I don't know: the documents don't say."
 SPAN_PREFIX = "Answer:"
-_CITATION = re.compile(r"\s*\[(\d+)\]")
 _DONT_KNOW = re.compile(r"^\W*(i\s+don'?t\s+know|i\s+do\s+not\s+know|the\s+(sources|documents)\s+do\s*n[o']t)", re.I)
 
 
@@ -111,11 +111,6 @@ class Answer:
             "standalone_question": self.standalone_question,
             "fallback": self.fallback,
         }
-
-
-def strip_citations(text: str) -> str:
-    """The answer text without `[n]` markers (what EM/F1 are computed on)."""
-    return _CITATION.sub("", text).strip()
 
 
 class AnswerService:
@@ -272,7 +267,7 @@ def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tu
     cited: list[int] = []
     ok = True
     for sentence in split_sentences(reply):
-        numbers = [int(n) for n in _CITATION.findall(sentence) if int(n) in texts]
+        numbers = [n for n in cited_numbers(sentence) if n in texts]
         claim = strip_citations(sentence)
         if not content_words(claim):
             out.append(sentence)
@@ -352,9 +347,7 @@ def answer_type(question: str) -> str | None:
 
 def _question_words(question: str) -> list[str]:
     """The question's meaningful words, as written (lower-cased)."""
-    from rag_app.services.grounding import _STOPWORDS
-
-    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in _STOPWORDS]
+    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in STOPWORDS]
 
 
 def _norm(text: str) -> str:
