@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag_app.services.extractive import answer_type, answers_something, clean_span, question_words, stream_span
 from rag_app.services.grounding import Evidence, rank_evidence, relevance, support
 from rag_app.services.prompting import (
     SPAN_EXAMPLES,
@@ -33,7 +34,7 @@ from rag_app.services.prompting import (
     span_messages,
 )
 from rag_app.settings import Settings
-from rag_app.text import STOPWORDS, cited_numbers, content_words, split_sentences, strip_citations
+from rag_app.text import cited_numbers, content_words, split_sentences, strip_citations
 
 REFUSAL = "I don't know: the documents don't say."
 SPAN_PREFIX = "Answer:"
@@ -193,10 +194,9 @@ class AnswerService:
                 break
         kept = kept or passages[:1]
         pieces: list[str] = []
-        for piece in self.llm.stream_span(messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
-                                          prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
-                                          avoid_start=_question_words(run.standalone),
-                                          answer_type=answer_type(run.standalone)):
+        for piece in stream_span(self.llm, messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
+                                 prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
+                                 avoid_start=question_words(run.standalone), answer_type=answer_type(run.standalone)):
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -204,10 +204,10 @@ class AnswerService:
             pieces.append(piece)
             yield from run.emit(piece)
         span = "".join(pieces).strip()
-        clean = _clean_span(span)
+        clean = clean_span(span)
         home = next((p for p in kept if clean and clean in p.text), None)
         run.extra["home_rank"] = kept.index(home) if home is not None else None
-        if home is None or not _answers_something(clean, run.standalone):
+        if home is None or not answers_something(clean, run.standalone):
             # Nothing usable came out: answer with the best supporting sentence, quoted.
             best = kept[0]
             text = f'"{best.text}" [{best.n}]'
@@ -222,10 +222,8 @@ class AnswerService:
             if not (len(quoted) == 1 and _norm(clean) == _norm(home.text)):
                 tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
         yield from run.emit(tail)
-        full = "".join(pieces) + tail
-        final = clean + tail
         cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
-        yield run.finish(final, short=clean, cited=cited, replace=final if final != full else None)
+        yield run.finish(clean + tail, short=clean, cited=cited)
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
@@ -238,7 +236,7 @@ class AnswerService:
             yield from run.emit(piece)
         reply = "".join(pieces).strip()
         if not reply or _DONT_KNOW.match(reply):
-            yield run.finish(REFUSAL, refused=True, short="", replace=REFUSAL if reply != REFUSAL else None)
+            yield run.finish(REFUSAL, refused=True, short="")
             return
         # Support is checked against the sentences of each cited source that bear on the question (within
         # `evidence_margin` of the best), so a reply copied from an unrelated sentence (e.g. a planted
@@ -248,12 +246,11 @@ class AnswerService:
         checked, cited, ok = check_citations(reply, {n: t for n, t in relevant.items() if t},
                                              self.settings.answer.min_support)
         if ok:
-            yield run.finish(checked, short=strip_citations(checked), cited=cited,
-                             replace=checked if checked != reply else None)
+            yield run.finish(checked, short=strip_citations(checked), cited=cited)
             return
         best = evidence[0]
         text = f'"{best.text}" [{best.source}]'
-        yield run.finish(text, short=best.text, cited=[best.source], replace=text, fallback=True)
+        yield run.finish(text, short=best.text, cited=[best.source], fallback=True)
 
 
 def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tuple[str, list[int], bool]:
@@ -312,8 +309,8 @@ class _Run:
             yield piece
 
     def finish(self, text: str, *, refused: bool = False, short: str = "", cited: Sequence[int] = (),
-               replace: str | None = None, fallback: bool = False) -> Answer:
-        del replace  # the final text is authoritative; the streamed pieces may differ only in trimmed punctuation
+               fallback: bool = False) -> Answer:
+        """The final Answer. Its text is authoritative: the streamed pieces may differ in trimmed punctuation."""
         self.timings.total_ms = self.elapsed()
         for source in self.sources:
             source.cited = source.n in cited
@@ -322,54 +319,5 @@ class _Run:
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
 
 
-_NUMBER_Q = re.compile(r"\bhow\s+(many|much|long|old|far|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
-                       r"\b(what|which)\s+(percentage|percent|proportion|number|amount|population|size|age)\b", re.I)
-_DATE_Q = re.compile(r"^\W*when\b|\b(what|which|in\s+what|in\s+which)\s+(year|years|century|decade|date|month|day|"
-                     r"time\s+period|era)\b|\bwhen\s+(did|was|were|is|does|do|had|will)\b", re.I)
-_NAME_Q = re.compile(r"^\W*(who|whom|whose)\b|^\W*where\b|\b(who|whom)\s+(was|is|were|did|had|has)\b|"
-                     r"^\W*(in\s+)?(what|which)\s+(city|country|state|nation|county|town|region|continent|company|"
-                     r"organi[sz]ation|team|club|university|college|river|mountain|island|ocean|sea|language|party|"
-                     r"person|man|woman|king|queen|president|emperor|author|scientist|mission|ship|station|"
-                     r"province|church|army|empire|dynasty|family|group|newspaper|network|station)\b", re.I)
-
-
-def answer_type(question: str) -> str | None:
-    """The kind of answer a question asks for: "number" (how many / how much), "date" (when / what year), "name"
-    (who / where: a capitalised name), or None."""
-    if _NUMBER_Q.search(question):
-        return "number"
-    if _DATE_Q.search(question):
-        return "date"
-    if _NAME_Q.search(question):
-        return "name"
-    return None
-
-
-def _question_words(question: str) -> list[str]:
-    """The question's meaningful words, as written (lower-cased)."""
-    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in STOPWORDS]
-
-
 def _norm(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
-
-
-def _clean_span(span: str) -> str:
-    """Trim punctuation and unbalanced brackets or quotes at the ends of an extracted span."""
-    span = span.strip().strip(",;:").strip()
-    for opening, closing in (("(", ")"), ("[", "]"), ('"', '"'), ("“", "”")):
-        if opening == closing:
-            if span.count(opening) % 2:
-                span = span.replace(opening, "", 1) if span.startswith(opening) else span.rstrip(opening)
-        elif span.count(opening) != span.count(closing):
-            span = span.strip(opening + closing)
-    return span.strip().rstrip(",;:").strip()
-
-
-def _answers_something(span: str, question: str) -> bool:
-    """A span that only repeats the question's words (or has no words at all) answers nothing."""
-    words = content_words(span)
-    if not words:
-        return bool(re.search(r"\d", span))
-    asked = set(content_words(question))
-    return any(w not in asked for w in words)
