@@ -34,7 +34,7 @@ from rag_app.services.prompting import (
     span_messages,
 )
 from rag_app.settings import Settings
-from rag_app.text import cited_numbers, content_words, split_sentences, strip_citations
+from rag_app.text import cited_numbers, content_words, find_span, split_sentences, strip_citations
 
 REFUSAL = "I don't know: the documents don't say."
 SPAN_PREFIX = "Answer:"
@@ -54,6 +54,10 @@ class Source:
     score: float
     text: str
     cited: bool = False
+    # (start, end) character offsets into `text` of the sentences the answer rests on, most important first: for an
+    # extractive answer the sentence the span comes from and the best-ranked one; for a generative answer the evidence
+    # sentence each cited claim rests on. Empty for a source the answer does not cite.
+    cited_spans: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
     def from_hit(cls, n: int, hit) -> Source:
@@ -212,7 +216,7 @@ class AnswerService:
             best = kept[0]
             text = f'"{best.text}" [{best.n}]'
             yield from run.emit(("\n" if span else "") + text)
-            yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span))
+            yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span), rests_on=[(best.n, best.text)])
             return
         tail = f" [{home.n}]."
         if cfg.quote:
@@ -223,7 +227,8 @@ class AnswerService:
                 tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
         yield from run.emit(tail)
         cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
-        yield run.finish(clean + tail, short=clean, cited=cited)
+        rests_on = [(home.n, home.text)] + ([(kept[0].n, kept[0].text)] if cfg.quote and home is not kept[0] else [])
+        yield run.finish(clean + tail, short=clean, cited=cited, rests_on=rests_on)
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
@@ -242,15 +247,16 @@ class AnswerService:
         # `evidence_margin` of the best), so a reply copied from an unrelated sentence (e.g. a planted
         # instruction) counts as unsupported.
         bar = evidence[0].score - self.settings.answer.evidence_margin
-        relevant = {p.n: " ".join(e.text for e in evidence if e.source == p.n and e.score >= bar) for p in kept}
-        checked, cited, ok = check_citations(reply, {n: t for n, t in relevant.items() if t},
+        relevant = {p.n: [e.text for e in evidence if e.source == p.n and e.score >= bar] for p in kept}
+        checked, cited, ok = check_citations(reply, {n: " ".join(t) for n, t in relevant.items() if t},
                                              self.settings.answer.min_support)
         if ok:
-            yield run.finish(checked, short=strip_citations(checked), cited=cited)
+            yield run.finish(checked, short=strip_citations(checked), cited=cited,
+                             rests_on=resting_sentences(checked, relevant))
             return
         best = evidence[0]
         text = f'"{best.text}" [{best.source}]'
-        yield run.finish(text, short=best.text, cited=[best.source], fallback=True)
+        yield run.finish(text, short=best.text, cited=[best.source], fallback=True, rests_on=[(best.source, best.text)])
 
 
 def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tuple[str, list[int], bool]:
@@ -284,6 +290,23 @@ def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tu
     return " ".join(out), cited, ok
 
 
+def resting_sentences(reply: str, sentences: dict[int, list[str]]) -> list[tuple[int, str]]:
+    """The evidence sentence each claim of a checked reply rests on: for every sentence of `reply` and every source
+    `n` it cites, the sentence of `sentences[n]` that supports it best (the first of equals). Returns (n, sentence)
+    pairs in reply order, each once."""
+    found: list[tuple[int, str]] = []
+    for sentence in split_sentences(reply):
+        claim = strip_citations(sentence)
+        for n in cited_numbers(sentence):
+            candidates = sentences.get(n) or []
+            if not candidates:
+                continue
+            best = max(candidates, key=lambda text: support(claim, text))  # max keeps the first of equals
+            if (n, best) not in found:
+                found.append((n, best))
+    return found
+
+
 # -- helpers ----------------------------------------------------------------------------------------------------------
 class _Run:
     """Book-keeping of one question: timings, streamed text, and the final Answer."""
@@ -309,11 +332,21 @@ class _Run:
             yield piece
 
     def finish(self, text: str, *, refused: bool = False, short: str = "", cited: Sequence[int] = (),
-               fallback: bool = False) -> Answer:
-        """The final Answer. Its text is authoritative: the streamed pieces may differ in trimmed punctuation."""
+               fallback: bool = False, rests_on: Sequence[tuple[int, str]] = ()) -> Answer:
+        """The final Answer; `rests_on` holds (source number, sentence) pairs, located as the sources' `cited_spans`.
+
+        The final text is authoritative: the streamed pieces may differ from it in trimmed punctuation.
+        """
         self.timings.total_ms = self.elapsed()
         for source in self.sources:
             source.cited = source.n in cited
+            source.cited_spans = []
+        for n, sentence in rests_on:
+            if 1 <= n <= len(self.sources):
+                source = self.sources[n - 1]
+                span = find_span(sentence, source.text)
+                if span is not None and span not in source.cited_spans:
+                    source.cited_spans.append(span)
         return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
                       model=getattr(self.service.llm, "name", "unknown"), question=self.question,
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)

@@ -63,7 +63,7 @@ def render_answer(entry: dict) -> None:
     if shown:
         heading = f"Retrieved chunks ({len(shown)}, cited ones marked)" if show_all else f"Sources ({len(shown)})"
         st.caption(heading)
-        source_cards(shown, entry["content"], full_text=show_all)
+        source_cards(shown, full_text=show_all)
     caption = timings_caption(entry.get("timings"), field(answer, "model"))
     if caption:
         st.caption(caption)

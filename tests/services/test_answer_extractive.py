@@ -1,10 +1,11 @@
-"""Extractive answers: the span constraint over an LM with known logits, snapping, answer types."""
+"""Extractive answers: the span constraint over an LM with known logits, snapping, answer types, cited spans."""
 
 from __future__ import annotations
 
 import re
 
 import numpy as np
+import pytest
 
 from rag_app.components.embedder import FakeEmbedder
 from rag_app.components.llm import LLM, ScriptedLLM
@@ -170,3 +171,56 @@ def test_span_checks():
     assert answers_something("Paris", "What is the capital of France?")
     assert not answers_something("capital of France", "What is the capital of France?")
     assert answer_type("How many moons does Mars have?") == "number"
+
+
+# -- cited spans ------------------------------------------------------------------------------------------------------
+def test_an_extractive_answer_marks_the_sentence_it_comes_from(test_settings):
+    svc = AnswerService(test_settings, ListRetriever(HITS), ScriptedLLM(), FakeEmbedder())
+    answer = svc.ask("What is the capital of France?")
+    cited = answer.sources[1]
+    assert [cited.text[b:e] for b, e in cited.cited_spans] == ["The capital of France is Paris."]
+    assert all(s.cited_spans == [] for s in answer.sources if not s.cited)
+    assert answer.to_dict()["sources"][1]["cited_spans"] == [(0, 31)]
+
+
+def test_the_home_sentence_comes_first_and_the_best_ranked_one_second(test_settings):
+    hits = [hit("notes/a.md", "Paris is the capital of France. It lies on the Seine.\n\nThe Seine is a river.")]
+    llm = LogitsLM({"ĠSeine": 5, EOS: 4})
+    settings = test_settings.with_overrides(**{"answer.evidence_margin": 3.0})  # offer all three sentences
+    answer = AnswerService(settings, ListRetriever(hits), llm, FakeEmbedder()).ask("What is the capital of France?")
+    assert answer.short == "Seine"
+    assert answer.extra["offered"] == ["Paris is the capital of France.", "The Seine is a river.",
+                                       "It lies on the Seine."]
+    text, spans = answer.sources[0].text, answer.sources[0].cited_spans
+    assert [text[b:e] for b, e in spans] == ["The Seine is a river.", "Paris is the capital of France."]
+
+
+def test_a_generative_answer_marks_the_evidence_each_claim_rests_on(test_settings):
+    reply = "Paris is the capital of France [2]. It lies on the Seine river [2]."
+    svc = AnswerService(test_settings.with_overrides(**{"answer.strategy": "generative"}), ListRetriever(HITS),
+                        ScriptedLLM([reply]), FakeEmbedder())
+    answer = svc.ask("What is the capital of France and which river does Paris lie on?")
+    assert not answer.fallback
+    cited = answer.sources[1]
+    assert [cited.text[b:e] for b, e in cited.cited_spans] == ["The capital of France is Paris.",
+                                                              "Paris lies on the Seine river."]
+
+
+@pytest.mark.parametrize("strategy", ["extractive", "generative"])
+def test_a_fallback_quote_marks_the_quoted_sentence(test_settings, strategy):
+    llm = ScriptedLLM(["The capital of France is Lyon, home of the Louvre [1]."])
+    svc = AnswerService(test_settings.with_overrides(**{"answer.strategy": strategy}), ListRetriever(HITS), llm,
+                        FakeEmbedder())
+    answer = svc.ask("What is the capital of France?")
+    cited = answer.cited_sources
+    assert [s.n for s in cited] == [2]
+    assert [cited[0].text[b:e] for b, e in cited[0].cited_spans] == ["The capital of France is Paris."]
+
+
+def test_a_sentence_split_across_lines_is_still_found(test_settings):
+    # The sentence splitter joins "Dr." and "Smith" with one space; the source has three.
+    hits = [hit("notes/wrap.md", "Intro here. The capital of France is Paris, says Dr.   Smith of the atlas.")]
+    svc = AnswerService(test_settings, ListRetriever(hits), ScriptedLLM(), FakeEmbedder())
+    answer = svc.ask("What is the capital of France?")
+    text = answer.sources[0].text
+    assert any("Paris" in text[b:e] for b, e in answer.sources[0].cited_spans)
