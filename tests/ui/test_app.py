@@ -64,6 +64,15 @@ def test_asking_shows_the_answer_and_its_sources(app):
     assert any("retrieve" in c.value and "total" in c.value and "scripted" in c.value for c in assistant[0].caption)
 
 
+def test_the_temperature_slider_shows_only_where_it_has_an_effect(app, monkeypatch):
+    assert "Temperature" not in labels(app.slider)  # extractive decoding is greedy
+    monkeypatch.setenv("RAG_ANSWER__STRATEGY", "generative")
+    generative = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    generative.run()
+    assert not generative.exception, generative.exception
+    assert "Temperature" in labels(generative.slider)
+
+
 def test_show_retrieved_chunks_lists_every_chunk_in_full(app):
     app.chat_input[0].set_value("What does a variational autoencoder learn?").run()
     app.toggle(key="show_chunks").set_value(True).run()
