@@ -20,7 +20,6 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rag_app.errors import RagError
@@ -357,7 +356,8 @@ class TransformersLLM(LLM):
 
         When `prompt` starts with `head` (ending at a message boundary, so tokenising the two parts apart gives the
         same tokens), the head's cached KV state is reused and only the rest is run. Yields the generated ids after
-        each step. Each step runs under `torch.inference_mode()`, but the caller's code between steps does not.
+        each step. Each step (the forward pass and `choose`) runs under `torch.inference_mode()`; the caller's code
+        between steps does not, so autograd stays usable in the thread.
         """
         import copy
 
