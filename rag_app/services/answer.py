@@ -5,14 +5,16 @@ Two strategies (`settings.answer.strategy`):
 - **extractive** (default; right for the tiny packaged LM). The retrieved chunks are split into sentences and ranked
   as support for the question (embedding cosine + question-word overlap). When even the best sentence is weak, the
   service refuses. Otherwise the best few sentences, numbered by source, go into a few-shot prompt, and the LM
-  decodes the answer under a constraint: every token must extend a verbatim span of those sentences. The reply is
+  decodes the answer under a constraint: every token must extend a verbatim span of those sentences
+  (`rag_app.services.extractive`; an LM without logits generates, and its reply is snapped onto them). The reply is
   that short span, its citation, and the supporting sentence quoted: grounded by construction.
 - **generative** (for capable models, e.g. over an OpenAI-compatible server). Numbered chunks fill the prompt up to
   the token budget; the reply is streamed, then every sentence is checked against the source it cites. An
   unsupported reply is replaced by a quote of the best supporting sentence.
 
 Either way the final `Answer` (yielded last by `stream`) is authoritative: its `text` is what was streamed, unless
-the grounding check replaced it (`fallback=True`).
+the grounding check replaced it (`fallback=True`). Each cited `Source` says which of its sentences the answer rests
+on (`cited_spans`), so a face can highlight them without guessing.
 """
 
 from __future__ import annotations
