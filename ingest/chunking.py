@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ingest.types import Chunk, Document, Segment
+from rag_app.text import SENTENCE_GAP
 
 #: Bump whenever a change here can cut the same text differently: each chunk records it, and a file whose chunks
 #: were made by another version (or other sizes) is re-chunked by the next ingest.
@@ -28,7 +29,7 @@ CHUNKER_VERSION = 1
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _LINE = re.compile(r"\n\s*")
-_SENTENCE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
+_SENTENCE = SENTENCE_GAP  # the whitespace after a sentence end; defined once, in rag_app.text
 _CLAUSE = re.compile(r"(?<=[;:,])\s+")
 _WORD = re.compile(r"\s+")
 #: Boundaries tried in order when a span is too big. Prose prefers sentences to (often hard-wrapped) lines;
