@@ -246,7 +246,7 @@ def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, 
 
 
 def _strip_markers(text: str) -> str:
-    from rag_app.services.answer import strip_citations
+    from rag_app.text import strip_citations
 
     return strip_citations(text)
 
