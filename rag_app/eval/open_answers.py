@@ -89,7 +89,12 @@ def supported_share(answer, min_support: float) -> float:
     from rag_app.text import cited_numbers, content_words, split_sentences, strip_citations
 
     texts = {s.n: s.text for s in answer.sources}
-    sentences = [s for s in split_sentences(answer.text) if content_words(strip_citations(s))]
+    sentences: list[str] = []
+    for piece in split_sentences(answer.text):
+        if content_words(strip_citations(piece)):
+            sentences.append(piece)
+        elif sentences and cited_numbers(piece):  # `"A quote." [2]`: the marker belongs to the quote before it
+            sentences[-1] += " " + piece
     if not sentences:
         return 0.0
     backed = 0

@@ -88,3 +88,15 @@ def test_eval_open_scores_replies_against_references(tmp_path, monkeypatch, caps
     assert result["questions"] == 1 and result["metrics"]["answered"] == 100.0
     assert result["metrics"]["cosine"] > 0.5 and result["metrics"]["rouge_l_recall"] > 0.5
     assert result["metrics"]["supported"] == 100.0
+
+
+def test_support_share_reads_a_marker_after_a_closing_quote_as_the_quote_s():
+    from types import SimpleNamespace
+
+    from rag_app.eval.open_answers import supported_share
+
+    source = SimpleNamespace(n=1, text="A variational autoencoder learns a latent distribution. It decodes samples.")
+    quoted = 'a latent distribution [1].\n\n"A variational autoencoder learns a latent distribution." [1]'
+    assert supported_share(SimpleNamespace(text=quoted, sources=[source]), 0.5) == 1.0
+    mixed = 'Cats purr loudly [1]. "A variational autoencoder learns a latent distribution." [1]'
+    assert supported_share(SimpleNamespace(text=mixed, sources=[source]), 0.5) == 0.5
