@@ -7,7 +7,9 @@ Two strategies (`settings.answer.strategy`):
   service refuses. Otherwise the best few sentences, numbered by source, go into a few-shot prompt, and the LM
   decodes the answer under a constraint: every token must extend a verbatim span of those sentences
   (`rag_app.services.extractive`; an LM without logits generates, and its reply is snapped onto them). The reply is
-  that short span, its citation, and the supporting sentence quoted: grounded by construction.
+  that short span, its citation, and the supporting sentence quoted: grounded by construction. Open and why/how
+  questions get an explanation instead of the quote: 2-4 supporting sentences in reading order, each cited
+  (`Answer.extra["form"]` says which form was used: "short", "explain" or "quote").
 - **generative** (for capable models, e.g. over an OpenAI-compatible server). Numbered chunks fill the prompt up to
   the token budget; the reply is streamed, then every sentence is checked against the source it cites. An
   unsupported reply is replaced by a quote of the best supporting sentence.
@@ -27,6 +29,7 @@ from typing import Any
 
 from rag_app.services.extractive import answer_type, answers_something, clean_span, question_words, stream_span
 from rag_app.services.grounding import Evidence, rank_evidence, relevance, support
+from rag_app.services.questions import wants_explanation
 from rag_app.services.prompting import (
     SPAN_EXAMPLES,
     Passage,
@@ -213,13 +216,31 @@ class AnswerService:
         clean = clean_span(span)
         home = next((p for p in kept if clean and clean in p.text), None)
         run.extra["home_rank"] = kept.index(home) if home is not None else None
-        if home is None or not answers_something(clean, run.standalone):
+        usable = home is not None and answers_something(clean, run.standalone)
+        explanation = self._explanation(run, evidence) if wants_explanation(run.standalone) else []
+        if len(explanation) >= 2:
+            # An open question: the short answer (when there is one), then the sentences that together explain.
+            run.extra["form"] = "explain"
+            body = " ".join(f"{_with_citation(e.text, e.source)}" for e in explanation)
+            # The short answer opens the reply, unless it is (nearly) a whole sentence of the explanation.
+            opens = usable and not any(_similar(set(content_words(clean)), set(content_words(e.text)))
+                                       for e in explanation)
+            yield from run.emit(f" [{home.n}].\n\n{body}" if opens else ("\n" if span else "") + body)
+            short = clean if usable else explanation[0].text
+            rests_on = ([(home.n, home.text)] if usable else []) + [(e.source, e.text) for e in explanation]
+            cited = sorted({n for n, _ in rests_on})
+            text = (clean + f" [{home.n}].\n\n" if opens else "") + body
+            yield run.finish(text, short=short, cited=cited, rests_on=rests_on)
+            return
+        if not usable:
             # Nothing usable came out: answer with the best supporting sentence, quoted.
+            run.extra["form"] = "quote"
             best = kept[0]
             text = f'"{best.text}" [{best.n}]'
             yield from run.emit(("\n" if span else "") + text)
             yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span), rests_on=[(best.n, best.text)])
             return
+        run.extra["form"] = "short"
         tail = f" [{home.n}]."
         if cfg.quote:
             # The sentence the answer comes from, and the best-ranked sentence when that is another one: the reader
@@ -231,6 +252,34 @@ class AnswerService:
         cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
         rests_on = [(home.n, home.text)] + ([(kept[0].n, kept[0].text)] if cfg.quote and home is not kept[0] else [])
         yield run.finish(clean + tail, short=clean, cited=cited, rests_on=rests_on)
+
+    def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
+        """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
+
+        Candidates score within `evidence_margin` of the best sentence; those from the best sentence's source come
+        first (one section reads best), then the rest by score. Overlapping chunks repeat sentences: kept once.
+        """
+        cfg = self.settings.answer
+        if cfg.explain_sentences < 2 or not evidence:
+            return []
+        floor = evidence[0].score - cfg.evidence_margin
+        top = evidence[0].source
+        pool = sorted((e for e in evidence if e.score >= floor), key=lambda e: (e.source != top, -e.score))
+        picked: list[Evidence] = []
+        for candidate in pool:
+            if len(picked) >= cfg.explain_sentences:
+                break
+            words = set(content_words(candidate.text))
+            if len(words) < 3 or any(_similar(words, set(content_words(p.text))) for p in picked):
+                continue
+            picked.append(candidate)
+        texts = {s.n: s.text for s in run.sources}
+
+        def reading_order(e: Evidence) -> tuple[int, int]:
+            located = find_span(e.text, texts.get(e.source, ""))
+            return e.source, located[0] if located else 0
+
+        return sorted(picked, key=reading_order)
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
@@ -352,6 +401,18 @@ class _Run:
         return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
                       model=getattr(self.service.llm, "name", "unknown"), question=self.question,
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
+
+
+def _with_citation(sentence: str, n: int) -> str:
+    """`A sentence. ` -> `A sentence [n].` (the marker inside the full stop, as the short answer has it)."""
+    body = sentence.strip()
+    end = body[-1] if body and body[-1] in ".!?" else "."
+    return f"{body.rstrip('.!?').rstrip()} [{n}]{end}"
+
+
+def _similar(a: set[str], b: set[str]) -> bool:
+    """Near-duplicate sentences (overlapping chunks, repeated boilerplate): most content words shared."""
+    return bool(a and b) and len(a & b) / min(len(a), len(b)) >= 0.8
 
 
 def _norm(text: str) -> str:
