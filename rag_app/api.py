@@ -10,13 +10,14 @@ A face like the CLI and the UI: it builds components once and calls services.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_app.settings import Settings
 
 if TYPE_CHECKING:
+    from ingest.chunking import TextSplitter
     from ingest.pipeline import IngestSummary, ProgressCallback
     from rag_app.components.store import CollectionInfo, Hit, VectorStore
     from rag_app.services.answer import Answer
@@ -89,14 +90,42 @@ class RAG:
 
     # -- services --------------------------------------------------------------------------------------------------
     def ingest(self, paths: list[str | Path] | str | Path, *, collection: str | None = None, prune: bool = False,
-               progress: ProgressCallback | None = None) -> IngestSummary:
-        """Ingest files and folders incrementally; see `ingest.pipeline.IngestService`."""
+               progress: ProgressCallback | None = None, splitter: TextSplitter | None = None) -> IngestSummary:
+        """Ingest files and folders incrementally; see `ingest.pipeline.IngestService`.
+
+        `splitter`: a LangChain text splitter to cut with instead of our token-exact, structure-aware chunker.
+        """
         from ingest.pipeline import IngestService
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        service = IngestService(self.settings, self.embedder, self.store(collection))
+        service = IngestService(self.settings, self.embedder, self.store(collection), splitter=splitter)
         return service.run(list(paths), prune=prune, progress=progress)
+
+    def ingest_documents(self, documents: Iterable[Any], *, collection: str | None = None, prune: bool = False,
+                         progress: ProgressCallback | None = None,
+                         splitter: TextSplitter | None = None) -> IngestSummary:
+        """Ingest LangChain `Document`s (a loader's `load()`, or the loader itself) with file ingest's guarantees.
+
+        Documents are grouped by `metadata["source"]`; each source is updated as a whole (unchanged: nothing
+        written; changed: new chunks first, then stale ones deleted), under the writer lock, crash-safely.
+
+        Args:
+            documents: `Document`s, or a LangChain loader (its `lazy_load()` is used).
+            collection: the collection (default `settings.store.collection`).
+            prune: delete sources ingested from documents earlier that are not among these.
+            progress: called with a `Progress` as sources are done and chunks written.
+            splitter: a LangChain text splitter to cut with instead of our chunker.
+
+        Returns:
+            The `IngestSummary` (its file counts count sources; bad documents are in `failed`/`skipped`).
+        """
+        from ingest.pipeline import IngestService
+
+        if callable(getattr(documents, "lazy_load", None)):
+            documents = documents.lazy_load()
+        service = IngestService(self.settings, self.embedder, self.store(collection), splitter=splitter)
+        return service.run_documents(documents, prune=prune, progress=progress)
 
     def ensure_corpus(self, progress: ProgressCallback | None = None) -> IngestSummary | None:
         """Ingest the bundled corpus into the default collection when that collection is empty."""
@@ -158,3 +187,4 @@ class RAG:
             self._retrievers.pop(name, None)
         store.drop()
         return True
+
