@@ -36,6 +36,8 @@ class RAG:
     Args:
         settings: a `Settings`; by default read from the environment (`RAG_*`).
         embedder, llm: ready components to use instead of building them from settings (tests, custom backends).
+            `embedder` may also be a LangChain `Embeddings` (wrapped by
+            `rag_app.components.langchain_embedder.LangChainEmbedder`).
         **overrides: settings overrides on top of `settings`: top-level ones by name and `collection` for
             `store.collection` (`RAG(collection="papers", home="/data")`), any other by its dotted path
             (`RAG(**{"retrieve.k": 8})`).
@@ -47,6 +49,10 @@ class RAG:
     def __init__(self, settings: Settings | None = None, *, embedder=None, llm=None, **overrides: Any):
         settings = settings or Settings()
         self.settings = settings.with_overrides(**overrides) if overrides else settings
+        if embedder is not None and _is_langchain(embedder, "Embeddings"):
+            from rag_app.components.langchain_embedder import LangChainEmbedder
+
+            embedder = LangChainEmbedder.wrap(embedder)
         self._embedder = embedder
         self._llm = llm
         self._stores: dict[str, VectorStore] = {}
@@ -188,3 +194,8 @@ class RAG:
         store.drop()
         return True
 
+
+def _is_langchain(obj: Any, base: str) -> bool:
+    """Is `obj` an instance of LangChain's `base` class? Read from its class hierarchy: nothing is imported."""
+    return any(cls.__name__ == base and cls.__module__.startswith("langchain_core")
+               for cls in type(obj).__mro__)
