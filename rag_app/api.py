@@ -4,7 +4,9 @@
     rag.ingest(["docs/"])                # -> IngestSummary
     answer = rag.ask("What is a VAE?")   # -> Answer (text, refused, sources, timings, model)
 
-A face like the CLI and the UI: it builds components once and calls services.
+A face like the CLI and the UI: it builds components once and calls services. From LangChain:
+`rag.as_retriever()`, `rag.as_runnable()`, `rag.as_embeddings()` and `rag.ingest_documents(loader.load())`
+(see docs/langchain.md); LangChain is imported only when one of them is used.
 """
 
 from __future__ import annotations
@@ -152,6 +154,36 @@ class RAG:
                k: int | None = None) -> Iterator[str | Answer]:
         """Yield answer tokens as they are generated, then the final `Answer`."""
         return self._answer_service(collection).stream(question, history=history, k=k)
+
+    # -- LangChain face (rag_app/integrations/langchain.py, imported only here) ------------------------------------
+    def as_retriever(self, *, k: int | None = None, collection: str | None = None, source_glob: str | None = None):
+        """This collection's retriever as a LangChain `BaseRetriever` returning `Document`s (sync and async).
+
+        Args:
+            k: documents per query (default `settings.retrieve.k`).
+            collection: the collection (default `settings.store.collection`).
+            source_glob: keep only chunks whose source matches, e.g. "papers/*.pdf".
+        """
+        from rag_app.integrations.langchain import RagRetriever
+
+        return RagRetriever(retriever=self.retriever(collection), k=k, source_glob=source_glob)
+
+    def as_runnable(self, *, collection: str | None = None, k: int | None = None, output: str = "answer"):
+        """The answerer as a LangChain `Runnable`: a question (or `{"question", "history"}`) in, an `Answer` out.
+
+        `invoke`, `batch`, `stream` (text pieces, then the final output) and their async variants all work, so it
+        composes with `|` and with `RunnableWithMessageHistory` (use `output="dict"` there: `Answer.to_dict()`,
+        read with `output_messages_key="answer"`).
+        """
+        from rag_app.integrations.langchain import RagRunnable
+
+        return RagRunnable(self._answer_service(collection), k=k, output=output)
+
+    def as_embeddings(self):
+        """Our embedder (the fast packaged one by default) as LangChain `Embeddings`, for any LangChain vector store."""
+        from rag_app.integrations.langchain import RagEmbeddings
+
+        return RagEmbeddings(self.embedder)
 
     def _answer_service(self, collection: str | None):
         from rag_app.services.answer import AnswerService

@@ -75,6 +75,13 @@ def test_token_estimate_and_explicit_sizing():
     assert embedder.count_tokens("abcd") == 4
 
 
+def test_our_embeddings_round_trip_unwrapped(rag):
+    from rag_app.api import RAG
+
+    again = RAG(rag.settings, embedder=rag.as_embeddings())
+    assert again.embedder is rag.embedder
+
+
 def test_an_object_without_the_methods_is_refused():
     from rag_app.components.langchain_embedder import LangChainEmbedder
     from rag_app.errors import RagError
