@@ -39,7 +39,8 @@ class RAG:
         settings: a `Settings`; by default read from the environment (`RAG_*`).
         embedder, llm: ready components to use instead of building them from settings (tests, custom backends).
             `embedder` may also be a LangChain `Embeddings` (wrapped by
-            `rag_app.components.langchain_embedder.LangChainEmbedder`).
+            `rag_app.components.langchain_embedder.LangChainEmbedder`), and `llm` a LangChain chat model
+            (wrapped by `rag_app.components.langchain_llm.LangChainChatLLM`: answers take the generative path).
         **overrides: settings overrides on top of `settings`: top-level ones by name and `collection` for
             `store.collection` (`RAG(collection="papers", home="/data")`), any other by its dotted path
             (`RAG(**{"retrieve.k": 8})`).
@@ -55,6 +56,10 @@ class RAG:
             from rag_app.components.langchain_embedder import LangChainEmbedder
 
             embedder = LangChainEmbedder.wrap(embedder)
+        if llm is not None and _is_langchain(llm, "BaseLanguageModel"):
+            from rag_app.components.langchain_llm import LangChainChatLLM
+
+            llm = LangChainChatLLM(llm)
         self._embedder = embedder
         self._llm = llm
         self._stores: dict[str, VectorStore] = {}
