@@ -171,7 +171,9 @@ class AnswerService:
             yield from run.emit(REFUSAL)
             yield run.finish(REFUSAL, refused=True, short="")
             return
-        if cfg.strategy == "generative":
+        # An LM may name the strategy that works with it (a LangChain chat model shows no logits: generative).
+        strategy = run.extra["strategy"] = getattr(self.llm, "answer_strategy", None) or cfg.strategy
+        if strategy == "generative":
             yield from self._generative(run, evidence)
         else:
             yield from self._extractive(run, evidence)
