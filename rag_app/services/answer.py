@@ -228,11 +228,11 @@ class AnswerService:
             opens = usable and not any(_similar(set(content_words(clean)), set(content_words(e.text)))
                                        for e in explanation)
             yield from run.emit(f" [{home.n}].\n\n{body}" if opens else ("\n" if span else "") + body)
-            short = clean if usable else explanation[0].text
+            short = clean if usable else kept[0].text  # the best-ranked sentence, as the quote form has it
             rests_on = ([(home.n, home.text)] if usable else []) + [(e.source, e.text) for e in explanation]
             cited = sorted({n for n, _ in rests_on})
             text = (clean + f" [{home.n}].\n\n" if opens else "") + body
-            yield run.finish(text, short=short, cited=cited, rests_on=rests_on)
+            yield run.finish(text, short=short, cited=cited, rests_on=rests_on, fallback=bool(span) and not usable)
             return
         if not usable:
             # Nothing usable came out: answer with the best supporting sentence, quoted.
