@@ -90,8 +90,9 @@ def _print_answer(rag, question: str, history, args, stream: bool):
         out.write(answer.text)
     elif streamed.strip() != answer.text.strip():
         if answer.text.strip() and answer.text.strip() in streamed:
-            # Only the short answer was dropped; the quote already on screen is the answer.
-            out.write("\n(the short answer above was not supported by the sources; the quote is the answer)")
+            # Only the short answer was dropped; the sentences already on screen are the answer.
+            follows = "the explanation" if answer.extra.get("form") == "explain" else "the quote"
+            out.write(f"\n(the short answer above was not supported by the sources; {follows} is the answer)")
         else:
             # The grounding check replaced the streamed reply: show the final one.
             out.write("\n(corrected to what the sources support)\n" + answer.text)
