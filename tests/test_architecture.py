@@ -42,18 +42,28 @@ def test_heavy_libraries_are_imported_by_components_only():
     assert not offences, "\n".join(offences)
 
 
+def private_attributes(tree: ast.AST) -> set[str]:
+    """The `_names` a module sets on its own objects (`self._x = ...`)."""
+    return {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.startswith("_")}
+
+
 def test_no_private_name_of_a_component_is_used_outside_components():
+    parsed = modules()
+    component_private = set().union(*(private_attributes(tree) for rel, tree in parsed
+                                      if rel.startswith("rag_app/components/")))
     offences = []
-    for rel, tree in modules():
+    for rel, tree in parsed:
         if rel.startswith("rag_app/components/"):
             continue
+        own = private_attributes(tree)
         for line, module, names in imported(tree):
             if module.startswith("rag_app.components") and any(n.startswith("_") for n in names):
                 offences.append(f"{rel}:{line} imports {names} from {module}")
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
-                    offences.append(f"{rel}:{node.lineno} reads {ast.unparse(node)}")
+            if (isinstance(node, ast.Attribute) and node.attr in component_private and node.attr not in own
+                    and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})):
+                offences.append(f"{rel}:{node.lineno} reads {ast.unparse(node)}")
     assert not offences, "\n".join(offences)
 
 
