@@ -4,8 +4,8 @@ Hard guarantee: `count_tokens(chunk.embed_text) <= max_tokens` for every chunk, 
 before a chunk is emitted (the model truncates anything longer, and the rest would be invisible to retrieval).
 
 How:
-- Consecutive segments with the same section and page form a *run*; runs are never merged, so a chunk never
-  crosses a markdown section, a code definition or a PDF page. Small segments of one run are packed together.
+- Consecutive segments with the same section, page and locator `extra` form a *run*; runs are never merged, so a
+  chunk never crosses a markdown section, a code definition, a PDF page, a slide or a sheet. Small segments of one run are packed together.
 - A segment too big for one chunk is split recursively at paragraph, line, sentence, clause and word
   boundaries (lines before sentences for code and tables; each part counted once), a part with no boundary left is hard-split by characters; the parts are
   then packed greedily up to the target, and each chunk after the first starts with a tail of about
@@ -35,7 +35,7 @@ _WORD = re.compile(r"\s+")
 #: code, tables and notebooks prefer lines.
 _PROSE_SEPARATORS = (_PARAGRAPH, _SENTENCE, _LINE, _CLAUSE, _WORD)
 _LINE_SEPARATORS = (_PARAGRAPH, _LINE, _SENTENCE, _CLAUSE, _WORD)
-_LINE_KINDS = frozenset({"code", "csv", "notebook"})
+_LINE_KINDS = frozenset({"code", "csv", "xlsx", "ods", "notebook"})
 #: Where an overlap tail may start inside a unit: sentence then word starts for prose, line starts otherwise.
 _PROSE_TAILS = (_SENTENCE, _WORD)
 _LINE_TAILS = (_LINE,)
@@ -104,7 +104,8 @@ def chunk_document(
 def _runs(segments: list[Segment]) -> list[list[Segment]]:
     runs: list[list[Segment]] = []
     for seg in segments:
-        if runs and runs[-1][0].section == seg.section and runs[-1][0].page == seg.page:
+        first = runs[-1][0] if runs else None
+        if first is not None and (first.section, first.page, first.extra) == (seg.section, seg.page, seg.extra):
             runs[-1].append(seg)
         else:
             runs.append([seg])
@@ -346,6 +347,7 @@ class _Chunker:
             start_char=None if first.seg.start_char is None else first.seg.start_char + first.start,
             end_char=None if last.seg.start_char is None else last.seg.start_char + last.end,
             n_tokens=self.count(embed_text),
+            extra=dict(first.seg.extra),
         )
 
     def _line(self, seg: Segment, offset: int) -> int | None:

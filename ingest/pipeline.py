@@ -239,6 +239,8 @@ def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, chunking: str, posi
         "content_hash": hashlib.sha256(chunk.text.encode()).hexdigest()[:16],
         "ingested_at": now,
     }
+    # Locators beyond page/lines (slide, sheet, ocr...); they never override the fields above.
+    meta.update({key: value for key, value in chunk.extra.items() if key not in meta})
     # Chroma metadata cannot hold None.
     return {key: value for key, value in meta.items() if value is not None}
 

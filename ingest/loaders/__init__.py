@@ -26,11 +26,15 @@ from ingest.loaders.base import Loader, TextLoader, default_title
 from ingest.loaders.code import CODE_LANGUAGES, CodeLoader
 from ingest.loaders.decoding import decode_text
 from ingest.loaders.docx import DocxLoader
+from ingest.loaders.epub import EpubLoader
 from ingest.loaders.html import HtmlLoader
 from ingest.loaders.jsonl import BeirJsonlLoader
+from ingest.loaders.mail import MailLoader
 from ingest.loaders.markdown import MarkdownLoader
 from ingest.loaders.notebook import NotebookLoader
 from ingest.loaders.pdf import PdfLoader
+from ingest.loaders.slides import PptxLoader
+from ingest.loaders.spreadsheet import SpreadsheetLoader
 from ingest.loaders.tabular import TabularLoader
 from ingest.loaders.text import PlainTextLoader
 from ingest.types import Document, LoadError
@@ -46,6 +50,10 @@ LOADERS: tuple[Loader, ...] = (
     NotebookLoader(),
     TabularLoader(),
     BeirJsonlLoader(),
+    PptxLoader(),
+    SpreadsheetLoader(),
+    EpubLoader(),
+    MailLoader(),
 )
 
 
