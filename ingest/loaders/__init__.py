@@ -28,6 +28,7 @@ from ingest.loaders.decoding import decode_text
 from ingest.loaders.docx import DocxLoader
 from ingest.loaders.epub import EpubLoader
 from ingest.loaders.html import HtmlLoader
+from ingest.loaders.image import ImageLoader
 from ingest.loaders.jsonl import BeirJsonlLoader
 from ingest.loaders.mail import MailLoader
 from ingest.loaders.markdown import MarkdownLoader
@@ -54,6 +55,7 @@ LOADERS: tuple[Loader, ...] = (
     SpreadsheetLoader(),
     EpubLoader(),
     MailLoader(),
+    ImageLoader(),
 )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ingest.loaders import load_file
+from ingest.loaders.ocr import OCR_ENGINES, ocr_engine
 from ingest.types import LoadError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -27,6 +28,8 @@ def _module(name: str):
 REAL = _module("real_expected")
 REAL_DOCS = FIXTURES / REAL.REAL_DIR_NAME
 MAKE = _module("make_real_docs")
+NO_OCR = "no OCR engine installed: `make ocr-deps` installs tesseract-ocr"
+needs_ocr = pytest.mark.skipif(ocr_engine() is None, reason=NO_OCR)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -38,6 +41,8 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 @pytest.mark.parametrize("name", sorted(REAL.REAL_EXPECTED))
 def test_fixture_fact_is_in_one_segment_with_its_locator(name):
     expected = REAL.REAL_EXPECTED[name]
+    if expected.get("ocr") and ocr_engine() is None:
+        pytest.skip(NO_OCR)
     docs = load_file(REAL_DOCS / name, f"sub/{name}")
     assert {doc.kind for doc in docs} == {expected["kind"]}
     holding = [(doc, seg) for doc in docs for seg in doc.segments if expected["phrase"] in seg.text]
@@ -48,6 +53,8 @@ def test_fixture_fact_is_in_one_segment_with_its_locator(name):
     assert expected["locator"].items() <= seg.extra.items()
     if "section" in expected:
         assert seg.section == expected["section"]
+    if "page" in expected:
+        assert seg.page == expected["page"]
 
 
 def test_pptx_slides_in_order_with_notes_and_tables():
@@ -146,10 +153,10 @@ def test_fixtures_are_regenerated_identically(tmp_path, monkeypatch):
 
 def test_locators_reach_the_chunk_metadata_and_a_bad_file_does_not_stop_the_batch(rag, tmp_path):
     root = tmp_path / "mixed"
-    shutil.copytree(REAL_DOCS, root)
+    shutil.copytree(REAL_DOCS, root, ignore=lambda _, names: [n for n in names if REAL.REAL_EXPECTED[n].get("ocr")])
     (root / "broken.xlsx").write_bytes(b"not a workbook")
     summary = rag.ingest([root])
-    assert summary.files.added == len(REAL.REAL_EXPECTED)
+    assert summary.files.added == len(list(root.iterdir())) - 1
     assert summary.failed == [{"path": "broken.xlsx", "error": "corrupt XLSX (not a zip archive)"}]
     records = [meta for _, meta, _ in rag.store().iter_records()]
     slides = {meta["slide"] for meta in records if meta["source"] == "kelp_farm.pptx"}
@@ -158,3 +165,57 @@ def test_locators_reach_the_chunk_metadata_and_a_bad_file_does_not_stop_the_batc
     assert budget and budget[0]["start_line"] == 2 and budget[0]["kind"] == "xlsx"
     mail = {meta["message"]: meta["title"] for meta in records if meta["source"] == "harbour_mail.mbox"}
     assert mail == {1: "Harbour dues", 2: "Ferry docking change", 3: "Lost buoy"}
+
+
+# --- OCR ---------------------------------------------------------------------------------------------------
+
+
+@needs_ocr
+def test_scanned_pdf_pages_are_read_by_ocr_and_reach_the_metadata(rag, tmp_path):
+    (tmp_path / "scans").mkdir()
+    shutil.copy(REAL_DOCS / "harbour_survey_scan.pdf", tmp_path / "scans")
+    summary = rag.ingest([tmp_path / "scans"])
+    assert summary.files.added == 1
+    records = [meta for _, meta, _ in rag.store().iter_records()]
+    assert {(meta["page"], meta["ocr"]) for meta in records} == {(1, True), (2, True)}
+
+
+def test_a_good_text_layer_is_not_ocrd():
+    (doc,) = load_file(FIXTURES / "docs" / "orchard_survey.pdf", "orchard_survey.pdf")
+    assert all("ocr" not in seg.extra for seg in doc.segments)
+
+
+def test_usable_text_refuses_missing_and_garbage_layers():
+    from ingest.loaders.pdf import usable_text
+
+    assert usable_text("The breakwater at Quillby is 340 metres long.")
+    assert not usable_text("  3  ")  # a page number over a scan
+    assert not usable_text("(cid:12)(cid:7)(cid:44)(cid:3) " * 20)  # glyphs without a Unicode mapping
+    assert not usable_text("\ufffd\ufffd!!@@##$$%%^^&&**" * 5)
+
+
+def test_without_an_engine_scans_and_images_say_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_OCR_ENGINE", "off")
+    with pytest.raises(LoadError, match=r"^PDF has no text layer \(scanned\?\) and no OCR engine installed"):
+        load_file(REAL_DOCS / "harbour_survey_scan.pdf", "scan.pdf")
+    with pytest.raises(LoadError, match=r"^no OCR engine installed \(make ocr-deps"):
+        load_file(REAL_DOCS / "bait_receipt.png", "bait_receipt.png")
+
+
+def test_corrupt_image_is_named(tmp_path):
+    with pytest.raises(LoadError, match=r"^corrupt or unsupported image: "):
+        load_file(write(tmp_path, "photo.jpg", b"\xff\xd8\xff not really a jpeg"), "photo.jpg")
+
+
+@pytest.mark.parametrize("engine", sorted(OCR_ENGINES))
+def test_each_installed_engine_reads_the_scan(engine):
+    try:
+        reader = OCR_ENGINES[engine]()
+    except (ImportError, RuntimeError) as exc:
+        pytest.skip(f"{engine} is not installed ({exc})")
+    from PIL import Image
+
+    from ingest.loaders.ocr import read_image
+
+    text = read_image(reader, Image.open(REAL_DOCS / "bait_receipt.png"))
+    assert "mackerel bait cost 27" in " ".join(text.split())

@@ -1,0 +1,140 @@
+"""OCR, offline: page images → text, by one of two engines behind one small interface.
+
+- `tesseract`: Debian's `tesseract-ocr` command (`make ocr-deps`). The default: on our measured pages it read
+  99-100 % of the characters at about 1 page/s, where rapidocr read 85-91 % at 0.06-0.1 pages/s (docs/benchmarks.md,
+  "OCR").
+- `rapidocr`: PP-OCRv4 models run by onnxruntime, shipped inside the `rapidocr-onnxruntime` wheel (nothing is
+  downloaded at run time; `pip install -e .[ocr]`); the fallback where the tesseract command cannot be installed.
+
+`ocr_engine()` picks one once per process (the `RAG_OCR_ENGINE` environment variable may name one, or "off");
+`None` means no engine is available, and callers say so in their LoadError.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+
+from ingest.types import LoadError
+
+#: Pages are rendered at this resolution for OCR (the accuracy/speed sweet spot measured in docs/benchmarks.md).
+OCR_DPI = 200
+
+
+class OcrEngine(ABC):
+    """Reads the text of one page image; lines in reading order, a blank line between paragraphs."""
+
+    name: str
+
+    @abstractmethod
+    def read(self, image) -> str:
+        """The text of a PIL image (any mode)."""
+
+
+class RapidOcrEngine(OcrEngine):
+    name = "rapidocr"
+
+    def __init__(self):
+        from rapidocr_onnxruntime import RapidOCR
+
+        self._ocr = RapidOCR()
+
+    def read(self, image) -> str:
+        import numpy as np
+
+        result, _ = self._ocr(np.asarray(image.convert("RGB")))
+        return lines_to_text([(box, text) for box, text, _score in (result or [])])
+
+
+class TesseractEngine(OcrEngine):
+    name = "tesseract"
+
+    def __init__(self):
+        self._binary = shutil.which("tesseract")
+        if self._binary is None:
+            raise RuntimeError("the tesseract command is not installed (make ocr-deps)")
+
+    def read(self, image) -> str:
+        import io
+
+        raw = io.BytesIO()
+        image.convert("L").save(raw, format="PNG")
+        done = subprocess.run([self._binary, "-", "-", "-l", "eng", "--psm", "3"], input=raw.getvalue(),
+                              capture_output=True, timeout=300, check=False,
+                              env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+        if done.returncode != 0:
+            raise LoadError(f"tesseract failed: {done.stderr.decode(errors='replace').strip()[:160]}")
+        return done.stdout.decode("utf-8", "replace").replace("\f", "").strip()
+
+
+#: name → engine class, in order of preference
+OCR_ENGINES: dict[str, type[OcrEngine]] = {"tesseract": TesseractEngine, "rapidocr": RapidOcrEngine}
+
+
+def ocr_engine(name: str | None = None) -> OcrEngine | None:
+    """The named engine, else the first available (`RAG_OCR_ENGINE` may name one, or "off"); None when none is.
+
+    Raises:
+        LoadError: for an unknown engine name.
+    """
+    return _engine(name or os.environ.get("RAG_OCR_ENGINE", "").strip().lower() or None)
+
+
+@functools.lru_cache(maxsize=None)
+def _engine(name: str | None) -> OcrEngine | None:
+    """One engine per process and name (rapidocr loads its models once)."""
+    if name == "off":
+        return None
+    if name is not None and name not in OCR_ENGINES:
+        raise LoadError(f"unknown OCR engine {name!r} (choose one of {', '.join(OCR_ENGINES)} or off)")
+    for candidate in [name] if name else list(OCR_ENGINES):
+        try:
+            return OCR_ENGINES[candidate]()
+        except (ImportError, RuntimeError, OSError):
+            continue
+    return None
+
+
+NO_ENGINE = "no OCR engine installed (make ocr-deps installs tesseract-ocr; or pip install rapidocr-onnxruntime)"
+
+
+def read_image(engine: OcrEngine, image) -> str:
+    """OCR one image, tidied like a text layer: trailing spaces dropped, at most one blank line in a row."""
+    import re
+
+    text = engine.read(image)
+    text = "\n".join(line.rstrip() for line in text.replace("\x0c", "").split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def lines_to_text(boxes: list[tuple[list, str]]) -> str:
+    """Text boxes (four corner points, text) → lines top to bottom, words left to right, paragraphs by gaps."""
+    items = []
+    for box, text in boxes:
+        ys = [point[1] for point in box]
+        xs = [point[0] for point in box]
+        items.append((min(ys), max(ys), min(xs), text.strip()))
+    items = [item for item in items if item[3]]
+    items.sort(key=lambda item: (item[0] + item[1]) / 2)
+    lines: list[list[tuple[float, float, float, str]]] = []
+    for item in items:
+        centre = (item[0] + item[1]) / 2
+        if lines:
+            top = min(i[0] for i in lines[-1])
+            bottom = max(i[1] for i in lines[-1])
+            if top <= centre <= bottom:  # on the same line as the previous box
+                lines[-1].append(item)
+                continue
+        lines.append([item])
+    out: list[str] = []
+    previous_bottom, previous_height = None, None
+    for line in lines:
+        top, bottom = min(i[0] for i in line), max(i[1] for i in line)
+        if previous_bottom is not None and top - previous_bottom > 0.9 * (previous_height or 0):
+            out.append("")
+        out.append(" ".join(i[3] for i in sorted(line, key=lambda i: i[2])))
+        previous_bottom, previous_height = bottom, bottom - top
+    return "\n".join(out).strip()
