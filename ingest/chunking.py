@@ -11,6 +11,9 @@ How:
   then packed greedily up to the target, and each chunk after the first starts with a tail of about
   `overlap_tokens` of the previous one (whole parts, else sentences, else words).
 - The token counter is called O(number of parts + chunks) times, never on growing concatenations.
+- A Markdown table (the shape loaders give tables) is split between rows, and a chunk that starts inside a table
+  opens with the table's header row again: the one case where a chunk's text is not an exact slice of its
+  segment (its offsets are those of the slice).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ingest.types import Chunk, Document, Segment
 
 #: Bump whenever a change here can cut the same text differently: each chunk records it, and a file whose chunks
 #: were made by another version (or other sizes) is re-chunked by the next ingest.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 1  # the table-header rule only changes text with Markdown tables, which no loader made before
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _LINE = re.compile(r"\n\s*")
@@ -199,8 +202,9 @@ class _Chunker:
             tokens = self.count(text[start:end])
         if tokens is not None and tokens <= limit and end - start <= self.char_cap:
             return [_Unit(start, end, tokens)]
-        for depth in range(level, len(self.separators)):
-            cuts = [(m.start(), m.end()) for m in self.separators[depth].finditer(text, start, end)]
+        separators = _LINE_SEPARATORS if text.startswith("|", start) else self.separators  # tables: by rows
+        for depth in range(level, len(separators)):
+            cuts = [(m.start(), m.end()) for m in separators[depth].finditer(text, start, end)]
             cuts = [(a, b) for a, b in cuts if start < a and b < end]
             if not cuts:
                 continue
@@ -250,11 +254,14 @@ class _Chunker:
         text = seg.text
         i, n = 0, len(units)
         tail: tuple[int, int] | None = None  # (start offset, tokens) of the overlap carried into the next chunk
+        # Room for a repeated table header (see _table_header) in chunks that start at a table row.
+        reserve = max((self.count(m.group()) for m in _TABLE_HEAD.finditer(text)), default=0) if "| -" in text else 0
         while i < n:
             start, tokens, j = units[i].start, units[i].tokens, i + 1
             if tail is not None and tail[1] + tokens <= limit:
                 start, tokens = tail[0], tokens + tail[1]
-            while j < n and tokens + units[j].tokens <= limit:
+            room = limit - reserve if reserve and text.startswith("|", start) and start > 0 else limit
+            while j < n and tokens + units[j].tokens <= room:
                 tokens += units[j].tokens
                 j += 1
             out.extend(self._emit([_Span(seg, start, units[j - 1].end)]))
@@ -290,7 +297,7 @@ class _Chunker:
         """The first tail boundary at or after `pos`: a sentence start if it keeps at least half the tail, else a
         word start (prose); a line start (code, tables)."""
         pos = max(pos, lo + 1)
-        for pattern in self.tail_patterns:
+        for pattern in _LINE_TAILS if text.startswith("|", lo) else self.tail_patterns:  # a table row: whole rows
             match = pattern.search(text, pos - 1, hi)
             if match is None or match.end() >= hi:
                 continue
@@ -334,6 +341,9 @@ class _Chunker:
                     span.start -= 1
         first, last = spans[0], spans[-1]
         body = "\n\n".join(span.seg.text[span.start : span.end] for span in spans)
+        header = _table_header(first.seg.text, first.start)
+        if header:
+            body = header + body
         embed_text = self.prefix + body
         return Chunk(
             text=body,
@@ -383,6 +393,29 @@ class _Chunker:
             tokens = self.count(header + "\n\n")
         self._prefixes[section] = (header + "\n\n", tokens)
         return self._prefixes[section]
+
+
+_TABLE_RULE = re.compile(r"\|(?:\s*:?-{3,}:?\s*\|)+")
+_TABLE_HEAD = re.compile(r"^\|[^\n]*\|\n\|(?:\s*:?-{3,}:?\s*\|)+$", re.M)
+_MAX_TABLE_HEADER_CHARS = 400  # a longer header would crowd out the rows it is meant to explain
+
+
+def _table_header(text: str, start: int) -> str:
+    """The header and rule lines ("| a | b |\n| --- | --- |\n") of the Markdown table whose body row begins at
+    `start`, when both lie before `start`; else ""."""
+    if not text.startswith("|", start) or (start > 0 and text[start - 1] != "\n"):
+        return ""
+    lines_before = text[:start].split("\n")[:-1]  # whole lines above the chunk, nearest last
+    block = []
+    for line in reversed(lines_before):
+        if not (line.startswith("|") and line.rstrip().endswith("|")):
+            break
+        block.append(line)
+    block.reverse()
+    if len(block) < 2 or not _TABLE_RULE.fullmatch(block[1].strip()):
+        return ""
+    header = block[0] + "\n" + block[1] + "\n"
+    return header if len(header) <= _MAX_TABLE_HEADER_CHARS else ""
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

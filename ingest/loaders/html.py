@@ -1,4 +1,5 @@
-"""HTML: visible text only (scripts, styles and navigation dropped), one segment per `h1`–`h3` section."""
+"""HTML: visible text only (scripts, styles and navigation dropped), one segment per `h1`–`h3` section; tables
+become Markdown tables."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 from ingest.loaders.base import TextLoader, default_title
 from ingest.loaders.segments import Joiner, heading_path, push_heading
+from ingest.loaders.tables import markdown_table
 from ingest.types import Document, LoadError
 
 _HTML_DROP = ("script", "style", "nav", "noscript", "template", "svg", "iframe", "head")
@@ -46,8 +48,13 @@ class HtmlLoader(TextLoader):
         parts: list[str] = []
         skip_types = (Comment, Doctype, Declaration, ProcessingInstruction)
 
+        tables: list[str] = []
+
         def flush() -> None:
-            joiner.add(_tidy_extracted("".join(parts)), section=section)
+            text = _tidy_extracted("".join(parts))
+            if tables:  # put the tables back where their placeholders stand (the tidying would mangle them)
+                text = re.sub(r"\ue000(\d+)\ue000", lambda m: tables[int(m.group(1))], text)
+            joiner.add(text, section=section)
             parts.clear()
 
         def walk(node: Tag, in_pre: bool) -> None:
@@ -69,6 +76,12 @@ class HtmlLoader(TextLoader):
                         push_heading(stack, _HTML_SECTION[name], heading)
                         section = heading_path(stack)
                     continue
+                if name == "table":
+                    table = _markdown_of(child)
+                    if table:
+                        tables.append(table)
+                        parts.append(f"{_PARA_BREAK}\ue000{len(tables) - 1}\ue000{_PARA_BREAK}")
+                    continue
                 if name in _HTML_BLOCK:
                     brk = _PARA_BREAK if name in _HTML_PARAGRAPH else "\n"
                     parts.append(brk)
@@ -88,6 +101,16 @@ class HtmlLoader(TextLoader):
         if not joiner.segments:
             raise LoadError("no text in HTML")
         return Document(doc_id=rel, title=title or default_title(rel), kind="html", segments=joiner.segments)
+
+
+def _markdown_of(table) -> str:
+    """A `<table>` as a Markdown table (its own rows only, not those of tables nested in it)."""
+    rows = []
+    for row in table.find_all("tr"):
+        if row.find_parent("table") is not table:
+            continue
+        rows.append([cell.get_text(" ") for cell in row.find_all(["th", "td"], recursive=False)])
+    return markdown_table(rows)
 
 
 def _tidy_extracted(text: str) -> str:

@@ -2,6 +2,7 @@
 pypdfium2 (`ingest.loaders.ocr`; such segments carry `ocr=True`); encrypted files open only with an empty password.
 
 A page is OCR'd when its text layer is missing or garbage (`usable_text`) and the page holds an image: a scan.
+A page with ruled tables is re-read with them as Markdown tables (`ingest.loaders.pdf_tables`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, read_image
+from ingest.loaders.pdf_tables import pages_with_tables
 from ingest.loaders.segments import Joiner
 from ingest.types import Document, LoadError
 
@@ -56,12 +58,13 @@ class PdfLoader(Loader):
                 texts.append(None)
         scanned = [i for i, text in enumerate(texts) if not usable_text(text or "")]
         ocr_texts, ocr_missing = _ocr_pages(data, scanned) if scanned else ({}, False)
+        table_texts = pages_with_tables(data, [i for i, text in enumerate(texts) if i not in ocr_texts and text])
         joiner = Joiner()
         for index, text in enumerate(texts):
             if ocr_texts.get(index):
                 joiner.add(ocr_texts[index], page=index + 1, extra={"ocr": True})
-            elif text:
-                joiner.add(text, page=index + 1)
+            else:  # the text layer, or the page rebuilt with its ruled tables as Markdown
+                joiner.add(table_texts.get(index) or text or "", page=index + 1)
         if not joiner.segments:
             if failures and last_error is not None:
                 raise LoadError(f"corrupt PDF: {short_reason(last_error)}")

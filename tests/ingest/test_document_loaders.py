@@ -167,6 +167,47 @@ def test_locators_reach_the_chunk_metadata_and_a_bad_file_does_not_stop_the_batc
     assert mail == {1: "Harbour dues", 2: "Ferry docking change", 3: "Lost buoy"}
 
 
+# --- tables -------------------------------------------------------------------------------------------------
+
+
+def test_pdf_ruled_table_becomes_a_markdown_table_in_place():
+    (doc,) = load_file(REAL_DOCS / "passenger_counts.pdf", "passenger_counts.pdf")
+    (page,) = doc.segments
+    assert page.page == 1
+    assert page.text.split("\n\n") == [
+        "Harbour Passenger Counts\nPassengers landed per year at each station, as counted by the harbour office.",
+        "| Station | 2020 | 2021 | 2022 |\n| --- | --- | --- | --- |\n| Quillby | 1,204 | 1,377 | 1,290 |\n"
+        "| Saltmere | 880 | 912 | 1,015 |\n| Skerry | 143 | 156 | 171 |",
+        "Counts for 2022 exclude the closed winter months.",
+    ]
+
+
+def test_docx_and_html_tables_are_markdown():
+    (docx,) = load_file(FIXTURES / "docs" / "submarine_kitchen.docx", "k.docx")
+    assert "| Dish | Calories |\n| --- | --- |\n| Kelp stew | 310 |" in docx.segments[-1].text
+    (html,) = load_file(FIXTURES / "docs" / "marmot_station.html", "m.html")
+    assert "| Instrument | Installed |\n| --- | --- |\n| Rain gauge | 1934 |" in html.segments[-1].text
+
+
+def test_a_split_table_repeats_its_header_in_every_chunk():
+    from ingest.chunking import chunk_document
+    from ingest.loaders.tables import markdown_table
+    from ingest.types import Document, Segment
+
+    rows = [["Region", "Year", "Revenue"]] + [[f"Region {i}", str(2000 + i % 20), f"{i * 37} kEUR"] for i in range(60)]
+    text = "Revenue by region.\n\n" + markdown_table(rows) + "\n\nEnd of report."
+    doc = Document("r.docx", "Sales", "docx", [Segment(text, page=3, start_char=0, end_char=len(text))])
+    chunks = chunk_document(doc, lambda t: len(t.split()), 100, overlap_tokens=10)
+    assert len(chunks) > 3 and all(chunk.n_tokens <= 100 for chunk in chunks)
+    for chunk in chunks[1:]:
+        assert chunk.text.startswith("| Region | Year | Revenue |\n| --- | --- | --- |\n| Region ")
+        assert chunk.page == 3
+    body_rows = [line for chunk in chunks for line in chunk.text.split("\n") if line[:10].startswith("| Region ")
+                 and line[9].isdigit()]
+    expected = [f"| Region {i} | {2000 + i % 20} | {i * 37} kEUR |" for i in range(60)]
+    assert list(dict.fromkeys(body_rows)) == expected  # rows whole, in order, none lost (the overlap may repeat one)
+
+
 # --- OCR ---------------------------------------------------------------------------------------------------
 
 
