@@ -208,6 +208,31 @@ def test_a_split_table_repeats_its_header_in_every_chunk():
     assert list(dict.fromkeys(body_rows)) == expected  # rows whole, in order, none lost (the overlap may repeat one)
 
 
+_PAGE = """<html><head><title>Quillby Ferry Guide</title></head><body>
+<header class="site-header"><a href="/">Home</a><ul class="menu"><li>Timetables</li></ul></header>
+<div class="cookie-banner">We use cookies. Accept?</div>
+<main><h1>Quillby Ferry Guide</h1><p>The ferry Morrow leaves Quillby at 08:15.</p>
+  <aside class="related">Related: Saltmere buses</aside>
+  <h2>Fares</h2><p>An adult single costs 4 pounds.</p></main>
+<div id="sidebar">Popular posts</div><footer>Copyright Quillby Ferry Company</footer>
+</body></html>"""
+
+
+def test_html_main_content_keeps_headings_and_drops_chrome(tmp_path):
+    (doc,) = load_file(write(tmp_path, "guide.html", _PAGE.encode()), "guide.html")
+    assert [(seg.section, seg.text) for seg in doc.segments] == [
+        ("Quillby Ferry Guide", "The ferry Morrow leaves Quillby at 08:15."),
+        ("Quillby Ferry Guide > Fares", "An adult single costs 4 pounds."),
+    ]
+
+
+def test_html_without_landmarks_keeps_its_article_header(tmp_path):
+    page = b"<body><div class='navbar'>Home | About</div><article><header><h1>Notes</h1></header>" \
+           b"<p>Low tide at 14:02.</p></article><div class='footer'>(c) 2025</div></body>"
+    (doc,) = load_file(write(tmp_path, "notes.html", page), "notes.html")
+    assert [(seg.section, seg.text) for seg in doc.segments] == [("Notes", "Low tide at 14:02.")]
+
+
 # --- OCR ---------------------------------------------------------------------------------------------------
 
 
