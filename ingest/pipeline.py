@@ -169,6 +169,7 @@ class IngestService:
     def _ingest_file(self, item: FoundFile, state: _FileState | None, summary: IngestSummary) -> None:
         from ingest.chunking import chunk_document, chunking_signature
         from ingest.loaders import load_file
+        from ingest.loaders.ocr import use_ocr_engine
 
         cfg = self.settings.chunk
         chunking = chunking_signature(cfg.chunk_tokens, cfg.overlap_tokens)
@@ -176,7 +177,8 @@ class IngestService:
         if state is not None and state.is_complete(file_hash, chunking):
             summary.files.unchanged += 1
             return
-        documents = load_file(item.path, item.rel)
+        with use_ocr_engine(self.settings.ingest.ocr_engine):
+            documents = load_file(item.path, item.rel)
         limit = self.embedder.max_chunk_tokens  # loads the embedder: only now that something must be chunked
         target, overlap = min(cfg.chunk_tokens, limit), cfg.overlap_tokens
         chunks: list[Chunk] = []

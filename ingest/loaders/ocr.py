@@ -6,12 +6,15 @@
 - `rapidocr`: PP-OCRv4 models run by onnxruntime, shipped inside the `rapidocr-onnxruntime` wheel (nothing is
   downloaded at run time; `pip install -e .[ocr]`); the fallback where the tesseract command cannot be installed.
 
-`ocr_engine()` picks one once per process (the `RAG_OCR_ENGINE` environment variable may name one, or "off");
-`None` means no engine is available, and callers say so in their LoadError.
+`ocr_engine()` picks one (each engine is built once per process): the one named by the `ingest.ocr_engine`
+setting, which the ingest service passes in with `use_ocr_engine`, or the first available for "auto"; `None`
+means no engine is available (or "off"), and callers say so in their LoadError.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import shutil
@@ -76,13 +79,29 @@ class TesseractEngine(OcrEngine):
 OCR_ENGINES: dict[str, type[OcrEngine]] = {"tesseract": TesseractEngine, "rapidocr": RapidOcrEngine}
 
 
+#: The engine the current ingest asked for ("auto", "off" or a name in OCR_ENGINES); set by `use_ocr_engine`.
+_CHOICE: contextvars.ContextVar[str] = contextvars.ContextVar("ocr_engine", default="auto")
+
+
+@contextlib.contextmanager
+def use_ocr_engine(name: str):
+    """Within the block, `ocr_engine()` means this engine ("auto", "off", "tesseract", "rapidocr")."""
+    token = _CHOICE.set(name)
+    try:
+        yield
+    finally:
+        _CHOICE.reset(token)
+
+
 def ocr_engine(name: str | None = None) -> OcrEngine | None:
-    """The named engine, else the first available (`RAG_OCR_ENGINE` may name one, or "off"); None when none is.
+    """The named engine (default: the current choice, see `use_ocr_engine`), the first available for "auto";
+    None when it is "off" or not installed.
 
     Raises:
         LoadError: for an unknown engine name.
     """
-    return _engine(name or os.environ.get("RAG_OCR_ENGINE", "").strip().lower() or None)
+    choice = name or _CHOICE.get()
+    return _engine(None if choice == "auto" else choice)
 
 
 @functools.lru_cache(maxsize=None)

@@ -260,12 +260,26 @@ def test_usable_text_refuses_missing_and_garbage_layers():
     assert not usable_text("\ufffd\ufffd!!@@##$$%%^^&&**" * 5)
 
 
-def test_without_an_engine_scans_and_images_say_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_OCR_ENGINE", "off")
-    with pytest.raises(LoadError, match=r"^PDF has no text layer \(scanned\?\) and no OCR engine installed"):
-        load_file(REAL_DOCS / "harbour_survey_scan.pdf", "scan.pdf")
-    with pytest.raises(LoadError, match=r"^no OCR engine installed \(make ocr-deps"):
-        load_file(REAL_DOCS / "bait_receipt.png", "bait_receipt.png")
+def test_without_an_engine_scans_and_images_say_what_to_install(tmp_path):
+    from ingest.loaders.ocr import use_ocr_engine
+
+    with use_ocr_engine("off"):
+        with pytest.raises(LoadError, match=r"^PDF has no text layer \(scanned\?\) and no OCR engine installed"):
+            load_file(REAL_DOCS / "harbour_survey_scan.pdf", "scan.pdf")
+        with pytest.raises(LoadError, match=r"^no OCR engine installed \(make ocr-deps"):
+            load_file(REAL_DOCS / "bait_receipt.png", "bait_receipt.png")
+
+
+def test_the_ocr_setting_reaches_the_loaders(tmp_path):
+    from rag_app.api import RAG
+    from rag_app.settings import Settings
+
+    (tmp_path / "scans").mkdir()
+    shutil.copy(REAL_DOCS / "bait_receipt.png", tmp_path / "scans")
+    rag = RAG(Settings(profile="test", home=tmp_path / "home", ingest={"ocr_engine": "off"}))
+    summary = rag.ingest([tmp_path / "scans"])
+    assert [f["error"] for f in summary.failed] == [
+        "no OCR engine installed (make ocr-deps installs tesseract-ocr; or pip install rapidocr-onnxruntime)"]
 
 
 def test_corrupt_image_is_named(tmp_path):
