@@ -6,8 +6,10 @@ raises `LoadError` with a short reason; the caller adds the path and carries on.
 
 Offsets. `start_char`/`end_char` index the document's *loaded text*: for text-like files (markdown, plain text,
 code) that is the decoded source with newlines normalised to "\\n", so segments are exact slices of it and their
-line numbers are source line numbers; for extracted formats (HTML, PDF, DOCX, notebooks, CSV) it is the extracted
-segment texts joined by blank lines, and source line numbers are given only where they are meaningful.
+line numbers are source line numbers; for extracted formats (HTML, PDF, DOCX, PPTX, spreadsheets, EPUB, mail,
+images, notebooks, CSV) it is the extracted segment texts joined by blank lines, and source line numbers are given
+only where they are meaningful (a spreadsheet's are its row numbers). Other locators (slide, sheet, chapter,
+message, ocr) go in `Segment.extra` and reach every chunk's metadata.
 
 Adding a format:
     1. Write `ingest/loaders/<format>.py` with one class: subclass `TextLoader` and implement
