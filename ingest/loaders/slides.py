@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from ingest.loaders.base import Loader, default_title, short_reason
+from ingest.loaders.base import Loader, default_title, not_zip_reason, short_reason
 from ingest.loaders.segments import Joiner
 from ingest.loaders.tables import markdown_table
 from ingest.types import Document, LoadError
@@ -19,7 +19,7 @@ class PptxLoader(Loader):
 
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
         if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise LoadError(_not_zip(data, "PPTX"))
+            raise LoadError(not_zip_reason(data, "PPTX"))
         try:
             from pptx import Presentation
 
@@ -66,10 +66,3 @@ def _shape_texts(shape) -> list[str]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _not_zip(data: bytes, kind: str) -> str:
-    """Office files saved with a password are OLE containers, not zip archives."""
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        return f"encrypted or legacy {kind} (password-protected, or the old binary format: save it as {kind.lower()})"
-    return f"corrupt {kind} (not a zip archive)"

@@ -9,9 +9,8 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator
 
-from ingest.loaders.base import Loader, default_title, short_reason
+from ingest.loaders.base import Loader, default_title, not_zip_reason, short_reason
 from ingest.loaders.segments import Joiner
-from ingest.loaders.slides import _not_zip
 from ingest.loaders.tabular import CSV_ROWS_PER_SEGMENT
 from ingest.types import Document, LoadError
 
@@ -26,7 +25,7 @@ class SpreadsheetLoader(Loader):
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
         kind = "ods" if suffix == ".ods" else "xlsx"
         if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise LoadError(_not_zip(data, kind.upper()))
+            raise LoadError(not_zip_reason(data, kind.upper()))
         try:
             sheets = list(_ods_sheets(data) if kind == "ods" else _xlsx_sheets(data))
         except LoadError:
