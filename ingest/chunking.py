@@ -19,11 +19,15 @@ How:
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ingest.types import Chunk, Document, Segment
+from rag_app.text import SENTENCE_GAP
 
 #: Bump whenever a change here can cut the same text differently: each chunk records it, and a file whose chunks
 #: were made by another version (or other sizes) is re-chunked by the next ingest.
@@ -31,7 +35,7 @@ CHUNKER_VERSION = 1  # the table-header rule only changes text with Markdown tab
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _LINE = re.compile(r"\n\s*")
-_SENTENCE = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
+_SENTENCE = SENTENCE_GAP  # the whitespace after a sentence end; defined once, in rag_app.text
 _CLAUSE = re.compile(r"(?<=[;:,])\s+")
 _WORD = re.compile(r"\s+")
 #: Boundaries tried in order when a span is too big. Prose prefers sentences to (often hard-wrapped) lines;
@@ -55,10 +59,84 @@ _HEADER_SHARE = 4
 CountTokens = Callable[[str], int]
 
 
-def chunking_signature(chunk_tokens: int, overlap_tokens: int) -> str:
+def chunking_signature(chunk_tokens: int, overlap_tokens: int, splitter: TextSplitter | None = None) -> str:
     """What decides how a document is cut, as one string stored with each chunk. (The embedder, whose window caps
-    the size, is fixed per collection.) Needs no model: an unchanged re-ingest never loads the embedder."""
+    the size, is fixed per collection.) Needs no model: an unchanged re-ingest never loads the embedder.
+
+    With a `splitter` (see `split_document`), its class and settings replace the chunk size and overlap."""
+    if splitter is not None:
+        return f"v{CHUNKER_VERSION}:splitter={describe_splitter(splitter)}"
     return f"v{CHUNKER_VERSION}:chunk={chunk_tokens}:overlap={overlap_tokens}"
+
+
+class TextSplitter(Protocol):
+    """What `split_document` needs of a splitter: LangChain's `TextSplitter` (e.g. `RecursiveCharacterTextSplitter`)
+    has it."""
+
+    def split_text(self, text: str) -> list[str]: ...
+
+
+def describe_splitter(splitter: TextSplitter) -> str:
+    """The splitter's class and a hash of its plain settings (sizes, overlap, separators): a stable identity, so a
+    re-ingest with the same splitter is unchanged and one with another splitter re-chunks."""
+    settings = {key: value for key, value in sorted(vars(splitter).items()) if _plain(value)}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{type(splitter).__module__}.{type(splitter).__qualname__}:{digest}"
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    return isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value)
+
+
+def split_document(doc: Document, splitter: TextSplitter, count_tokens: CountTokens, max_tokens: int) -> list[Chunk]:
+    """Split a document with a user's text splitter instead of ours, keeping the hard limit of `chunk_document`.
+
+    Each segment's text goes through `splitter.split_text`, so pieces still never cross a section or a page; each
+    piece gets the same title/section header as our chunks, and a piece whose `embed_text` would exceed
+    `max_tokens` is cut further by our chunker. Offsets and lines are found by locating each piece in the segment
+    (left unset for a piece the splitter rewrote).
+
+    Args:
+        doc: the loaded document.
+        splitter: anything with `split_text(str) -> list[str]`, e.g. a LangChain `RecursiveCharacterTextSplitter`.
+        count_tokens: the embedder's token counter (without special tokens).
+        max_tokens: hard limit on `count_tokens(chunk.embed_text)`.
+    """
+    if max_tokens < 8:
+        raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
+    chunker = _Chunker(doc, count_tokens, max_tokens, max_tokens, 0)
+    chunks: list[Chunk] = []
+    for seg in doc.segments:
+        cursor = 0
+        for piece in splitter.split_text(seg.text):
+            if not piece.strip():
+                continue
+            found = seg.text.find(piece, cursor)
+            if found < 0:
+                found = seg.text.find(piece)
+            if found >= 0:
+                cursor = found + 1
+            chunks.extend(chunker.chunk_run([_piece_segment(seg, piece, found)]))
+            chunker._newlines.clear()  # keyed by id(): the next piece's segment may reuse this one's
+    return chunks
+
+
+def _piece_segment(seg: Segment, piece: str, offset: int) -> Segment:
+    """A piece of `seg` as a segment of its own, with its lines and offsets when it was found at `offset`."""
+    if offset < 0:
+        return Segment(piece, section=seg.section, page=seg.page, extra=seg.extra)
+    start_line = end_line = None
+    if seg.start_line is not None:
+        start_line = seg.start_line + seg.text.count("\n", 0, offset)
+        end_line = start_line + piece.count("\n")
+        if seg.end_line is not None:
+            end_line = min(end_line, seg.end_line)
+    start_char = None if seg.start_char is None else seg.start_char + offset
+    return Segment(piece, section=seg.section, page=seg.page, start_line=start_line, end_line=end_line,
+                   start_char=start_char, end_char=None if start_char is None else start_char + len(piece),
+                   extra=seg.extra)
 
 
 def build_header(title: str, section: str) -> str:

@@ -1,10 +1,13 @@
 """The ingest service: files → documents → chunks → embeddings → the vector store, incrementally and crash-safely.
 
+What is ingested as a whole is a unit (`ingest.units`): a file, or the LangChain documents of one source
+(`IngestService.run_documents`). Everything below holds for both.
+
 Why it cannot duplicate or lose data:
 - A chunk's id is a hash of its file, document and text, so writing it twice is an upsert of the same record.
 - A file counts as up to date only if the store holds exactly `n_chunks` records carrying the file's current hash
-  and the current chunking signature (chunker version, sizes, overlap). Anything else (new, changed, chunked
-  differently, or a run killed half-way) is redone; chunks already stored are not re-embedded.
+  and the current chunking signature (chunker version, sizes, overlap, or the user's splitter). Anything else (new,
+  changed, chunked differently, or a run killed half-way) is redone; chunks already stored are not re-embedded.
 - For a changed file, new chunks are written first, then kept chunks get fresh metadata, then stale chunks are
   deleted: a crash at any point leaves old data in place, and the next run converges to the same final state.
 - Every change goes through `store.write()`: the writer lock, the generation stamp before the first change and
@@ -16,17 +19,21 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.discover import FoundFile, Problem, discover
-from ingest.types import Chunk, LoadError
+from ingest.discover import discover
+from ingest.types import Chunk, Document, LoadError
+from ingest.units import LANGCHAIN_ORIGIN, IngestUnit, document_units, file_unit
 from rag_app.components.embedder import Embedder
 from rag_app.components.store import VectorStore
 from rag_app.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.chunking import TextSplitter
 
 
 @dataclass
@@ -79,6 +86,7 @@ class _FileState:
     ids: set[str] = field(default_factory=set)
     hashes: Counter = field(default_factory=Counter)
     chunkings: set[str] = field(default_factory=set)
+    origins: set[str] = field(default_factory=set)
     n_chunks: int = -1
 
     def is_complete(self, file_hash: str, chunking: str) -> bool:
@@ -88,18 +96,10 @@ class _FileState:
 
 @dataclass
 class _PendingFile:
-    found: FoundFile
+    unit: IngestUnit
     retained: dict[str, dict]  # id -> new metadata, for chunks already stored
     stale: list[str]
     is_new: bool
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> str:
@@ -108,18 +108,50 @@ def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> st
 
 
 class IngestService:
-    """Ingests paths into one collection. Takes its components; knows nothing of the CLI or the UI."""
+    """Ingests paths (or LangChain documents) into one collection. Takes its components; knows nothing of the CLI
+    or the UI.
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore):
+    Args:
+        settings: `settings.chunk` sizes the chunks, `settings.ingest` the batches and the file size limit.
+        embedder: sizes chunks in its tokens and embeds them.
+        store: the collection.
+        splitter: a text splitter to cut documents with instead of ours (see `ingest.chunking.split_document`).
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
+                 splitter: TextSplitter | None = None):
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self.splitter = splitter
 
     # ---------------------------------------------------------------------------------------------------------------
     def run(self, paths: list[str | Path], prune: bool = False, progress: ProgressCallback | None = None) -> IngestSummary:
         """Ingest files and folders; one bad file is reported in the summary and the rest go on."""
         with self.store.write():
             return self._run(paths, prune, progress)
+
+    def run_documents(self, documents: Iterable[Any], prune: bool = False,
+                      progress: ProgressCallback | None = None) -> IngestSummary:
+        """Ingest LangChain `Document`s (any loader's output), one unit per `metadata["source"]`.
+
+        The summary counts sources where a file ingest counts files. With `prune`, every source ingested from
+        documents earlier and absent from `documents` is deleted (files ingested from paths are never touched).
+        """
+        with self.store.write():
+            started = time.perf_counter()
+            summary = IngestSummary(collection=self.store.name)
+            batch = document_units(documents)
+            summary.failed.extend(batch.failed)
+            summary.skipped.extend(batch.skipped)
+            summary.files.seen = len(batch.units) + len(batch.failed)
+            summary.files.skipped = len(batch.skipped)
+            states = self._stored_state()
+            seen = self._ingest_units(batch.units, states, summary, progress)
+            if prune:
+                gone = [key for key, state in states.items() if key not in seen and state.origins == {LANGCHAIN_ORIGIN}]
+                self._delete_units(gone, states, summary)
+            return self._finish(summary, started)
 
     def _run(self, paths: list[str | Path], prune: bool, progress: ProgressCallback | None) -> IngestSummary:
         started = time.perf_counter()
@@ -133,97 +165,126 @@ class IngestService:
         summary.files.skipped = len(found.skipped)
 
         states = self._stored_state()
-        self._writer = _BatchWriter(self, summary, progress, len(found.files))
-        seen_keys: set[str] = set()
-        for index, item in enumerate(found.files):
-            seen_keys.add(str(item.path))
-            self._writer.current = item.rel
-            try:
-                self._ingest_file(item, states.get(str(item.path)), summary)
-            except LoadError as exc:
-                summary.failed.append({"path": item.rel, "error": str(exc)})
-            except OSError as exc:
-                summary.failed.append({"path": item.rel, "error": f"cannot read ({exc.strerror or exc})"})
-            self._writer.files_done = index + 1
-            self._writer.report()
-        self._writer.flush()
-
+        seen_keys = self._ingest_units([file_unit(item) for item in found.files], states, summary, progress)
         if prune:
             self._prune(found.roots, seen_keys, states, summary)
+        return self._finish(summary, started)
+
+    def _finish(self, summary: IngestSummary, started: float) -> IngestSummary:
         summary.files.failed = len(summary.failed)
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
+    def _ingest_units(self, units: list[IngestUnit], states: dict[str, _FileState], summary: IngestSummary,
+                      progress: ProgressCallback | None) -> set[str]:
+        """Ingest each unit (a failure is reported and the rest go on); returns the keys of all of them."""
+        self._writer = _BatchWriter(self, summary, progress, len(units))
+        seen_keys: set[str] = set()
+        for index, unit in enumerate(units):
+            seen_keys.add(unit.key)
+            self._writer.current = unit.rel
+            try:
+                self._ingest_unit(unit, states.get(unit.key), summary)
+            except LoadError as exc:
+                summary.failed.append({"path": unit.rel, "error": str(exc)})
+            except OSError as exc:
+                summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
+            self._writer.files_done = index + 1
+            self._writer.report()
+        self._writer.flush()
+        return seen_keys
+
     # ---------------------------------------------------------------------------------------------------------------
     def _stored_state(self) -> dict[str, _FileState]:
-        """Per file path: the ids, file hashes and expected chunk count currently stored."""
+        """Per unit (file path or document source): the ids, hashes and expected chunk count currently stored."""
         states: dict[str, _FileState] = defaultdict(_FileState)
         for record_id, meta, _ in self.store.iter_records():
             state = states[meta.get("path", "")]
             state.ids.add(record_id)
             state.hashes[meta.get("file_hash", "")] += 1
             state.chunkings.add(str(meta.get("chunking", "")))
+            state.origins.add(str(meta.get("origin", "")))
             state.n_chunks = int(meta.get("n_chunks", -1))
         return dict(states)
 
-    def _ingest_file(self, item: FoundFile, state: _FileState | None, summary: IngestSummary) -> None:
-        from ingest.chunking import chunk_document, chunking_signature
-        from ingest.loaders import load_file
-        from ingest.loaders.ocr import use_ocr_engine
+    def _chunking(self) -> str:
+        from ingest.chunking import chunking_signature
 
         cfg = self.settings.chunk
-        chunking = chunking_signature(cfg.chunk_tokens, cfg.overlap_tokens)
-        file_hash = file_sha256(item.path)
-        if state is not None and state.is_complete(file_hash, chunking):
+        return chunking_signature(cfg.chunk_tokens, cfg.overlap_tokens, self.splitter)
+
+    def _chunk(self, document: Document) -> list[Chunk]:
+        from ingest.chunking import chunk_document, split_document
+
+        limit = self.embedder.max_chunk_tokens  # loads the embedder: only now that something must be chunked
+        if self.splitter is not None:
+            return split_document(document, self.splitter, self.embedder.count_tokens, limit)
+        cfg = self.settings.chunk
+        return chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=cfg.overlap_tokens,
+                              target_tokens=min(cfg.chunk_tokens, limit))
+
+    def _ingest_unit(self, unit: IngestUnit, state: _FileState | None, summary: IngestSummary) -> None:
+        chunking = self._chunking()
+        unit_hash = unit.hash
+        if state is not None and state.is_complete(unit_hash, chunking):
             summary.files.unchanged += 1
             return
+        from ingest.loaders.ocr import use_ocr_engine
+
         with use_ocr_engine(self.settings.ingest.ocr_engine):
-            documents = load_file(item.path, item.rel)
-        limit = self.embedder.max_chunk_tokens  # loads the embedder: only now that something must be chunked
-        target, overlap = min(cfg.chunk_tokens, limit), cfg.overlap_tokens
-        chunks: list[Chunk] = []
+            documents = unit.load()
+        chunks: list[tuple[Chunk, Document]] = []
         for document in documents:
-            chunks.extend(chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=overlap,
-                                         target_tokens=target))
+            chunks.extend((chunk, document) for chunk in self._chunk(document))
         if not chunks:
             raise LoadError("no text to index")
 
-        path_key = str(item.path)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        kind = documents[0].kind if documents else ""
         occurrences: Counter = Counter()
         new_records: dict[str, tuple[Chunk, dict]] = {}
-        for position, chunk in enumerate(chunks):
+        for position, (chunk, document) in enumerate(chunks):
             key = (chunk.doc_id, chunk.embed_text)
-            record_id = chunk_id(path_key, chunk.doc_id, chunk.embed_text, occurrences[key])
+            record_id = chunk_id(unit.key, chunk.doc_id, chunk.embed_text, occurrences[key])
             occurrences[key] += 1
-            new_records[record_id] = (chunk, _metadata(chunk, item, file_hash, chunking, position, len(chunks), now,
-                                                       documents))
+            new_records[record_id] = (chunk, _metadata(chunk, unit, unit_hash, chunking, position, len(chunks), now,
+                                                       kind, document.extra.get("stored_metadata")))
 
         stored_ids = state.ids if state else set()
         retained = {rid: meta for rid, (_, meta) in new_records.items() if rid in stored_ids}
         stale = sorted(stored_ids - new_records.keys())
         is_new = not stored_ids
-        pending = _PendingFile(item, retained, stale, is_new)
+        pending = _PendingFile(unit, retained, stale, is_new)
         to_write = [(rid, chunk, meta) for rid, (chunk, meta) in new_records.items() if rid not in stored_ids]
         self._writer.add_file(pending, to_write)
 
     def _prune(self, roots: list[Path], seen_keys: set[str], states: dict[str, _FileState], summary: IngestSummary) -> None:
         prefixes = [str(root).rstrip("/") + "/" for root in roots]
+        gone = []
         for path_key, state in states.items():
             if path_key in seen_keys or not any(path_key.startswith(p) for p in prefixes):
                 continue
+            if LANGCHAIN_ORIGIN in state.origins:
+                continue  # ingested from documents: only a documents ingest prunes it
             if Path(path_key).exists():
                 continue  # still there, e.g. it failed to load this time: keep what we had
+            gone.append(path_key)
+        self._delete_units(gone, states, summary)
+
+    def _delete_units(self, keys: list[str], states: dict[str, _FileState], summary: IngestSummary) -> None:
+        for key in keys:
+            state = states[key]
             self.store.delete(sorted(state.ids))
             summary.files.deleted += 1
             summary.chunks_deleted += len(state.ids)
 
 
-def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, chunking: str, position: int, total: int, now: str,
-              documents) -> dict:
+def _metadata(chunk: Chunk, unit: IngestUnit, unit_hash: str, chunking: str, position: int, total: int, now: str,
+              kind: str, extra: dict[str, Any] | None) -> dict:
     meta = {
-        "path": str(item.path),
-        "source": item.rel,
+        **(extra or {}),  # a LangChain document's own metadata (never one of the names below; see ingest.units)
+        "path": unit.key,
+        "source": unit.rel,
         "doc_id": chunk.doc_id,
         "title": chunk.title,
         "section": chunk.section,
@@ -232,14 +293,15 @@ def _metadata(chunk: Chunk, item: FoundFile, file_hash: str, chunking: str, posi
         "end_line": chunk.end_line,
         "start_char": chunk.start_char,
         "end_char": chunk.end_char,
-        "kind": documents[0].kind if documents else "",
+        "kind": kind,
         "chunk_index": position,
         "n_chunks": total,
         "n_tokens": chunk.n_tokens,
-        "file_hash": file_hash,
+        "file_hash": unit_hash,
         "chunking": chunking,
         "content_hash": hashlib.sha256(chunk.text.encode()).hexdigest()[:16],
         "ingested_at": now,
+        "origin": unit.origin or None,
     }
     # Locators beyond page/lines (slide, sheet, ocr...); they never override the fields above.
     meta.update({key: value for key, value in chunk.extra.items() if key not in meta})

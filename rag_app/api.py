@@ -4,19 +4,22 @@
     rag.ingest(["docs/"])                # -> IngestSummary
     answer = rag.ask("What is a VAE?")   # -> Answer (text, refused, sources, timings, model)
 
-A face like the CLI and the UI: it builds components once and calls services.
+A face like the CLI and the UI: it builds components once and calls services. From LangChain:
+`rag.as_retriever()`, `rag.as_runnable()`, `rag.as_embeddings()` and `rag.ingest_documents(loader.load())`
+(see docs/langchain.md); LangChain is imported only when one of them is used.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_app.settings import Settings
 
 if TYPE_CHECKING:
+    from ingest.chunking import TextSplitter
     from ingest.pipeline import IngestSummary, ProgressCallback
     from rag_app.components.store import CollectionInfo, Hit, VectorStore
     from rag_app.services.answer import Answer
@@ -35,6 +38,9 @@ class RAG:
     Args:
         settings: a `Settings`; by default read from the environment (`RAG_*`).
         embedder, llm: ready components to use instead of building them from settings (tests, custom backends).
+            `embedder` may also be a LangChain `Embeddings` (wrapped by
+            `rag_app.components.langchain_embedder.LangChainEmbedder`), and `llm` a LangChain chat model
+            (wrapped by `rag_app.components.langchain_llm.LangChainChatLLM`: answers take the generative path).
         **overrides: settings overrides on top of `settings`: top-level ones by name and `collection` for
             `store.collection` (`RAG(collection="papers", home="/data")`), any other by its dotted path
             (`RAG(**{"retrieve.k": 8})`).
@@ -46,6 +52,14 @@ class RAG:
     def __init__(self, settings: Settings | None = None, *, embedder=None, llm=None, **overrides: Any):
         settings = settings or Settings()
         self.settings = settings.with_overrides(**overrides) if overrides else settings
+        if embedder is not None and _is_langchain(embedder, "Embeddings"):
+            from rag_app.components.langchain_embedder import LangChainEmbedder
+
+            embedder = LangChainEmbedder.wrap(embedder)
+        if llm is not None and _is_langchain(llm, "BaseLanguageModel"):
+            from rag_app.components.langchain_llm import LangChainChatLLM
+
+            llm = LangChainChatLLM(llm)
         self._embedder = embedder
         self._llm = llm
         self._stores: dict[str, VectorStore] = {}
@@ -89,14 +103,42 @@ class RAG:
 
     # -- services --------------------------------------------------------------------------------------------------
     def ingest(self, paths: list[str | Path] | str | Path, *, collection: str | None = None, prune: bool = False,
-               progress: ProgressCallback | None = None) -> IngestSummary:
-        """Ingest files and folders incrementally; see `ingest.pipeline.IngestService`."""
+               progress: ProgressCallback | None = None, splitter: TextSplitter | None = None) -> IngestSummary:
+        """Ingest files and folders incrementally; see `ingest.pipeline.IngestService`.
+
+        `splitter`: a LangChain text splitter to cut with instead of our token-exact, structure-aware chunker.
+        """
         from ingest.pipeline import IngestService
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        service = IngestService(self.settings, self.embedder, self.store(collection))
+        service = IngestService(self.settings, self.embedder, self.store(collection), splitter=splitter)
         return service.run(list(paths), prune=prune, progress=progress)
+
+    def ingest_documents(self, documents: Iterable[Any], *, collection: str | None = None, prune: bool = False,
+                         progress: ProgressCallback | None = None,
+                         splitter: TextSplitter | None = None) -> IngestSummary:
+        """Ingest LangChain `Document`s (a loader's `load()`, or the loader itself) with file ingest's guarantees.
+
+        Documents are grouped by `metadata["source"]`; each source is updated as a whole (unchanged: nothing
+        written; changed: new chunks first, then stale ones deleted), under the writer lock, crash-safely.
+
+        Args:
+            documents: `Document`s, or a LangChain loader (its `lazy_load()` is used).
+            collection: the collection (default `settings.store.collection`).
+            prune: delete sources ingested from documents earlier that are not among these.
+            progress: called with a `Progress` as sources are done and chunks written.
+            splitter: a LangChain text splitter to cut with instead of our chunker.
+
+        Returns:
+            The `IngestSummary` (its file counts count sources; bad documents are in `failed`/`skipped`).
+        """
+        from ingest.pipeline import IngestService
+
+        if callable(getattr(documents, "lazy_load", None)):
+            documents = documents.lazy_load()
+        service = IngestService(self.settings, self.embedder, self.store(collection), splitter=splitter)
+        return service.run_documents(documents, prune=prune, progress=progress)
 
     def ensure_corpus(self, progress: ProgressCallback | None = None) -> IngestSummary | None:
         """Ingest the bundled corpus into the default collection when that collection is empty."""
@@ -117,6 +159,36 @@ class RAG:
                k: int | None = None) -> Iterator[str | Answer]:
         """Yield answer tokens as they are generated, then the final `Answer`."""
         return self._answer_service(collection).stream(question, history=history, k=k)
+
+    # -- LangChain face (rag_app/integrations/langchain.py, imported only here) ------------------------------------
+    def as_retriever(self, *, k: int | None = None, collection: str | None = None, source_glob: str | None = None):
+        """This collection's retriever as a LangChain `BaseRetriever` returning `Document`s (sync and async).
+
+        Args:
+            k: documents per query (default `settings.retrieve.k`).
+            collection: the collection (default `settings.store.collection`).
+            source_glob: keep only chunks whose source matches, e.g. "papers/*.pdf".
+        """
+        from rag_app.integrations.langchain import RagRetriever
+
+        return RagRetriever(retriever=self.retriever(collection), k=k, source_glob=source_glob)
+
+    def as_runnable(self, *, collection: str | None = None, k: int | None = None, output: str = "answer"):
+        """The answerer as a LangChain `Runnable`: a question (or `{"question", "history"}`) in, an `Answer` out.
+
+        `invoke`, `batch`, `stream` (text pieces, then the final output) and their async variants all work, so it
+        composes with `|` and with `RunnableWithMessageHistory` (use `output="dict"` there: `Answer.to_dict()`,
+        read with `output_messages_key="answer"`).
+        """
+        from rag_app.integrations.langchain import RagRunnable
+
+        return RagRunnable(self._answer_service(collection), k=k, output=output)
+
+    def as_embeddings(self):
+        """Our embedder (the fast packaged one by default) as LangChain `Embeddings`, for any LangChain vector store."""
+        from rag_app.integrations.langchain import RagEmbeddings
+
+        return RagEmbeddings(self.embedder)
 
     def _answer_service(self, collection: str | None):
         from rag_app.services.answer import AnswerService
@@ -158,3 +230,9 @@ class RAG:
             self._retrievers.pop(name, None)
         store.drop()
         return True
+
+
+def _is_langchain(obj: Any, base: str) -> bool:
+    """Is `obj` an instance of LangChain's `base` class? Read from its class hierarchy: nothing is imported."""
+    return any(cls.__name__ == base and cls.__module__.startswith("langchain_core")
+               for cls in type(obj).__mro__)

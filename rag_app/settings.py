@@ -186,6 +186,10 @@ class AnswerSettings(Section):
     span_end_bias: float = Field(2.0, ge=-10.0, le=20.0)
     # Follow the short answer with its supporting sentence (and the best-ranked one, when different), quoted.
     quote: bool = True
+    # Open and why/how questions ("explain", "compare", "how does"): follow the short answer with up to this many
+    # supporting sentences (from the same source first, in reading order, each cited) instead of one or two quotes;
+    # 0 or 1 turns it off. Only sentences within `evidence_margin` of the best are used.
+    explain_sentences: int = Field(4, ge=0, le=8)
     # Previous turns used to rewrite a follow-up question into a standalone one.
     history_turns: int = Field(4, ge=0)
 

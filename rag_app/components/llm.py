@@ -1,13 +1,14 @@
 """Language models behind one small interface, with the backend chosen by `settings.llm.mode`.
 
 - `transformers`: a local causal LM (the default is the packaged SmolLM2-135M-Instruct, converted once from GGUF to a
-  cached safetensors folder). Greedy decoding runs in our own loop with a KV cache: tokens stream without a thread,
-  and the same loop supports *span-constrained* decoding (the output must be a verbatim span of given evidence).
+  cached safetensors folder). Decoding runs in our own loop with a KV cache: tokens stream without a thread, and a
+  caller may pick every token itself from the model's logits (`decode`).
 - `openai`: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server) over plain HTTP with SSE streaming.
 - `scripted`: a deterministic fake for tests.
 
-A backend implements `stream`; `generate` and `stream_span` are inherited (a backend that sees logits overrides
-`stream_span` with true constrained decoding; the others generate freely and snap the reply onto the evidence).
+A backend implements `stream` (and `generate` is inherited). A backend that shows its logits sets `exposes_logits`
+and implements the token-level primitive: `decode(messages, choose_next)` plus `tokenize`, `token_strings` and
+`stop_ids`, which is all a decoding constraint needs (see `rag_app.services.extractive`).
 """
 
 from __future__ import annotations
@@ -19,49 +20,40 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag_app.errors import RagError
-from rag_app.settings import PACKAGED_LLM, Settings
+from rag_app.settings import PACKAGED_LLM, LLMSettings, Settings
+from rag_app.text import split_sentences, word_tokens
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-# Words an extracted answer span never starts with (prepositions, conjunctions, auxiliaries, relatives).
-_NO_START = frozenset("of to in on at by for from with into onto as than that which who whom whose whereas while and "
-                      "or but nor so is are was were be been being has have had do does did can could will would shall "
-                      "should may might must , . ; : ) ]".split())
-
-_MONTHS = frozenset("january february march april may june july august september october november december".split())
-_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-                          "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
-                          "hundred thousand million billion trillion dozen half first second third fourth fifth sixth "
-                          "seventh eighth ninth tenth".split())
-# Penalty (logits) on the first word of a span that does not fit the expected answer type.
-_TYPE_PENALTY = {"number": 8.0, "date": 5.0, "name": 3.0}
-
-
-def fits_answer_type(word: str, answer_type: str | None) -> bool:
-    """Does a span starting with `word` fit the answer type ("number", "date", "name"; None fits anything)?"""
-    if not answer_type:
-        return True
-    bare = word.strip(" \t\"'“”‘’([")
-    low = bare.lower()
-    numeric = bool(re.search(r"\d", bare)) or low in _NUMBER_WORDS or low.rstrip("s") in _NUMBER_WORDS
-    if answer_type == "number":  # a count or an amount: a bare year ("1964") rarely answers "how many"
-        return numeric and not re.fullmatch(r"(1[5-9]|20)\d\d", bare)
-    if answer_type == "date":
-        return numeric or low in _MONTHS or low in {"early", "late", "mid", "spring", "summer", "autumn", "winter"}
-    if answer_type == "name":
-        return bool(bare[:1].isupper()) or bool(re.search(r"\d", bare))
-    return True
+#: Picks the next token from the model's next-token logits: `choose_next(logits, generated)` gets a float32 array of
+#: shape (V,) and the ids chosen so far, and returns the next id, or None to stop.
+ChooseNext = Callable[["np.ndarray", list[int]], "int | None"]
 
 
 class LLM(ABC):
-    """A chat LM: a name, a context window, a token counter and streamed generation."""
+    """A chat LM: a name, a context window, a token counter and streamed generation.
+
+    Backends that show their logits (`exposes_logits`) also offer token-level decoding: `decode` with a caller's
+    `choose_next`, and the token accessors a constraint needs (`tokenize`, `token_strings`, `stop_ids`).
+    """
 
     name: str
     context_window: int
+    #: Whether `decode` and the token accessors work (the backend sees its next-token logits).
+    exposes_logits: bool = False
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings, *, device: str, cache_dir: Path, offline: bool) -> LLM:
+        """Build the backend from `settings.llm` (and the app-wide device, cache folder and offline switch)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:
@@ -88,22 +80,31 @@ class LLM(ABC):
                  stop: Sequence[str] = (), prefix: str = "") -> str:
         return "".join(self.stream(messages, max_new_tokens, temperature, stop, prefix))
 
-    def stream_span(self, messages: Sequence[Message], evidence: Sequence[str], max_new_tokens: int = 24,
-                    prefix: str = "", end_bias: float = 0.0, avoid_start: Sequence[str] = (),
-                    answer_type: str | None = None) -> Iterator[str]:
-        """Yield an answer that is a verbatim span of one of the `evidence` texts.
+    # -- token-level decoding (backends with `exposes_logits`) -------------------------------------------------------
+    def decode(self, messages: Sequence[Message], choose_next: ChooseNext, max_new_tokens: int = 96,
+               prefix: str = "", stop: Sequence[str] = ()) -> Iterator[str]:
+        """Yield text pieces of a reply whose every token is picked by `choose_next` (see `ChooseNext`).
 
-        This default generates freely, then snaps the reply onto the longest matching evidence span (or yields
-        nothing when no word of it occurs there). Backends with logits override it with constrained decoding, where
-        `end_bias` is added to the logits of ending the span (> 0 favours shorter answers), and spans are steered
-        away from starting with a function word or with one of `avoid_start` (the question's own words: an answer
-        rarely starts by repeating the question). `answer_type` ("number", "date", "name") steers the span's first
-        word towards one that fits the question (a number for "how many", a capitalised name for "who").
+        Args:
+            messages: the chat, system message first.
+            choose_next: picks each token from the logits, or stops (it also decides about end-of-turn tokens).
+            max_new_tokens: generation cap.
+            prefix: text that starts the assistant reply; not yielded.
+            stop: strings that end the streamed text (not included).
         """
-        reply = self.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
-        span = snap_to_evidence(reply, evidence)
-        if span:
-            yield span
+        raise NotImplementedError(f"{self.name} does not expose logits (exposes_logits is False)")
+
+    def tokenize(self, text: str) -> list[int]:
+        """The token ids of `text`, without special tokens."""
+        raise NotImplementedError(f"{self.name} does not expose its tokenizer")
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        """The vocabulary strings of token ids (with the tokenizer's word-start marker, e.g. "Ġ" or "▁")."""
+        raise NotImplementedError(f"{self.name} does not expose its tokenizer")
+
+    def stop_ids(self) -> set[int]:
+        """The ids of the tokens that end a turn (end of sequence, end of turn)."""
+        raise NotImplementedError(f"{self.name} does not expose its tokenizer")
 
 
 # -- helpers shared by backends -------------------------------------------------------------------------------------
@@ -111,30 +112,6 @@ def render_plain(messages: Sequence[Message]) -> str:
     """A template-free rendering, for models without a chat template and for token estimates."""
     parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
     return "\n\n".join(parts) + "\n\nAssistant:"
-
-
-_WORDS = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
-
-
-def snap_to_evidence(reply: str, evidence: Sequence[str]) -> str:
-    """The longest run of consecutive words of `reply` that occurs verbatim (case-insensitively) in an evidence text.
-
-    Returns the evidence's own spelling of that run, or "" when no word of the reply occurs in the evidence.
-    """
-    words = _WORDS.findall(reply)
-    best = ""
-    for text in evidence:
-        lowered = text.lower()
-        for start in range(len(words)):
-            for end in range(len(words), start, -1):
-                if end - start <= len(_WORDS.findall(best)):
-                    break
-                pattern = r"\s*".join(re.escape(w.lower()) for w in words[start:end])
-                match = re.search(r"(?<!\w)" + pattern + r"(?!\w)", lowered)
-                if match and match.group(0).strip():
-                    best = text[match.start():match.end()]
-                    break
-    return best.strip()
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -241,11 +218,17 @@ def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None 
 
 
 class TransformersLLM(LLM):
-    """A local Hugging Face causal LM, loaded on first use; greedy/sampled decoding in a KV-cached loop."""
+    """A local Hugging Face causal LM, loaded on first use; greedy/sampled decoding in a KV-cached loop.
+
+    `offline` loads with `local_files_only`, so a hub id is never fetched, whatever the environment says.
+    """
+
+    exposes_logits = True
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
-                 load_in_4bit: bool = False, context_tokens: int | None = None):
+                 load_in_4bit: bool = False, context_tokens: int | None = None, offline: bool = True):
         self.model_ref = model
+        self.offline = offline
         self.cache_dir = cache_dir
         self.requested_device = device
         self.requested_dtype = dtype
@@ -257,6 +240,10 @@ class TransformersLLM(LLM):
         self._lock = threading.RLock()  # one model shared by threads; generation is serialised
         self._prefix_cache: dict[str, tuple] = {}  # rendered head -> (tokens, KV cache), see `_head`
 
+    @classmethod
+    def from_settings(cls, llm: LLMSettings, *, device: str, cache_dir: Path, offline: bool) -> TransformersLLM:
+        return cls(llm.model, cache_dir, device, llm.dtype, llm.load_in_4bit, llm.context_tokens, offline=offline)
+
     # -- loading ---------------------------------------------------------------------------------------------------
     def _load(self):
         if self._model is not None:
@@ -264,14 +251,13 @@ class TransformersLLM(LLM):
         with self._lock:
             if self._model is not None:
                 return self._model, self._tokenizer
-            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             from rag_app.components.device import resolve_device, resolve_dtype
 
             device = resolve_device(self.requested_device)
             path = converted_packaged_model(self.cache_dir) if self.model_ref == PACKAGED_LLM else self.model_ref
-            kwargs: dict = {"use_safetensors": True, "trust_remote_code": False}
+            kwargs: dict = {"use_safetensors": True, "trust_remote_code": False, "local_files_only": self.offline}
             if self.load_in_4bit:
                 if device != "cuda":
                     raise RagError("llm.load_in_4bit needs a CUDA GPU: unset RAG_LLM__LOAD_IN_4BIT or use "
@@ -288,7 +274,8 @@ class TransformersLLM(LLM):
             else:
                 kwargs["dtype"] = resolve_dtype(self.requested_dtype, device)
             try:
-                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False,
+                                                          local_files_only=self.offline)
                 model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
             except RagError:
                 raise
@@ -300,8 +287,7 @@ class TransformersLLM(LLM):
                 ) from exc
             if not self.load_in_4bit:
                 model.to(device)
-            model.eval()
-            torch.set_grad_enabled(False)
+            model.eval()  # no global autograd switch: every forward pass runs under `torch.inference_mode()`
             self.device = device
             self._tokenizer = tokenizer
             self._model = model
@@ -331,7 +317,7 @@ class TransformersLLM(LLM):
     def count_prompt_tokens(self, messages: Sequence[Message], prefix: str = "") -> int:
         return self.count_tokens(self.render(messages, prefix))
 
-    def _stop_ids(self) -> set[int]:
+    def stop_ids(self) -> set[int]:
         tokenizer = self.tokenizer
         ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
@@ -370,7 +356,8 @@ class TransformersLLM(LLM):
 
         When `prompt` starts with `head` (ending at a message boundary, so tokenising the two parts apart gives the
         same tokens), the head's cached KV state is reused and only the rest is run. Yields the generated ids after
-        each step.
+        each step. Each step (the forward pass and `choose`) runs under `torch.inference_mode()`; the caller's code
+        between steps does not, so autograd stays usable in the thread.
         """
         import copy
 
@@ -391,22 +378,22 @@ class TransformersLLM(LLM):
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
             ids = ids[:, -(limit - max_new_tokens):]
         generated: list[int] = []
-        with torch.inference_mode():
-            for _ in range(max_new_tokens):
+        for _ in range(max_new_tokens):
+            with torch.inference_mode():
                 out = model(input_ids=ids, past_key_values=past, use_cache=True)
                 past = out.past_key_values
                 logits = out.logits[0, -1].float()  # (V,)
                 token = choose(logits, generated)
-                if token is None:
-                    return
-                generated.append(token)
-                yield generated
-                ids = torch.tensor([[token]], device=self.device)
+            if token is None:
+                return
+            generated.append(token)
+            yield generated
+            ids = torch.tensor([[token]], device=self.device)
 
     def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
         import torch
 
-        stop_ids = self._stop_ids()
+        stop_ids = self.stop_ids()
 
         def choose(logits, generated):
             if temperature > 0:
@@ -418,107 +405,24 @@ class TransformersLLM(LLM):
 
         yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, stop, self._head(messages))
 
+    def decode(self, messages, choose_next, max_new_tokens=96, prefix="", stop=()):
+        def choose(logits, generated):
+            return choose_next(logits.cpu().numpy(), generated)
+
+        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, stop, self._head(messages))
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        return list(self.tokenizer.convert_ids_to_tokens(list(ids)))
+
     def _stream_text(self, prompt: str, max_new_tokens: int, choose: Callable, stop: Sequence[str],
                      head: str = "") -> Iterator[str]:
         tokenizer = self.tokenizer
         with self._lock:
             generated = self._decode_loop(prompt, max_new_tokens, choose, head)
             yield from _StopStreamer(stop).pieces(tokenizer.decode(g, skip_special_tokens=True) for g in generated)
-
-    def stream_span(self, messages, evidence, max_new_tokens=24, prefix="", end_bias=0.0, avoid_start=(),
-                    answer_type=None):
-        """Constrained greedy decoding: every step may only extend a verbatim token run of an evidence text.
-
-        Spans start and end at word boundaries; generation stops when the model prefers an end token (end of turn,
-        newline, or punctuation that does not continue the span) or when the span cannot grow.
-        """
-        import torch
-
-        tokenizer = self.tokenizer
-        seqs = [tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
-                for text in evidence if text.strip()]
-        flat: list[int] = []
-        for seq in seqs:
-            flat.extend(seq)
-            flat.append(-1)  # a span never crosses from one evidence text into the next
-        tokens = [tokenizer.convert_ids_to_tokens(t) if t >= 0 else "" for t in flat]
-        starts_word: dict[int, bool] = {}
-        for tid, tok in zip(flat, tokens):
-            if tid >= 0:
-                starts_word[tid] = tok.startswith(("Ġ", "▁", " ")) or not tok[:1].isalnum()
-
-        def boundary_after(p: int) -> bool:
-            """May a span end after position p? At the end of a text, or before a space or punctuation that is not
-            inside a number ("250,000", "3.5")."""
-            if p + 1 >= len(flat) or flat[p + 1] < 0:
-                return True
-            nxt = tokens[p + 1]
-            if nxt.startswith(("Ġ", "▁", " ")):
-                return True
-            if nxt[:1].isalnum():
-                return False
-            inside_number = (nxt in {",", "."} and tokens[p][-1:].isdigit()
-                             and p + 2 < len(flat) and tokens[p + 2][:1].isdigit())
-            return not inside_number
-
-        end_ids = self._stop_ids() | set(tokenizer("\n", add_special_tokens=False)["input_ids"][-1:])
-        punct_ids = {tid for tid, tok in zip(flat, tokens) if tid >= 0 and tok in {".", ",", ";", ":", ")"}}
-        state = {"positions": None}
-        avoid = {w.lower() for w in avoid_start if len(w) >= 3}
-
-        def start_penalty(tok: str) -> float:
-            word = tok.lstrip("Ġ▁ ").lower()
-            if word in _NO_START:
-                return 100.0  # never start an answer with "of", "which", "was", ...
-            if len(word) >= 3 and any(w.startswith(word) or word.startswith(w) for w in avoid):
-                return 2.0
-            return 0.0
-
-        # The first word's penalty depends on its position (the whole word, for the answer type), so it is keyed by
-        # position; a token starting both a fitting and an unfitting word takes the smaller penalty.
-        type_penalty = _TYPE_PENALTY.get(answer_type or "", 0.0)
-        first_penalty: dict[int, float] = {}
-        for i, (tid, tok) in enumerate(zip(flat, tokens)):
-            if tid < 0 or not starts_word.get(tid):
-                continue
-            penalty = start_penalty(tok)
-            if type_penalty:
-                word = tok.lstrip("Ġ▁ ")
-                j = i + 1
-                while j < len(flat) and flat[j] >= 0 and tokens[j][:1].isalnum() and not starts_word.get(flat[j]):
-                    word += tokens[j]
-                    j += 1
-                if not fits_answer_type(word, answer_type):
-                    penalty += type_penalty
-            first_penalty[tid] = min(first_penalty.get(tid, penalty), penalty)
-
-        def choose(logits, generated):
-            positions = state["positions"]
-            if positions is None:  # first token: any word start of the evidence
-                candidates = {i: flat[i] for i in range(len(flat)) if flat[i] >= 0 and starts_word.get(flat[i])}
-            else:
-                candidates = {p + 1: flat[p + 1] for p in positions if p + 1 < len(flat) and flat[p + 1] >= 0}
-            allowed = set(candidates.values())
-            can_end = positions is not None and any(boundary_after(p) for p in positions)
-            enders = (end_ids | punct_ids) if can_end else set()
-            options = allowed | enders
-            if not options:
-                return None
-            index = torch.tensor(sorted(options), device=logits.device)
-            scores = logits[index].clone()
-            if positions is None:
-                scores -= torch.tensor([first_penalty.get(t, 0.0) for t in sorted(options)], device=logits.device)
-            if end_bias and enders:
-                scores += torch.tensor([end_bias if t in enders and t not in allowed else 0.0 for t in sorted(options)],
-                                       device=logits.device)
-            token = int(index[int(torch.argmax(scores))])
-            if token not in allowed:
-                return None  # the model chose to end the span
-            state["positions"] = [p for p, t in candidates.items() if t == token]
-            return token
-        # (a span that ends by running out of tokens may stop inside a word; the service trims it)
-
-        yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, (), self._head(messages))
 
 
 # -- the OpenAI-compatible HTTP backend -----------------------------------------------------------------------------
@@ -533,6 +437,15 @@ class OpenAILLM(LLM):
         self.timeout_s = timeout_s
         self.name = f"openai:{model}"
         self.context_window = context_tokens
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings, *, device: str, cache_dir: Path, offline: bool) -> OpenAILLM:
+        if not llm.base_url:
+            raise RagError("llm.mode is 'openai' but no server is configured: set RAG_LLM__BASE_URL (e.g. "
+                           "http://127.0.0.1:8000/v1) and RAG_LLM__MODEL")
+        if llm.model == PACKAGED_LLM:
+            raise RagError("llm.mode is 'openai': set RAG_LLM__MODEL to the model name the server serves")
+        return cls(llm.base_url, llm.model, llm.api_key, llm.timeout_s, llm.context_tokens)
 
     def count_tokens(self, text: str) -> int:
         # No tokenizer here: ~4 characters per token, rounded up, is a conservative estimate for English.
@@ -608,8 +521,12 @@ class ScriptedLLM(LLM):
         self.max_calls = max(1, max_calls)
         self.calls: list[list[Message]] = []
 
+    @classmethod
+    def from_settings(cls, llm: LLMSettings, *, device: str, cache_dir: Path, offline: bool) -> ScriptedLLM:
+        return cls(context_tokens=llm.context_tokens)
+
     def count_tokens(self, text: str) -> int:
-        return len(_WORDS.findall(text))
+        return len(word_tokens(text))
 
     def _reply(self, messages: Sequence[Message]) -> str:
         if self.replies:
@@ -618,7 +535,7 @@ class ScriptedLLM(LLM):
         found = _SOURCE.search(user)
         if not found:
             return "I don't know."
-        sentence = re.split(r"(?<=[.!?])\s+", found.group(2).strip())[0].rstrip(".")
+        sentence = (split_sentences(found.group(2)) or [found.group(2).strip()])[0].rstrip(".")
         return f"{sentence} [{found.group(1)}]."
 
     def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
@@ -630,19 +547,16 @@ class ScriptedLLM(LLM):
 
 
 # -- the factory ------------------------------------------------------------------------------------------------------
+#: `settings.llm.mode` -> backend class: a new backend is one class (with `from_settings`) and one entry here.
+LLM_BACKENDS: dict[str, type[LLM]] = {"transformers": TransformersLLM, "openai": OpenAILLM, "scripted": ScriptedLLM}
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_llm(mode: str, model: str, cache_dir: str, device: str, dtype: str, load_in_4bit: bool,
-                context_tokens: int, base_url: str | None, api_key: str | None, timeout_s: float) -> LLM:
-    if mode == "scripted":
-        return ScriptedLLM(context_tokens=context_tokens)
-    if mode == "openai":
-        if not base_url:
-            raise RagError("llm.mode is 'openai' but no server is configured: set RAG_LLM__BASE_URL (e.g. "
-                           "http://127.0.0.1:8000/v1) and RAG_LLM__MODEL")
-        if model == PACKAGED_LLM:
-            raise RagError("llm.mode is 'openai': set RAG_LLM__MODEL to the model name the server serves")
-        return OpenAILLM(base_url, model, api_key, timeout_s, context_tokens)
-    return TransformersLLM(model, Path(cache_dir), device, dtype, load_in_4bit, context_tokens)
+def _cached_llm(llm: LLMSettings, device: str, cache_dir: str, offline: bool) -> LLM:
+    backend = LLM_BACKENDS.get(llm.mode)
+    if backend is None:
+        raise RagError(f"unknown llm.mode {llm.mode!r}: use one of {', '.join(sorted(LLM_BACKENDS))}")
+    return backend.from_settings(llm, device=device, cache_dir=Path(cache_dir), offline=offline)
 
 
 def get_llm(settings: Settings) -> LLM:
@@ -650,6 +564,4 @@ def get_llm(settings: Settings) -> LLM:
     from rag_app.settings import apply_offline_env
 
     apply_offline_env(settings)
-    cfg = settings.llm
-    return _cached_llm(cfg.mode, cfg.model, str(settings.cache_dir), settings.device, cfg.dtype, cfg.load_in_4bit,
-                       cfg.context_tokens, cfg.base_url, cfg.api_key, cfg.timeout_s)
+    return _cached_llm(settings.llm, settings.device, str(settings.cache_dir), settings.offline)

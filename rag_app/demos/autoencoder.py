@@ -30,16 +30,17 @@ class Config:
     channels: int = 32  # width of the first conv layer (the second has twice as many)
     hidden: int = 128  # width of the fully connected layer around the code
     steps: int = 1500  # optimiser steps
+    max_seconds: float | None = 30.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 128  # images per step
     lr: float = 2e-3  # Adam learning rate
     n_samples: int = metrics.N_EVAL  # samples generated for the metrics
     seed: int = 0  # seeds torch, numpy and the batch order
-    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (or RAG_MNIST_DIR)
+    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (run_demo: demos.mnist_dir)
 
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(latent_dim=12, hidden=256, steps=3000),
+    "full": Config(latent_dim=12, hidden=256, steps=3000, max_seconds=None),  # no time cap: stops by steps
 }
 
 
@@ -111,7 +112,8 @@ def fit_latent_gaussian(model: Autoencoder, x: torch.Tensor) -> None:
 
 def train(cfg: Config, device: str = "cpu",
           progress: Callable[[int, int, dict], None] | None = None) -> tuple[Autoencoder, list[float]]:
-    """Minimise per-pixel binary cross-entropy between images and their reconstructions; returns (model, losses)."""
+    """Minimise per-pixel binary cross-entropy between images and their reconstructions, for cfg.steps or
+    cfg.max_seconds; returns (model, per-step losses)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -120,15 +122,15 @@ def train(cfg: Config, device: str = "cpu",
     model = Autoencoder(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     losses = []
-    for step in range(1, cfg.steps + 1):
+    budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+    for _ in budget:  # stops after cfg.steps steps or cfg.max_seconds seconds, whichever comes first
         x = random_batch(x_train, cfg.batch_size, gen)  # (B, 1, 8, 8)
         loss = F.binary_cross_entropy_with_logits(model(x), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
-        if progress and output.should_report(step, cfg.steps):
-            progress(step, cfg.steps, {"loss": losses[-1]})
+        budget.report({"loss": losses[-1]})
     model.eval()
     fit_latent_gaussian(model, x_train)
     return model, losses
@@ -144,7 +146,7 @@ def sample(model: Autoencoder, n: int, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: Autoencoder, cfg: Config) -> dict:
+def evaluate(model: Autoencoder, cfg: Config, cache_dir: Path | None = None) -> dict:  # same as vae.py, with MSE
     data = load_digits(cfg.mnist_dir)
     device = model.latent_mean.device
     x = data.heldout.to(device)
@@ -153,12 +155,12 @@ def evaluate(model: Autoencoder, cfg: Config) -> dict:
     speed = cfg.n_samples / (time.perf_counter() - start)
     return {
         "heldout_recon_mse": round(F.mse_loss(torch.sigmoid(model(x)), x).item(), 5),
-        **metrics.score_samples(samples, data),
+        **metrics.score_samples(samples, data, cache_dir),
         "samples_per_s": round(speed, 1),
     }
 
 
-def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[Autoencoder, Config]:
+def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[Autoencoder, Config]:  # same as vae.py
     """Rebuild the model of a finished run from its model.safetensors and config.json."""
     state, description = output.read_run(Path(out_dir), NAME)
     cfg = Config(**description["config"])
@@ -167,17 +169,18 @@ def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[Autoencod
     return model.to(device).eval(), cfg
 
 
+# same as vae.py (the shared tail is copied on purpose: each demo reads top to bottom on its own)
 def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
-        progress: Callable[[int, int, dict], None] | None = None) -> tuple[dict, dict[str, Path]]:
+        progress: Callable[[int, int, dict], None] | None = None,
+        cache_dir: Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Train, evaluate, and write samples.png, curve.png, metrics.json, model.safetensors and config.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model, losses = train(cfg, device, progress)
-    train_s = time.perf_counter() - start
-    result = {"train_s": round(train_s, 2), "steps": cfg.steps, "final_loss": round(float(np.mean(losses[-50:])), 5),
-              **evaluate(model, cfg)}
+    result = {**output.budget_summary(cfg, len(losses), time.perf_counter() - start),
+              "final_loss": round(float(np.mean(losses[-50:])), 5), **evaluate(model, cfg, cache_dir)}
     output.save_grid(sample(model, 64, seed=cfg.seed), out_dir / "samples.png")
     output.save_curve({"reconstruction BCE": losses}, out_dir / "curve.png", "autoencoder training")
-    files = output.save_run(out_dir, NAME, preset, cfg, cfg.steps, model.state_dict(), result)
+    files = output.save_run(out_dir, NAME, preset, cfg, len(losses), model.state_dict(), result)
     return result, files
 

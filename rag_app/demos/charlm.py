@@ -32,8 +32,9 @@ class Config:
     n_embd: int = 64  # embedding width
     dropout: float = 0.0  # dropout in attention and MLP (the tiny model underfits; none needed)
     steps: int = 1000  # optimiser steps
+    max_seconds: float | None = 30.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 16  # sequences per step
-    lr: float = 3e-3  # AdamW learning rate (cosine-decayed to 10% of it)
+    lr: float = 3e-3  # AdamW learning rate, cosine-decayed to 10% of it over the budget (steps or seconds)
     heldout_fraction: float = 0.1  # the last 10% of the corpus text is held out for bits per char
     sample_chars: int = 300  # characters generated per sample
     n_text_samples: int = 4  # passages rendered into samples.png
@@ -44,7 +45,7 @@ class Config:
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(n_layer=3, n_embd=96, steps=2000, lr=2e-3),
+    "full": Config(n_layer=3, n_embd=96, steps=2000, lr=2e-3, max_seconds=None),  # no time cap: stops by steps
 }
 PROMPTS = ("# ", "A generative model", "The ", "\n")  # one prompt per rendered sample (cycled)
 
@@ -176,6 +177,11 @@ def generate(model: CharTransformer, idx: torch.Tensor, n_new: int, temperature:
 # ----------------------------------------------------------------------------- loop
 
 
+def cosine_lr(lr: float, fraction: float, final: float = 0.1) -> float:  # same as diffusion.py
+    """Cosine decay from lr at fraction 0 to final * lr at fraction 1 (the share of the training budget used)."""
+    return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * fraction)))
+
+
 def random_windows(ids: torch.Tensor, cfg: Config, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of random windows x (B, T) and their one-step-shifted targets y (B, T)."""
     starts = torch.randint(0, len(ids) - cfg.block_size - 1, (cfg.batch_size,), generator=gen)
@@ -186,26 +192,27 @@ def random_windows(ids: torch.Tensor, cfg: Config, gen: torch.Generator) -> tupl
 
 def train(cfg: Config, device: str = "cpu", progress: Callable[[int, int, dict], None] | None = None,
           text: str | None = None) -> tuple[CharTransformer, CharCodec, list[float]]:
-    """Next-character prediction on the training text; returns (model, codec, losses in bits per char)."""
+    """Next-character prediction on the training text, for cfg.steps or cfg.max_seconds;
+    returns (model, codec, per-step losses in bits per char)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     codec, train_ids, _ = split(cfg, text)
     model = CharTransformer(cfg, len(codec.vocab)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.1)
     losses = []
-    for step in range(1, cfg.steps + 1):
+    budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+    for _ in budget:  # stops after cfg.steps steps or cfg.max_seconds seconds, whichever comes first
+        for group in opt.param_groups:  # the decay follows whichever limit is nearer, so it ends on time
+            group["lr"] = cosine_lr(cfg.lr, budget.fraction())
         x, y = random_windows(train_ids, cfg, gen)
         loss = next_char_loss(model, x.to(device), y.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        decay.step()
         losses.append(loss.item() / math.log(2))
-        if progress and output.should_report(step, cfg.steps):
-            progress(step, cfg.steps, {"loss": losses[-1]})
+        budget.report({"loss": losses[-1]})
     return model.eval(), codec, losses
 
 
@@ -259,7 +266,10 @@ def evaluate(model: CharTransformer, codec: CharCodec, cfg: Config, text: str | 
 
 
 def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[CharTransformer, CharCodec, Config]:
-    """Rebuild the model and its vocabulary from a finished run's model.safetensors and config.json."""
+    """Rebuild the model and its vocabulary from a finished run's model.safetensors and config.json.
+
+    Same as vae.py, plus the vocabulary that config.json keeps beside the config.
+    """
     state, description = output.read_run(Path(out_dir), NAME)
     cfg = Config(**description["config"])
     codec = CharCodec(description["vocab"])
@@ -268,8 +278,10 @@ def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[CharTrans
     return model.to(device).eval(), codec, cfg
 
 
+# same as vae.py, with text samples (cache_dir is unused: no digit scorer for text)
 def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
-        progress: Callable[[int, int, dict], None] | None = None) -> tuple[dict, dict[str, Path]]:
+        progress: Callable[[int, int, dict], None] | None = None,
+        cache_dir: Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Train, evaluate, and write samples.png (rendered text), curve.png, metrics.json, model.safetensors, config.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -277,12 +289,12 @@ def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
     model, codec, losses = train(cfg, device, progress, text)
     train_s = time.perf_counter() - start
     scores, texts = evaluate(model, codec, cfg, text)
-    result = {"train_s": round(train_s, 2), "steps": cfg.steps, "final_loss": round(float(np.mean(losses[-50:])), 4),
+    result = {**output.budget_summary(cfg, len(losses), train_s), "final_loss": round(float(np.mean(losses[-50:])), 4),
               **scores}
     output.save_text_image(texts, out_dir / "samples.png")
     (out_dir / "samples.txt").write_text("\n\n".join(f"--- sample {i + 1} ---\n{t}" for i, t in enumerate(texts)) + "\n")
     output.save_curve({"train loss (bits / char)": losses}, out_dir / "curve.png", "char-LM training",
                       ylabel="bits / char")
-    files = output.save_run(out_dir, NAME, preset, cfg, cfg.steps, model.state_dict(), result,
+    files = output.save_run(out_dir, NAME, preset, cfg, len(losses), model.state_dict(), result,
                             extra={"vocab": codec.vocab})
     return result, files

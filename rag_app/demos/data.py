@@ -1,10 +1,11 @@
 """The digits every image demo trains on: 8x8 grey-level images with 17 levels, split once, offline.
 
 The default is scikit-learn's bundled digits (1,797 images of 8x8 pixels, values 0..16), which ship inside
-the package, so nothing is downloaded. MNIST is optional: point `mnist_dir` (in a demo config) or the
-environment variable `RAG_MNIST_DIR` at a folder holding the four standard idx files (gzipped or not) and
-the digits are cropped to the central 24x24 pixels, average-pooled 3x3 down to 8x8 and quantised to the same
-17 levels, so every network, metric and bits-per-dimension figure stays comparable.
+the package, so nothing is downloaded. MNIST is optional: point `mnist_dir` (in a demo config; `run_demo` fills
+it in from the setting `demos.mnist_dir`, environment variable `RAG_DEMOS__MNIST_DIR`) at a folder holding the
+four standard idx files (gzipped or not) and the digits are cropped to the central 24x24 pixels, average-pooled
+3x3 down to 8x8 and quantised to the same 17 levels, so every network, metric and bits-per-dimension figure stays
+comparable.
 
 The split into training and held-out images uses a fixed seed (0), independent of a run's seed, so metrics
 from different runs are measured against the same held-out digits.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,18 +39,15 @@ class Digits:
     source: str  # "sklearn-digits" or "mnist"
 
 
-def resolve_mnist_dir(mnist_dir: str | None) -> str | None:
-    """The MNIST folder from a config value, else from RAG_MNIST_DIR, else None (use sklearn digits)."""
-    return mnist_dir or os.environ.get("RAG_MNIST_DIR") or None
+def load_digits(mnist_dir: str | Path | None = None) -> Digits:
+    """Load the seeded split of sklearn digits, or of MNIST when a folder is given.
 
-
-def load_digits(mnist_dir: str | None = None) -> Digits:
-    """Load the seeded split of sklearn digits, or of MNIST when a folder is given (or RAG_MNIST_DIR is set).
+    This module reads no settings or environment variables: the caller passes the folder (see `run_demo`).
 
     Raises:
         RagError: the MNIST folder lacks the idx files.
     """
-    return _load_cached(resolve_mnist_dir(mnist_dir))
+    return _load_cached(str(mnist_dir) if mnist_dir else None)
 
 
 @functools.lru_cache(maxsize=2)
@@ -93,7 +90,7 @@ def _find_idx(folder: Path, stem: str) -> Path:
 
     raise RagError(
         f"MNIST folder {folder} has no {stem}[.gz]: put the four idx files there, "
-        "or unset RAG_MNIST_DIR / mnist_dir to use the bundled sklearn digits"
+        "or unset RAG_DEMOS__MNIST_DIR (the setting demos.mnist_dir) to use the bundled sklearn digits"
     )
 
 

@@ -35,18 +35,19 @@ class Config:
     beta_start: float = 1e-4  # noise variance added at the first step (Ho et al.)
     beta_end: float = 0.02  # noise variance added at the last step (Ho et al.)
     steps: int = 1200  # optimiser steps
+    max_seconds: float | None = 25.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 64  # images per step
-    lr: float = 2e-3  # AdamW learning rate (cosine-decayed to 10% of it)
+    lr: float = 2e-3  # AdamW learning rate, cosine-decayed to 10% of it over the budget (steps or seconds)
     sampler: str = "ddim"  # "ddim" (few deterministic steps) or "ddpm" (all T ancestral steps)
     sample_steps: int = 50  # DDIM steps when sampling
     n_samples: int = metrics.N_EVAL  # samples generated for the metrics
     seed: int = 0  # seeds torch, numpy and the batch order
-    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (or RAG_MNIST_DIR)
+    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (run_demo: demos.mnist_dir)
 
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(steps=3500, lr=1e-3),
+    "full": Config(steps=3500, lr=1e-3, max_seconds=None),  # no time cap: stops by steps
 }
 
 
@@ -188,9 +189,15 @@ def make_scheduler(cfg: Config, sampler: str | None = None) -> DDPMScheduler:
 # ----------------------------------------------------------------------------- loop
 
 
+def cosine_lr(lr: float, fraction: float, final: float = 0.1) -> float:
+    """Cosine decay from lr at fraction 0 to final * lr at fraction 1 (the share of the training budget used)."""
+    return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * fraction)))
+
+
 def train(cfg: Config, device: str = "cpu",
           progress: Callable[[int, int, dict], None] | None = None) -> tuple[UNet, list[float]]:
-    """Regress the noise added at random timesteps (the "simple" DDPM loss); returns (model, losses)."""
+    """Regress the noise added at random timesteps (the "simple" DDPM loss), for cfg.steps or cfg.max_seconds;
+    returns (model, per-step losses)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -198,9 +205,11 @@ def train(cfg: Config, device: str = "cpu",
     scheduler = DDPMScheduler(cfg.timesteps, cfg.beta_start, cfg.beta_end)
     model = UNet(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.1)
     losses = []
-    for step in range(1, cfg.steps + 1):
+    budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+    for _ in budget:  # stops after cfg.steps steps or cfg.max_seconds seconds, whichever comes first
+        for group in opt.param_groups:  # the decay follows whichever limit is nearer, so it ends on time
+            group["lr"] = cosine_lr(cfg.lr, budget.fraction())
         x0 = random_batch(x_train, cfg.batch_size, gen)  # (B, 1, 8, 8)
         t = torch.randint(0, cfg.timesteps, (cfg.batch_size,), generator=gen).to(device)  # (B,)
         noise = torch.randn(x0.shape, generator=gen).to(device)  # (B, 1, 8, 8)
@@ -208,10 +217,8 @@ def train(cfg: Config, device: str = "cpu",
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        decay.step()
         losses.append(loss.item())
-        if progress and output.should_report(step, cfg.steps):
-            progress(step, cfg.steps, {"loss": losses[-1]})
+        budget.report({"loss": losses[-1]})
     return model.eval(), losses
 
 
@@ -229,15 +236,15 @@ def sample(model: UNet, cfg: Config, n: int, seed: int = 0, sampler: str | None 
 
 
 @torch.no_grad()
-def evaluate(model: UNet, cfg: Config) -> dict:
+def evaluate(model: UNet, cfg: Config, cache_dir: Path | None = None) -> dict:  # same as vae.py, without an NLL
     start = time.perf_counter()
     samples = sample(model, cfg, cfg.n_samples, seed=cfg.seed)
     speed = cfg.n_samples / (time.perf_counter() - start)
-    return {**metrics.score_samples(samples, load_digits(cfg.mnist_dir)), "samples_per_s": round(speed, 1),
+    return {**metrics.score_samples(samples, load_digits(cfg.mnist_dir), cache_dir), "samples_per_s": round(speed, 1),
             "sampler": cfg.sampler, "sampler_steps": cfg.sample_steps if cfg.sampler == "ddim" else cfg.timesteps}
 
 
-def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[UNet, Config]:
+def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[UNet, Config]:  # same as vae.py
     """Rebuild the model of a finished run from its model.safetensors and config.json."""
     state, description = output.read_run(Path(out_dir), NAME)
     cfg = Config(**description["config"])
@@ -246,16 +253,17 @@ def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[UNet, Con
     return model.to(device).eval(), cfg
 
 
+# same as vae.py
 def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
-        progress: Callable[[int, int, dict], None] | None = None) -> tuple[dict, dict[str, Path]]:
+        progress: Callable[[int, int, dict], None] | None = None,
+        cache_dir: Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Train, evaluate, and write samples.png, curve.png, metrics.json, model.safetensors and config.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model, losses = train(cfg, device, progress)
-    train_s = time.perf_counter() - start
-    result = {"train_s": round(train_s, 2), "steps": cfg.steps, "final_loss": round(float(np.mean(losses[-50:])), 4),
-              **evaluate(model, cfg)}
+    result = {**output.budget_summary(cfg, len(losses), time.perf_counter() - start),
+              "final_loss": round(float(np.mean(losses[-50:])), 4), **evaluate(model, cfg, cache_dir)}
     output.save_grid(sample(model, cfg, 64, seed=cfg.seed), out_dir / "samples.png")
     output.save_curve({"noise MSE": losses}, out_dir / "curve.png", "DDPM training")
-    files = output.save_run(out_dir, NAME, preset, cfg, cfg.steps, model.state_dict(), result)
+    files = output.save_run(out_dir, NAME, preset, cfg, len(losses), model.state_dict(), result)
     return result, files

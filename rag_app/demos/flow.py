@@ -36,18 +36,19 @@ class Config:
     hidden: int = 256  # width of each coupling's MLP
     dropout: float = 0.3  # dropout inside the coupling MLPs: 1,438 training digits are easy to memorise
     steps: int = 1500  # optimiser steps
+    max_seconds: float | None = 30.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 128  # images per step
     lr: float = 1e-3  # Adam learning rate
     logit_alpha: float = 0.05  # squeeze [0, 1] into [alpha, 1 - alpha] before the logit, to keep it finite
     temperature: float = 0.8  # sampling draws z ~ N(0, temperature^2 I); < 1 trades diversity for cleaner digits
     n_samples: int = metrics.N_EVAL  # samples generated for the metrics
     seed: int = 0  # seeds torch, numpy, the batch order and the dequantisation noise
-    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (or RAG_MNIST_DIR)
+    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (run_demo: demos.mnist_dir)
 
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(n_couplings=12, steps=3000, lr=5e-4),
+    "full": Config(n_couplings=12, steps=3000, lr=5e-4, max_seconds=None),  # no time cap: stops by steps
 }
 
 
@@ -148,7 +149,8 @@ class RealNVP(nn.Module):
 
 def train(cfg: Config, device: str = "cpu",
           progress: Callable[[int, int, dict], None] | None = None) -> tuple[RealNVP, list[float]]:
-    """Maximum likelihood: minimise the exact NLL (bits/dim) of dequantised batches; returns (model, losses)."""
+    """Maximum likelihood: minimise the exact NLL (bits/dim) of dequantised batches, for cfg.steps or
+    cfg.max_seconds; returns (model, per-step losses)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -156,7 +158,8 @@ def train(cfg: Config, device: str = "cpu",
     model = RealNVP(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     losses = []
-    for step in range(1, cfg.steps + 1):
+    budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+    for _ in budget:  # stops after cfg.steps steps or cfg.max_seconds seconds, whichever comes first
         x = random_batch(x_train, cfg.batch_size, gen)  # (B, 1, 8, 8)
         noise = torch.rand(x.shape, generator=gen).to(device)  # dequantisation noise
         loss = model.nll_bits_per_dim(x, noise).mean()
@@ -165,8 +168,7 @@ def train(cfg: Config, device: str = "cpu",
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # rare large steps would blow up exp(s)
         opt.step()
         losses.append(loss.item())
-        if progress and output.should_report(step, cfg.steps):
-            progress(step, cfg.steps, {"loss": losses[-1]})
+        budget.report({"loss": losses[-1]})
     return model.eval(), losses
 
 
@@ -187,18 +189,18 @@ def heldout_bits_per_dim(model: RealNVP, cfg: Config) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: RealNVP, cfg: Config) -> dict:
+def evaluate(model: RealNVP, cfg: Config, cache_dir: Path | None = None) -> dict:  # same as vae.py
     start = time.perf_counter()
     samples = sample(model, cfg.n_samples, cfg.temperature, seed=cfg.seed)
     speed = cfg.n_samples / (time.perf_counter() - start)
     return {
         "heldout_bits_per_dim": round(heldout_bits_per_dim(model, cfg), 4),
-        **metrics.score_samples(samples, load_digits(cfg.mnist_dir)),
+        **metrics.score_samples(samples, load_digits(cfg.mnist_dir), cache_dir),
         "samples_per_s": round(speed, 1),
     }
 
 
-def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[RealNVP, Config]:
+def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[RealNVP, Config]:  # same as vae.py
     """Rebuild the model of a finished run from its model.safetensors and config.json."""
     state, description = output.read_run(Path(out_dir), NAME)
     cfg = Config(**description["config"])
@@ -207,16 +209,17 @@ def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[RealNVP, 
     return model.to(device).eval(), cfg
 
 
+# same as vae.py
 def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
-        progress: Callable[[int, int, dict], None] | None = None) -> tuple[dict, dict[str, Path]]:
+        progress: Callable[[int, int, dict], None] | None = None,
+        cache_dir: Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Train, evaluate, and write samples.png, curve.png, metrics.json, model.safetensors and config.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model, losses = train(cfg, device, progress)
-    train_s = time.perf_counter() - start
-    result = {"train_s": round(train_s, 2), "steps": cfg.steps, "final_loss": round(float(np.mean(losses[-50:])), 4),
-              **evaluate(model, cfg)}
+    result = {**output.budget_summary(cfg, len(losses), time.perf_counter() - start),
+              "final_loss": round(float(np.mean(losses[-50:])), 4), **evaluate(model, cfg, cache_dir)}
     output.save_grid(sample(model, 64, cfg.temperature, seed=cfg.seed), out_dir / "samples.png")
     output.save_curve({"NLL (bits / dim)": losses}, out_dir / "curve.png", "RealNVP training", ylabel="bits / dim")
-    files = output.save_run(out_dir, NAME, preset, cfg, cfg.steps, model.state_dict(), result)
+    files = output.save_run(out_dir, NAME, preset, cfg, len(losses), model.state_dict(), result)
     return result, files

@@ -39,6 +39,7 @@ class Config:
     z_dim: int = 32  # size of the generator's input noise z ~ N(0, I)
     channels: int = 32  # width of the 8x8 layers; the 4x4 layers have twice as many
     steps: int = 1000  # training steps (each updates D once, then G once)
+    max_seconds: float | None = 30.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 64  # real and fake images per step
     lr: float = 5e-4  # Adam learning rate for both networks
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas recommended by the DCGAN paper
@@ -46,12 +47,12 @@ class Config:
     minibatch_std: bool = True  # append the minibatch standard-deviation feature map in D
     n_samples: int = metrics.N_EVAL  # samples generated for the metrics
     seed: int = 0  # seeds torch, numpy and the batch order
-    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (or RAG_MNIST_DIR)
+    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (run_demo: demos.mnist_dir)
 
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(steps=2500, lr=3e-4),
+    "full": Config(steps=2500, lr=3e-4, max_seconds=None),  # no time cap: stops by steps
 }
 
 
@@ -133,7 +134,8 @@ def generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
 
 def train(cfg: Config, device: str = "cpu",
           progress: Callable[[int, int, dict], None] | None = None) -> tuple[GAN, dict[str, list[float]]]:
-    """Alternate one D step and one G step; returns (model, {"discriminator": [...], "generator": [...]})."""
+    """Alternate one D step and one G step, for cfg.steps or cfg.max_seconds;
+    returns (model, {"discriminator": [...], "generator": [...]}), one loss per step each."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -143,7 +145,8 @@ def train(cfg: Config, device: str = "cpu",
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
     losses = {"discriminator": [], "generator": []}
-    for step in range(1, cfg.steps + 1):
+    budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+    for _ in budget:  # stops after cfg.steps steps or cfg.max_seconds seconds, whichever comes first
         real = random_batch(x_train, cfg.batch_size, gen)  # (B, 1, 8, 8)
         z = torch.randn((cfg.batch_size, cfg.z_dim), generator=gen).to(device)  # (B, z_dim)
         fake = G(z)  # (B, 1, 8, 8)
@@ -162,8 +165,7 @@ def train(cfg: Config, device: str = "cpu",
 
         losses["discriminator"].append(loss_d.item())
         losses["generator"].append(loss_g.item())
-        if progress and output.should_report(step, cfg.steps):
-            progress(step, cfg.steps, {"loss": loss_g.item(), "loss_d": loss_d.item()})
+        budget.report({"loss": losses["generator"][-1], "loss_d": losses["discriminator"][-1]})
     return model.eval(), losses
 
 
@@ -177,15 +179,18 @@ def sample(model: GAN, n: int, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: GAN, cfg: Config) -> dict:
+def evaluate(model: GAN, cfg: Config, cache_dir: Path | None = None) -> dict:  # same as vae.py, without an NLL
     start = time.perf_counter()
     samples = sample(model, cfg.n_samples, seed=cfg.seed)
     speed = cfg.n_samples / (time.perf_counter() - start)
-    return {**metrics.score_samples(samples, load_digits(cfg.mnist_dir)), "samples_per_s": round(speed, 1)}
+    return {**metrics.score_samples(samples, load_digits(cfg.mnist_dir), cache_dir), "samples_per_s": round(speed, 1)}
 
 
 def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[GAN, Config]:
-    """Rebuild the model of a finished run from its model.safetensors and config.json."""
+    """Rebuild the model of a finished run from its model.safetensors and config.json.
+
+    Same as vae.py, except that JSON turned the `betas` tuple into a list.
+    """
     state, description = output.read_run(Path(out_dir), NAME)
     raw = description["config"]
     cfg = Config(**{**raw, "betas": tuple(raw["betas"])})
@@ -194,18 +199,20 @@ def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[GAN, Conf
     return model.to(device).eval(), cfg
 
 
+# same as vae.py, with two losses
 def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
-        progress: Callable[[int, int, dict], None] | None = None) -> tuple[dict, dict[str, Path]]:
+        progress: Callable[[int, int, dict], None] | None = None,
+        cache_dir: Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Train, evaluate, and write samples.png, curve.png, metrics.json, model.safetensors and config.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model, losses = train(cfg, device, progress)
-    train_s = time.perf_counter() - start
-    result = {"train_s": round(train_s, 2), "steps": cfg.steps,
+    steps_done = len(losses["generator"])
+    result = {**output.budget_summary(cfg, steps_done, time.perf_counter() - start),
               "final_loss": round(float(np.mean(losses["generator"][-50:])), 4),
               "final_loss_d": round(float(np.mean(losses["discriminator"][-50:])), 4),
-              **evaluate(model, cfg)}
+              **evaluate(model, cfg, cache_dir)}
     output.save_grid(sample(model, 64, seed=cfg.seed), out_dir / "samples.png")
     output.save_curve(losses, out_dir / "curve.png", "GAN training (BCE)")
-    files = output.save_run(out_dir, NAME, preset, cfg, cfg.steps, model.state_dict(), result)
+    files = output.save_run(out_dir, NAME, preset, cfg, steps_done, model.state_dict(), result)
     return result, files

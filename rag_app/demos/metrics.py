@@ -1,8 +1,9 @@
 """How good are the generated digits? A small digit classifier judges them (issue 4, section 5).
 
 The scorer is a two-layer CNN trained, seeded, on the real training split; its weights are cached as
-`<RAG_HOME>/cache/digit_scorer.safetensors` (MNIST: `digit_scorer-mnist.safetensors`), so every demo and every
-run is judged by the same network. From its outputs come:
+`<cache_dir>/digit_scorer.safetensors` (MNIST: `digit_scorer-mnist.safetensors`; `cache_dir` is the settings'
+`<home>/cache`, passed in by `run_demo`), so every demo and every run is judged by the same network. From its
+outputs come:
 
 - quality: the share of samples the scorer classifies with confidence >= 0.9 ("looks like some digit");
 - coverage: the share of the ten classes that appear among those confident samples (mode collapse lowers it);
@@ -17,7 +18,6 @@ for two kinds of noise (the ceiling), so a demo's numbers can be read on that sc
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from rag_app.demos.data import Digits, load_digits
-from rag_app.demos.output import data_home
 
 SCORER_VERSION = "1"  # bump to retrain cached scorers after changing the network or its training
 CONFIDENT = 0.9  # a sample counts towards quality when the scorer's top probability reaches this
@@ -96,18 +95,28 @@ def _fit(model: DigitScorer, data: Digits, steps: int, batch_size: int, gen: tor
         opt.step()
 
 
-def scorer_path(data: Digits) -> Path:
+def default_cache_dir() -> Path:
+    """`<home>/cache` of the settings tree (the environment's `RAG_HOME`), for callers that pass no folder."""
+    from rag_app.settings import Settings
+
+    return Settings().cache_dir
+
+
+def scorer_path(data: Digits, cache_dir: Path | None = None) -> Path:
     suffix = "" if data.source == "sklearn-digits" else f"-{data.source}"
-    return data_home() / "cache" / f"digit_scorer{suffix}.safetensors"
+    return Path(cache_dir or default_cache_dir()) / f"digit_scorer{suffix}.safetensors"
 
 
-def load_scorer(data: Digits | None = None) -> DigitScorer:
-    """The scorer for this data, on the CPU in eval mode: read from the cache file, else trained and saved there."""
+def load_scorer(data: Digits | None = None, cache_dir: Path | None = None) -> DigitScorer:
+    """The scorer for this data, on the CPU in eval mode: read from the cache file, else trained and saved there.
+
+    `cache_dir` defaults to the settings' `<home>/cache`; `run_demo` passes its settings' folder.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     data = data or load_digits()
-    path = scorer_path(data)
+    path = scorer_path(data, cache_dir)
     model = _SCORERS.get(data.source)  # seeded training makes it the same network whatever the data home
     if model is None and path.is_file():
         with safe_open(str(path), "pt") as handle:
@@ -148,10 +157,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def score_samples(samples: torch.Tensor, data: Digits | None = None) -> dict[str, float]:
+def score_samples(samples: torch.Tensor, data: Digits | None = None, cache_dir: Path | None = None) -> dict[str, float]:
     """quality, coverage, entropy and fd of (N, 1, 8, 8) samples in [0, 1] against the held-out real digits."""
     data = data or load_digits()
-    scorer = load_scorer(data)
+    scorer = load_scorer(data, cache_dir)
     x = samples.detach().float().cpu().clamp(0, 1)
     feats = scorer.features(x)  # (N, 64)
     probs = scorer.head(feats).softmax(-1)  # (N, 10)
@@ -169,7 +178,8 @@ def score_samples(samples: torch.Tensor, data: Digits | None = None) -> dict[str
     }
 
 
-def reference_rows(n: int = N_EVAL, seed: int = 0, data: Digits | None = None) -> dict[str, dict[str, float]]:
+def reference_rows(n: int = N_EVAL, seed: int = 0, data: Digits | None = None,
+                   cache_dir: Path | None = None) -> dict[str, dict[str, float]]:
     """The metrics of real training digits (floor) and of noise (ceiling), for n images each."""
     data = data or load_digits()
     gen = torch.Generator().manual_seed(seed)
@@ -179,12 +189,8 @@ def reference_rows(n: int = N_EVAL, seed: int = 0, data: Digits | None = None) -
     mean, std = data.train.mean(0), data.train.std(0)  # (1, 8, 8) each
     gaussian = (mean + std * torch.randn((n, 1, 8, 8), generator=gen)).clamp(0, 1)
     return {
-        "real digits (train split)": score_samples(real, data),
-        "gaussian noise (per-pixel mean/std)": score_samples(gaussian, data),
-        "uniform noise": score_samples(uniform, data),
+        "real digits (train split)": score_samples(real, data, cache_dir),
+        "gaussian noise (per-pixel mean/std)": score_samples(gaussian, data, cache_dir),
+        "uniform noise": score_samples(uniform, data, cache_dir),
     }
 
-
-def bits_per_dim(nll_nats_per_image: float, dims: int = 64) -> float:
-    """Convert a negative log-likelihood in nats per image to bits per pixel (log2(17) = 4.09 is a uniform guess)."""
-    return nll_nats_per_image / (dims * math.log(2))

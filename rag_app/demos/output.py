@@ -1,15 +1,18 @@
-"""What every demo run leaves on disk: samples.png, curve.png, metrics.json, model.safetensors, config.json.
+"""What every demo run leaves on disk (samples.png, curve.png, metrics.json, model.safetensors, config.json),
+and the training budget every loop runs under.
 
 Checkpoints describe themselves: the weights are a safetensors file (no pickle, safe to open from anywhere)
 and config.json beside them holds the demo name, preset, training step, package version and the full config,
 so `load_checkpoint(out_dir)` in each demo file can rebuild the network without guessing.
+
+Every training loop iterates a `Budget`: it stops after `steps` optimiser steps or `max_seconds` of wall-clock
+time, whichever comes first, and `budget_summary` records in metrics.json which of the two stopped it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,17 +25,6 @@ FILES = {
     "checkpoint": "model.safetensors",
     "config": "config.json",
 }
-
-
-def data_home() -> Path:
-    """RAG_HOME, else the platform's user data folder for "rag-app" (as in rag_app.settings)."""
-    if os.environ.get("RAG_HOME"):
-        return Path(os.environ["RAG_HOME"]).expanduser()
-    try:
-        from platformdirs import user_data_dir
-    except ImportError:  # platformdirs is a declared dependency; this only guards a half-installed venv
-        return Path.home() / ".local" / "share" / "rag-app"
-    return Path(user_data_dir("rag-app", appauthor=False))
 
 
 def package_version() -> str:
@@ -158,6 +150,76 @@ def read_run(out_dir: Path, name: str) -> tuple[dict, dict]:
     return load_file(str(weights_path)), description
 
 
-def should_report(step: int, total: int) -> bool:
-    """Call the progress callback ~100 times per run (and on the last step), not on every step."""
-    return step == total or step % max(1, total // 100) == 0
+class Budget:
+    """The step numbers of a training loop: 1, 2, ... until `steps` steps are done or `max_seconds` of wall-clock
+    time have passed, whichever comes first (the clock starts at the first step; at least one step always runs).
+
+        budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+        for step in budget:
+            ...  # one optimiser step
+            budget.report({"loss": loss})
+
+    `report` calls `progress(step, expected_total, info)` about 100 times, where `expected_total` is `steps`, or
+    fewer when the pace so far says the clock will stop training first; a run stopped by the clock ends with a
+    last call `progress(done, done, info)`. `fraction()` is the share of the budget used so far, for learning-rate
+    schedules that should end on time whichever limit binds.
+    """
+
+    def __init__(self, steps: int, max_seconds: float | None = None, progress=None):
+        self.steps, self.max_seconds, self.progress = steps, max_seconds, progress
+        self.done = 0  # steps started so far
+        self.start = time.perf_counter()
+        self._percent, self._reported, self._info = -1, 0, None
+
+    def __iter__(self):
+        self.start = time.perf_counter()
+        while self.done < self.steps and not (self.done and self.out_of_time()):
+            self.done += 1
+            yield self.done
+        if self.progress and self._info is not None and self._reported != self.done:
+            self.progress(self.done, self.done, self._info)  # stopped by the clock: the bar ends full
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def out_of_time(self) -> bool:
+        return self.max_seconds is not None and self.elapsed() >= self.max_seconds
+
+    def fraction(self) -> float:
+        """Share of the budget used before the current step: 0 at step 1, approaching 1 at the end."""
+        by_steps = max(0, self.done - 1) / self.steps
+        if self.max_seconds is None:
+            return by_steps
+        return min(1.0, max(by_steps, self.elapsed() / max(self.max_seconds, 1e-9)))
+
+    def expected_steps(self) -> int:
+        """`steps`, or the steps the clock will allow at the pace so far, if fewer."""
+        elapsed = self.elapsed()
+        if self.max_seconds is None or self.done == 0 or elapsed <= 0:
+            return self.steps
+        return max(self.done, min(self.steps, int(self.done * self.max_seconds / elapsed)))
+
+    def report(self, info: dict) -> None:
+        """Call once per step with that step's figures; forwards about 100 of them to the progress callback."""
+        self._info = info
+        if not self.progress:
+            return
+        percent = int(100 * self.fraction())
+        if percent > self._percent or self.done == self.steps:
+            self._percent, self._reported = percent, self.done
+            self.progress(self.done, self.expected_steps(), info)
+
+
+def budget_summary(cfg, steps_done: int, train_s: float) -> dict:
+    """The metrics.json fields that say how training ended: which limit stopped it, after how many steps and seconds
+    (and with how many torch CPU threads)."""
+    import torch
+
+    return {
+        "stopped_by": "steps" if steps_done >= cfg.steps else "time",
+        "steps": steps_done,
+        "max_steps": cfg.steps,
+        "max_seconds": cfg.max_seconds,
+        "train_s": round(train_s, 2),
+        "threads": torch.get_num_threads(),
+    }

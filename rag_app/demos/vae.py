@@ -33,18 +33,20 @@ class Config:
     channels: int = 32  # width of the first conv layer (the second has twice as many)
     hidden: int = 128  # width of the fully connected layer around z
     steps: int = 1000  # optimiser steps; the held-out ELBO worsens beyond ~1,000 (1,438 digits get memorised)
+    max_seconds: float | None = 30.0  # wall-clock cap on training (None: none); whichever of the two comes first
     batch_size: int = 128  # images per step
     lr: float = 2e-3  # Adam learning rate
     kl_warmup: int = 300  # steps over which the KL weight ramps from 0 to 1 (avoids early posterior collapse)
     eval_z_samples: int = 8  # z draws per held-out image when estimating the held-out ELBO
     n_samples: int = metrics.N_EVAL  # samples generated for the metrics
     seed: int = 0  # seeds torch, numpy and the batch order
-    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (or RAG_MNIST_DIR)
+    mnist_dir: str | None = None  # folder of MNIST idx files; None: sklearn digits (run_demo: demos.mnist_dir)
 
 
 PRESETS = {
     "tiny": Config(),
-    "full": Config(latent_dim=16, hidden=256),  # wider, same early stop: 3,000 steps overfit to 2.99 bits/dim
+    # Wider, same early stop: 3,000 steps overfit to 2.99 bits/dim. No time cap: full runs stop by steps.
+    "full": Config(latent_dim=16, hidden=256, max_seconds=None),
 }
 
 
@@ -131,15 +133,16 @@ def decode_mean(model: VAE, z: torch.Tensor) -> torch.Tensor:
 
 def train(cfg: Config, device: str = "cpu",
           progress: Callable[[int, int, dict], None] | None = None) -> tuple[VAE, list[float]]:
-    """Minimise -ELBO (with a KL warm-up); returns (model, per-step -ELBO in nats/image)."""
+    """Minimise -ELBO (with a KL warm-up) for cfg.steps or cfg.max_seconds; returns (model, per-step -ELBO)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x_train = load_digits(cfg.mnist_dir).train.to(device)  # (N, 1, 8, 8)
     model = VAE(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    losses = []
-    for step in range(1, cfg.steps + 1):
+    losses = []  # -ELBO in nats / image, one per step
+    budget = output.Budget(cfg.steps, cfg.max_seconds, progress)
+    for step in budget:  # stops after cfg.steps steps or cfg.max_seconds seconds, whichever comes first
         x = random_batch(x_train, cfg.batch_size, gen)  # (B, 1, 8, 8)
         kl_weight = min(1.0, step / max(1, cfg.kl_warmup))
         loss, recon, kl = negative_elbo(model, x, kl_weight)
@@ -147,8 +150,7 @@ def train(cfg: Config, device: str = "cpu",
         loss.backward()
         opt.step()
         losses.append((recon + kl).item())  # the full -ELBO, comparable across the warm-up
-        if progress and output.should_report(step, cfg.steps):
-            progress(step, cfg.steps, {"loss": losses[-1], "kl": kl.item()})
+        budget.report({"loss": losses[-1], "kl": kl.item()})
     return model.eval(), losses
 
 
@@ -170,14 +172,19 @@ def heldout_bits_per_dim(model: VAE, cfg: Config) -> float:
     return float(nll) / (x[0].numel() * math.log(2))
 
 
+# The tail from here (evaluate, load_checkpoint, run) is copied into every demo on purpose, with a
+# "same as vae.py" note, so that each file reads top to bottom on its own: change the copies together.
+
+
 @torch.no_grad()
-def evaluate(model: VAE, cfg: Config) -> dict:
+def evaluate(model: VAE, cfg: Config, cache_dir: Path | None = None) -> dict:
+    """Held-out -ELBO, then the scorer's figures and the speed of cfg.n_samples samples (cache_dir: the scorer's)."""
     start = time.perf_counter()
     samples = sample(model, cfg.n_samples, seed=cfg.seed)
     speed = cfg.n_samples / (time.perf_counter() - start)
     return {
         "heldout_bits_per_dim": round(heldout_bits_per_dim(model, cfg), 4),
-        **metrics.score_samples(samples, load_digits(cfg.mnist_dir)),
+        **metrics.score_samples(samples, load_digits(cfg.mnist_dir), cache_dir),
         "samples_per_s": round(speed, 1),
     }
 
@@ -192,15 +199,19 @@ def load_checkpoint(out_dir: str | Path, device: str = "cpu") -> tuple[VAE, Conf
 
 
 def run(cfg: Config, out_dir: Path, preset: str, device: str = "cpu",
-        progress: Callable[[int, int, dict], None] | None = None) -> tuple[dict, dict[str, Path]]:
-    """Train, evaluate, and write samples.png, curve.png, metrics.json, model.safetensors and config.json."""
+        progress: Callable[[int, int, dict], None] | None = None,
+        cache_dir: Path | None = None) -> tuple[dict, dict[str, Path]]:
+    """Train, evaluate, and write samples.png, curve.png, metrics.json, model.safetensors and config.json.
+
+    metrics.json starts with how training ended (`output.budget_summary`: stopped_by "steps" or "time", steps
+    done, seconds); cache_dir is where the digit scorer is cached (run_demo passes `<home>/cache`).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     model, losses = train(cfg, device, progress)
-    train_s = time.perf_counter() - start
-    result = {"train_s": round(train_s, 2), "steps": cfg.steps, "final_loss": round(float(np.mean(losses[-50:])), 4),
-              **evaluate(model, cfg)}
+    result = {**output.budget_summary(cfg, len(losses), time.perf_counter() - start),
+              "final_loss": round(float(np.mean(losses[-50:])), 4), **evaluate(model, cfg, cache_dir)}
     output.save_grid(sample(model, 64, seed=cfg.seed), out_dir / "samples.png")
     output.save_curve({"-ELBO (nats / image)": losses}, out_dir / "curve.png", "VAE training")
-    files = output.save_run(out_dir, NAME, preset, cfg, cfg.steps, model.state_dict(), result)
+    files = output.save_run(out_dir, NAME, preset, cfg, len(losses), model.state_dict(), result)
     return result, files

@@ -11,6 +11,9 @@ What is scored (all computed on text the user is shown):
   supporting sentence. "Contained" is whether a normalised gold answer occurs in it.
 A refused question scores 0 on everything.
 
+Figures are also broken down by question type (`question_type`: who, when, how many, what, why-how, open, other),
+and when both passes run, refusals are scored as a detector of unanswerable questions (precision and recall).
+
 Unanswerable questions (`unanswerable=True`): each question is asked again with its whole article hidden from
 retrieval, so the documents no longer hold the answer; the right outcome is a refusal. The article is every
 corpus document sharing the gold document's `title` (a SQuAD article), and hiding works by dropping those
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag_app.errors import RagError
 from rag_app.eval.metrics import percentile
+from rag_app.services.questions import QUESTION_TYPES, question_type
 
 if TYPE_CHECKING:
     from rag_app.api import RAG
@@ -77,6 +81,16 @@ def contains(prediction: str, gold: str) -> float:
 
 def best_over(metric: Callable[[str, str], float], prediction: str, golds: list[str]) -> float:
     return max((metric(prediction, gold) for gold in golds), default=0.0)
+
+
+def refusal_scores(answerable: PassResult, unanswerable: PassResult) -> dict[str, float]:
+    """Refusal as a detector of unanswerable questions: precision (refusals that were right), recall, F1 (in %)."""
+    right = sum(r["refused"] for r in unanswerable.rows)
+    wrong = sum(r["refused"] for r in answerable.rows)
+    precision = right / (right + wrong) if right + wrong else 0.0
+    recall = right / len(unanswerable.rows) if unanswerable.rows else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(100 * precision, 2), "recall": round(100 * recall, 2), "f1": round(100 * f1, 2)}
 
 
 # -- data --------------------------------------------------------------------------------------------------------------
@@ -131,6 +145,7 @@ class PassResult:
     metrics: dict[str, float]  # em, f1 (short answer), reply_em, reply_f1, contained (reply), short_contained, refused
     latency_ms: dict[str, float]  # total p50/p95/mean, first_token p50/p95
     rows: list[dict[str, Any]] = field(default_factory=list)
+    by_type: dict[str, dict[str, float]] = field(default_factory=dict)  # question type -> n, em, f1, contained, refused
 
 
 @dataclass
@@ -142,6 +157,7 @@ class AnswerEvalResult:
     unanswerable: PassResult | None
     ingest_seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    refusal: dict[str, float] | None = None  # precision / recall / f1 of refusing, when both passes ran
 
     def to_dict(self, rows: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -204,6 +220,8 @@ def evaluate_answers(rag: RAG, corpus: Path, queries: list[AnswerQuery], *, coll
                                  rag.embedder)
 
         result.unanswerable = _run_pass(queries, hidden_service, k, say, "unanswerable")
+    if result.answerable and result.unanswerable:
+        result.refusal = refusal_scores(result.answerable, result.unanswerable)
     return result
 
 
@@ -217,7 +235,8 @@ def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, 
         if answer.refused:
             reply = ""
         rows.append({
-            "id": query.id, "question": query.text, "answers": query.answers, "reply": answer.text,
+            "id": query.id, "question": query.text, "type": question_type(query.text), "answers": query.answers,
+            "reply": answer.text,
             "short": short, "refused": answer.refused,
             "em": best_over(exact_match, short, query.answers), "f1": best_over(f1_score, short, query.answers),
             "reply_em": best_over(exact_match, reply, query.answers),
@@ -242,11 +261,17 @@ def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, 
     latency = {"p50": percentile(totals, 50), "p95": percentile(totals, 95), "mean": _mean(totals),
                "first_token_p50": percentile(firsts, 50) if firsts else float("nan"),
                "first_token_p95": percentile(firsts, 95) if firsts else float("nan")}
-    return PassResult(len(rows), metrics, {k: round(v, 1) for k, v in latency.items()}, rows)
+    by_type = {}
+    for name in QUESTION_TYPES:
+        group = [r for r in rows if r["type"] == name]
+        if group:
+            by_type[name] = {"n": len(group), **{m: round(100 * _mean(r[m] for r in group), 2)
+                                                 for m in ("em", "f1", "contained", "refused")}}
+    return PassResult(len(rows), metrics, {k: round(v, 1) for k, v in latency.items()}, rows, by_type)
 
 
 def _strip_markers(text: str) -> str:
-    from rag_app.services.answer import strip_citations
+    from rag_app.text import strip_citations
 
     return strip_citations(text)
 
@@ -279,5 +304,12 @@ def format_table(result: AnswerEvalResult) -> str:
             ("refused (unanswerable)", f"{m['refused']:.1f} %"),
             ("latency p50 (unanswerable)", f"{lat['p50']:.0f} ms"),
         ]
+    if result.refusal:
+        r = result.refusal
+        rows.append(("refusal precision / recall", f"{r['precision']:.1f} / {r['recall']:.1f} %"))
+    if result.answerable and result.answerable.by_type:
+        for name, t in result.answerable.by_type.items():
+            rows.append((f"  {name} (n={t['n']})", f"EM {t['em']:.1f}  F1 {t['f1']:.1f}  contained "
+                                                   f"{t['contained']:.1f} %  refused {t['refused']:.1f} %"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

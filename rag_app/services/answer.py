@@ -5,14 +5,18 @@ Two strategies (`settings.answer.strategy`):
 - **extractive** (default; right for the tiny packaged LM). The retrieved chunks are split into sentences and ranked
   as support for the question (embedding cosine + question-word overlap). When even the best sentence is weak, the
   service refuses. Otherwise the best few sentences, numbered by source, go into a few-shot prompt, and the LM
-  decodes the answer under a constraint: every token must extend a verbatim span of those sentences. The reply is
-  that short span, its citation, and the supporting sentence quoted: grounded by construction.
+  decodes the answer under a constraint: every token must extend a verbatim span of those sentences
+  (`rag_app.services.extractive`; an LM without logits generates, and its reply is snapped onto them). The reply is
+  that short span, its citation, and the supporting sentence quoted: grounded by construction. Open and why/how
+  questions get an explanation instead of the quote: 2-4 supporting sentences in reading order, each cited
+  (`Answer.extra["form"]` says which form was used: "short", "explain" or "quote").
 - **generative** (for capable models, e.g. over an OpenAI-compatible server). Numbered chunks fill the prompt up to
   the token budget; the reply is streamed, then every sentence is checked against the source it cites. An
   unsupported reply is replaced by a quote of the best supporting sentence.
 
 Either way the final `Answer` (yielded last by `stream`) is authoritative: its `text` is what was streamed, unless
-the grounding check replaced it (`fallback=True`).
+the grounding check replaced it (`fallback=True`). Each cited `Source` says which of its sentences the answer rests
+on (`cited_spans`), so a face can highlight them without guessing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag_app.services.grounding import Evidence, content_words, rank_evidence, relevance, split_sentences, support
+from rag_app.services.extractive import answer_type, answers_something, clean_span, question_words, stream_span
+from rag_app.services.grounding import Evidence, rank_evidence, relevance, support
+from rag_app.services.questions import wants_explanation
 from rag_app.services.prompting import (
     SPAN_EXAMPLES,
     Passage,
@@ -33,10 +39,10 @@ from rag_app.services.prompting import (
     span_messages,
 )
 from rag_app.settings import Settings
+from rag_app.text import cited_numbers, content_words, find_span, split_sentences, strip_citations
 
 REFUSAL = "I don't know: the documents don't say."
 SPAN_PREFIX = "Answer:"
-_CITATION = re.compile(r"\s*\[(\d+)\]")
 _DONT_KNOW = re.compile(r"^\W*(i\s+don'?t\s+know|i\s+do\s+not\s+know|the\s+(sources|documents)\s+do\s*n[o']t)", re.I)
 
 
@@ -53,6 +59,10 @@ class Source:
     score: float
     text: str
     cited: bool = False
+    # (start, end) character offsets into `text` of the sentences the answer rests on, most important first: for an
+    # extractive answer the sentence the span comes from and the best-ranked one; for a generative answer the evidence
+    # sentence each cited claim rests on. Empty for a source the answer does not cite.
+    cited_spans: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
     def from_hit(cls, n: int, hit) -> Source:
@@ -113,11 +123,6 @@ class Answer:
         }
 
 
-def strip_citations(text: str) -> str:
-    """The answer text without `[n]` markers (what EM/F1 are computed on)."""
-    return _CITATION.sub("", text).strip()
-
-
 class AnswerService:
     """Answers questions from a retriever's chunks with an LM; see the module docstring for the two strategies."""
 
@@ -166,7 +171,9 @@ class AnswerService:
             yield from run.emit(REFUSAL)
             yield run.finish(REFUSAL, refused=True, short="")
             return
-        if cfg.strategy == "generative":
+        # An LM may name the strategy that works with it (a LangChain chat model shows no logits: generative).
+        strategy = run.extra["strategy"] = getattr(self.llm, "answer_strategy", None) or cfg.strategy
+        if strategy == "generative":
             yield from self._generative(run, evidence)
         else:
             yield from self._extractive(run, evidence)
@@ -198,10 +205,9 @@ class AnswerService:
                 break
         kept = kept or passages[:1]
         pieces: list[str] = []
-        for piece in self.llm.stream_span(messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
-                                          prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
-                                          avoid_start=_question_words(run.standalone),
-                                          answer_type=answer_type(run.standalone)):
+        for piece in stream_span(self.llm, messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
+                                 prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
+                                 avoid_start=question_words(run.standalone), answer_type=answer_type(run.standalone)):
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -209,16 +215,34 @@ class AnswerService:
             pieces.append(piece)
             yield from run.emit(piece)
         span = "".join(pieces).strip()
-        clean = _clean_span(span)
+        clean = clean_span(span)
         home = next((p for p in kept if clean and clean in p.text), None)
         run.extra["home_rank"] = kept.index(home) if home is not None else None
-        if home is None or not _answers_something(clean, run.standalone):
+        usable = home is not None and answers_something(clean, run.standalone)
+        explanation = self._explanation(run, evidence) if wants_explanation(run.standalone) else []
+        if len(explanation) >= 2:
+            # An open question: the short answer (when there is one), then the sentences that together explain.
+            run.extra["form"] = "explain"
+            body = " ".join(f"{_with_citation(e.text, e.source)}" for e in explanation)
+            # The short answer opens the reply, unless it is (nearly) a whole sentence of the explanation.
+            opens = usable and not any(_similar(set(content_words(clean)), set(content_words(e.text)))
+                                       for e in explanation)
+            yield from run.emit(f" [{home.n}].\n\n{body}" if opens else ("\n" if span else "") + body)
+            short = clean if usable else kept[0].text  # the best-ranked sentence, as the quote form has it
+            rests_on = ([(home.n, home.text)] if usable else []) + [(e.source, e.text) for e in explanation]
+            cited = sorted({n for n, _ in rests_on})
+            text = (clean + f" [{home.n}].\n\n" if opens else "") + body
+            yield run.finish(text, short=short, cited=cited, rests_on=rests_on, fallback=bool(span) and not usable)
+            return
+        if not usable:
             # Nothing usable came out: answer with the best supporting sentence, quoted.
+            run.extra["form"] = "quote"
             best = kept[0]
             text = f'"{best.text}" [{best.n}]'
             yield from run.emit(("\n" if span else "") + text)
-            yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span))
+            yield run.finish(text, short=best.text, cited=[best.n], fallback=bool(span), rests_on=[(best.n, best.text)])
             return
+        run.extra["form"] = "short"
         tail = f" [{home.n}]."
         if cfg.quote:
             # The sentence the answer comes from, and the best-ranked sentence when that is another one: the reader
@@ -227,10 +251,37 @@ class AnswerService:
             if not (len(quoted) == 1 and _norm(clean) == _norm(home.text)):
                 tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
         yield from run.emit(tail)
-        full = "".join(pieces) + tail
-        final = clean + tail
         cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
-        yield run.finish(final, short=clean, cited=cited, replace=final if final != full else None)
+        rests_on = [(home.n, home.text)] + ([(kept[0].n, kept[0].text)] if cfg.quote and home is not kept[0] else [])
+        yield run.finish(clean + tail, short=clean, cited=cited, rests_on=rests_on)
+
+    def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
+        """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
+
+        Candidates score within `evidence_margin` of the best sentence; those from the best sentence's source come
+        first (one section reads best), then the rest by score. Overlapping chunks repeat sentences: kept once.
+        """
+        cfg = self.settings.answer
+        if cfg.explain_sentences < 2 or not evidence:
+            return []
+        floor = evidence[0].score - cfg.evidence_margin
+        top = evidence[0].source
+        pool = sorted((e for e in evidence if e.score >= floor), key=lambda e: (e.source != top, -e.score))
+        picked: list[Evidence] = []
+        for candidate in pool:
+            if len(picked) >= cfg.explain_sentences:
+                break
+            words = set(content_words(candidate.text))
+            if len(words) < 3 or any(_similar(words, set(content_words(p.text))) for p in picked):
+                continue
+            picked.append(candidate)
+        texts = {s.n: s.text for s in run.sources}
+
+        def reading_order(e: Evidence) -> tuple[int, int]:
+            located = find_span(e.text, texts.get(e.source, ""))
+            return e.source, located[0] if located else 0
+
+        return sorted(picked, key=reading_order)
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
@@ -243,22 +294,22 @@ class AnswerService:
             yield from run.emit(piece)
         reply = "".join(pieces).strip()
         if not reply or _DONT_KNOW.match(reply):
-            yield run.finish(REFUSAL, refused=True, short="", replace=REFUSAL if reply != REFUSAL else None)
+            yield run.finish(REFUSAL, refused=True, short="")
             return
         # Support is checked against the sentences of each cited source that bear on the question (within
         # `evidence_margin` of the best), so a reply copied from an unrelated sentence (e.g. a planted
         # instruction) counts as unsupported.
         bar = evidence[0].score - self.settings.answer.evidence_margin
-        relevant = {p.n: " ".join(e.text for e in evidence if e.source == p.n and e.score >= bar) for p in kept}
-        checked, cited, ok = check_citations(reply, {n: t for n, t in relevant.items() if t},
+        relevant = {p.n: [e.text for e in evidence if e.source == p.n and e.score >= bar] for p in kept}
+        checked, cited, ok = check_citations(reply, {n: " ".join(t) for n, t in relevant.items() if t},
                                              self.settings.answer.min_support)
         if ok:
             yield run.finish(checked, short=strip_citations(checked), cited=cited,
-                             replace=checked if checked != reply else None)
+                             rests_on=resting_sentences(checked, relevant))
             return
         best = evidence[0]
         text = f'"{best.text}" [{best.source}]'
-        yield run.finish(text, short=best.text, cited=[best.source], replace=text, fallback=True)
+        yield run.finish(text, short=best.text, cited=[best.source], fallback=True, rests_on=[(best.source, best.text)])
 
 
 def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tuple[str, list[int], bool]:
@@ -272,7 +323,7 @@ def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tu
     cited: list[int] = []
     ok = True
     for sentence in split_sentences(reply):
-        numbers = [int(n) for n in _CITATION.findall(sentence) if int(n) in texts]
+        numbers = [n for n in cited_numbers(sentence) if n in texts]
         claim = strip_citations(sentence)
         if not content_words(claim):
             out.append(sentence)
@@ -290,6 +341,23 @@ def check_citations(reply: str, texts: dict[int, str], min_support: float) -> tu
         cited.extend(n for n in numbers if n not in cited)
         out.append(sentence)
     return " ".join(out), cited, ok
+
+
+def resting_sentences(reply: str, sentences: dict[int, list[str]]) -> list[tuple[int, str]]:
+    """The evidence sentence each claim of a checked reply rests on: for every sentence of `reply` and every source
+    `n` it cites, the sentence of `sentences[n]` that supports it best (the first of equals). Returns (n, sentence)
+    pairs in reply order, each once."""
+    found: list[tuple[int, str]] = []
+    for sentence in split_sentences(reply):
+        claim = strip_citations(sentence)
+        for n in cited_numbers(sentence):
+            candidates = sentences.get(n) or []
+            if not candidates:
+                continue
+            best = max(candidates, key=lambda text: support(claim, text))  # max keeps the first of equals
+            if (n, best) not in found:
+                found.append((n, best))
+    return found
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
@@ -317,66 +385,37 @@ class _Run:
             yield piece
 
     def finish(self, text: str, *, refused: bool = False, short: str = "", cited: Sequence[int] = (),
-               replace: str | None = None, fallback: bool = False) -> Answer:
-        del replace  # the final text is authoritative; the streamed pieces may differ only in trimmed punctuation
+               fallback: bool = False, rests_on: Sequence[tuple[int, str]] = ()) -> Answer:
+        """The final Answer; `rests_on` holds (source number, sentence) pairs, located as the sources' `cited_spans`.
+
+        The final text is authoritative: the streamed pieces may differ from it in trimmed punctuation.
+        """
         self.timings.total_ms = self.elapsed()
         for source in self.sources:
             source.cited = source.n in cited
+            source.cited_spans = []
+        for n, sentence in rests_on:
+            if 1 <= n <= len(self.sources):
+                source = self.sources[n - 1]
+                span = find_span(sentence, source.text)
+                if span is not None and span not in source.cited_spans:
+                    source.cited_spans.append(span)
         return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
                       model=getattr(self.service.llm, "name", "unknown"), question=self.question,
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
 
 
-_NUMBER_Q = re.compile(r"\bhow\s+(many|much|long|old|far|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
-                       r"\b(what|which)\s+(percentage|percent|proportion|number|amount|population|size|age)\b", re.I)
-_DATE_Q = re.compile(r"^\W*when\b|\b(what|which|in\s+what|in\s+which)\s+(year|years|century|decade|date|month|day|"
-                     r"time\s+period|era)\b|\bwhen\s+(did|was|were|is|does|do|had|will)\b", re.I)
-_NAME_Q = re.compile(r"^\W*(who|whom|whose)\b|^\W*where\b|\b(who|whom)\s+(was|is|were|did|had|has)\b|"
-                     r"^\W*(in\s+)?(what|which)\s+(city|country|state|nation|county|town|region|continent|company|"
-                     r"organi[sz]ation|team|club|university|college|river|mountain|island|ocean|sea|language|party|"
-                     r"person|man|woman|king|queen|president|emperor|author|scientist|mission|ship|station|"
-                     r"province|church|army|empire|dynasty|family|group|newspaper|network|station)\b", re.I)
+def _with_citation(sentence: str, n: int) -> str:
+    """`A sentence. ` -> `A sentence [n].` (the marker inside the full stop, as the short answer has it)."""
+    body = sentence.strip()
+    end = body[-1] if body and body[-1] in ".!?" else "."
+    return f"{body.rstrip('.!?').rstrip()} [{n}]{end}"
 
 
-def answer_type(question: str) -> str | None:
-    """The kind of answer a question asks for: "number" (how many / how much), "date" (when / what year), "name"
-    (who / where: a capitalised name), or None."""
-    if _NUMBER_Q.search(question):
-        return "number"
-    if _DATE_Q.search(question):
-        return "date"
-    if _NAME_Q.search(question):
-        return "name"
-    return None
-
-
-def _question_words(question: str) -> list[str]:
-    """The question's meaningful words, as written (lower-cased)."""
-    from rag_app.services.grounding import _STOPWORDS
-
-    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in _STOPWORDS]
+def _similar(a: set[str], b: set[str]) -> bool:
+    """Near-duplicate sentences (overlapping chunks, repeated boilerplate): most content words shared."""
+    return bool(a and b) and len(a & b) / min(len(a), len(b)) >= 0.8
 
 
 def _norm(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
-
-
-def _clean_span(span: str) -> str:
-    """Trim punctuation and unbalanced brackets or quotes at the ends of an extracted span."""
-    span = span.strip().strip(",;:").strip()
-    for opening, closing in (("(", ")"), ("[", "]"), ('"', '"'), ("“", "”")):
-        if opening == closing:
-            if span.count(opening) % 2:
-                span = span.replace(opening, "", 1) if span.startswith(opening) else span.rstrip(opening)
-        elif span.count(opening) != span.count(closing):
-            span = span.strip(opening + closing)
-    return span.strip().rstrip(",;:").strip()
-
-
-def _answers_something(span: str, question: str) -> bool:
-    """A span that only repeats the question's words (or has no words at all) answers nothing."""
-    words = content_words(span)
-    if not words:
-        return bool(re.search(r"\d", span))
-    asked = set(content_words(question))
-    return any(w not in asked for w in words)

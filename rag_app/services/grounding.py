@@ -6,6 +6,8 @@ Everything here is plain text processing plus the embedder; no LM. The answer se
 - `support`: how well a claim (an answer sentence) is backed by a text, used to check every generated sentence
   against the source it cites;
 - the refusal signal: when even the best sentence is weak support, the documents don't say.
+
+Words, stopwords and sentences come from `rag_app.text`.
 """
 
 from __future__ import annotations
@@ -15,66 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-_STOPWORDS = frozenset("""
-a an the and or but if then else of to in on at by for with from into onto upon about as is are was were be been being
-am do does did doing done have has had having this that these those there here it its it's they them their theirs he him
-his she her hers we us our you your i me my mine what which who whom whose when where why how whatever whichever whoever
-not no nor so than too very can could should would may might must shall will just also only own same such both each few
-more most other some any all many much one ones s t don now off out over under again further once up down during before
-after above below between through while because until against among within without via per name named called kind type
-""".split())
-
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
-# Split after . ! ? (optionally followed by a closing quote or bracket) when the next sentence starts with a capital,
-# a digit or a quote; and at line breaks (markdown lists, headings). Abbreviations are protected below.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
-_ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|"
-                            r"Jan|Feb|"
-                            r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences (and markdown lines), keeping abbreviations like "Dr." or "U.S." inside."""
-    sentences: list[str] = []
-    pending = ""
-    position = 0
-    for match in _SENTENCE_END.finditer(text):
-        piece = text[position:match.start()]
-        position = match.end()
-        candidate = (pending + " " + piece).strip() if pending else piece.strip()
-        if "\n" not in match.group(0) and _ABBREVIATIONS.search(candidate):
-            pending = candidate
-            continue
-        pending = ""
-        if candidate:
-            sentences.append(candidate)
-    tail = (pending + " " + text[position:]).strip() if pending else text[position:].strip()
-    if tail:
-        sentences.append(tail)
-    cleaned = []
-    for sentence in sentences:
-        sentence = re.sub(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)", "", sentence).strip()
-        if sentence and _WORD.search(sentence):
-            cleaned.append(sentence)
-    return cleaned
-
-
-def stem(word: str) -> str:
-    """A tiny suffix stripper: enough to match "trained" with "training" and "engines" with "engine"."""
-    word = word.lower().replace("’", "'")
-    if word.endswith("'s"):
-        word = word[:-2]
-    for suffix in ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased stems of the words that carry meaning (stopwords dropped)."""
-    return [stem(w) for w in _WORD.findall(text) if w.lower() not in _STOPWORDS]
+from rag_app.text import content_words, split_sentences
 
 
 def support(claim: str, text: str) -> float:
@@ -183,8 +126,3 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, ov
     score = (max_cosine + overlap_weight * max_overlap + entity_weight * entity_coverage
              + coverage_weight * word_coverage)
     return Relevance(score, max_cosine, max_overlap, entity_coverage, word_coverage)
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag_app.services.grounding import _STOPWORDS, split_sentences
+from rag_app.text import STOPWORDS, split_sentences
 
 Message = dict[str, str]
 
@@ -130,7 +130,7 @@ _WHAT_ABOUT = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(.+?)\s*\??\s*$
 _QWORDS = frozenset("what which who whom whose when where why how does do did is are was were can could should "
                     "would will explain describe tell define give list compare".split())
 # Verbs and fillers that are poor topics on their own.
-_NOT_TOPIC = _STOPWORDS | _QWORDS | frozenset(
+_NOT_TOPIC = STOPWORDS | _QWORDS | frozenset(
     "use used uses using work works mean means meant make makes made get gets need needs help helps "
     "difference example examples please differ good bad best better main key role purpose".split())
 

@@ -41,7 +41,7 @@ class Retriever:
         embedder: embeds queries (dense and hybrid modes).
         store: the vector store of the collection.
         lexical: the collection's lexical index (default: `store.lexical`, the one its writes refresh).
-        reranker: a `rag_app.services.rerank.Reranker`; by default from `settings.retrieve.rerank_model`.
+        reranker: a `rag_app.components.reranker.CrossEncoderReranker` (any object with `rerank(query, hits)`); by default from `settings.retrieve.rerank_model`.
     """
 
     def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
@@ -59,7 +59,7 @@ class Retriever:
     @property
     def reranker(self):
         if self._reranker is None and self.settings.retrieve.rerank_model:
-            from rag_app.services.rerank import get_reranker
+            from rag_app.components.reranker import get_reranker
 
             self._reranker = get_reranker(self.settings)
         return self._reranker

@@ -19,8 +19,13 @@ REFUSAL_NOTE = ("No passage in this collection supports an answer. Try rephrasin
 
 
 def sidebar_settings() -> dict[str, Any]:
-    """k, model, temperature and 'show retrieved chunks'; returns them (the model ones as settings overrides)."""
+    """k, model, temperature and 'show retrieved chunks'; returns them (the model ones as settings overrides).
+
+    The temperature only matters to the generative strategy (extractive decoding is greedy), so it is shown, and
+    becomes an override, only there: under the default strategy, moving it would only build a new RAG.
+    """
     base = state.load_settings()
+    generative = base.answer.strategy == "generative"
     st.session_state.setdefault("k", base.retrieve.k)
     st.session_state.setdefault("llm_model", base.llm.model)
     st.session_state.setdefault("temperature", float(base.llm.temperature))
@@ -30,7 +35,8 @@ def sidebar_settings() -> dict[str, Any]:
         st.slider("Sources to retrieve (k)", 1, 20, key="k")
         st.text_input("Model (id or local path)", key="llm_model",
                       help="A Hugging Face model id or folder for the local backend, or the server's model name.")
-        st.slider("Temperature", 0.0, 1.5, step=0.05, key="temperature", help="0 is greedy and reproducible.")
+        if generative:
+            st.slider("Temperature", 0.0, 1.5, step=0.05, key="temperature", help="0 is greedy and reproducible.")
         st.toggle("Show retrieved chunks", key="show_chunks",
                   help="Show every retrieved chunk in full, not only the cited sources' snippets.")
         if st.button("Clear conversation", width="stretch"):
@@ -38,7 +44,7 @@ def sidebar_settings() -> dict[str, Any]:
     overrides = {}
     if st.session_state["llm_model"].strip() and st.session_state["llm_model"].strip() != base.llm.model:
         overrides["llm.model"] = st.session_state["llm_model"].strip()
-    if st.session_state["temperature"] != base.llm.temperature:
+    if generative and st.session_state["temperature"] != base.llm.temperature:
         overrides["llm.temperature"] = float(st.session_state["temperature"])
     return overrides
 
@@ -63,7 +69,7 @@ def render_answer(entry: dict) -> None:
     if shown:
         heading = f"Retrieved chunks ({len(shown)}, cited ones marked)" if show_all else f"Sources ({len(shown)})"
         st.caption(heading)
-        source_cards(shown, entry["content"], full_text=show_all)
+        source_cards(shown, full_text=show_all)
     caption = timings_caption(entry.get("timings"), field(answer, "model"))
     if caption:
         st.caption(caption)

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import streamlit as st
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:$])")
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_STOPWORDS = frozenset("""a an and are as at be by for from has have in is it its of on or that the this to was were
-with which who what when where how why not no do does did can could would should will than then there these those
-they their them we you i he she our your""".split())
 SNIPPET_CHARS = 600
 
 
@@ -71,66 +65,52 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
-
-
-def cited_span(text: str, answer: str, min_overlap: float = 0.0) -> tuple[int, int] | None:
-    """The (start, end) of the sentence of `text` that shares the most content words with `answer`.
-
-    A sentence qualifies only when the shared words cover at least `min_overlap` of its content words.
-    """
-    answer_words = words(answer)
-    if not answer_words:
-        return None
-    best, best_score, start = None, 0.0, 0
-    for piece in _SENTENCE.split(text):
-        begin = text.find(piece, start)
-        start = begin + len(piece)
-        sentence_words = words(piece)
-        if not sentence_words:
-            continue
-        shared = len(sentence_words & answer_words)
-        score = shared / len(sentence_words) ** 0.5
-        if shared and shared / len(sentence_words) >= min_overlap and score > best_score:
-            best, best_score = (begin, begin + len(piece)), score
-    return best
-
-
-def citing_sentences(answer: str, n: Any) -> str:
-    """The sentences of `answer` that cite source `n` as `[n]` (or `[1, n]`); "" when none does."""
-    cited = []
-    for sentence in re.split(r"(?<=[.!?])\s+", answer):
-        for group in _CITATION.findall(sentence):
-            if str(n) in re.split(r"\s*,\s*", group):
-                cited.append(_CITATION.sub("", sentence))
-                break
-    return " ".join(cited)
-
-
 def escape_markdown(text: str) -> str:
     """Plain text made safe for `st.markdown`: no HTML, no markdown syntax."""
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
-def highlighted_snippet(text: str, answer: str, n: Any = None, limit: int = SNIPPET_CHARS) -> str:
-    """Markdown for a snippet of `text` around the span the answer cites, which is wrapped in `<mark>`.
+def _collapsed_offset(text: str, offset: int, end: bool = False) -> int:
+    """Where `text[offset]` lands (or, with `end`, where a span ending at `offset` ends) once every run of whitespace
+    in `text` is collapsed to one space and the ends are stripped."""
+    before = " ".join(text[:offset].split())
+    if end or not before or not text[offset - 1].isspace():
+        return len(before)
+    return len(before) + 1  # past the one space that separates it from what comes before
 
-    The span is the source sentence closest to the answer sentences citing `[n]`; for a source the answer does not
-    cite, a sentence is marked only when most of its words occur in the answer.
+
+def highlighted_snippet(text: str, spans: Sequence[Sequence[int]] = (), limit: int = SNIPPET_CHARS) -> str:
+    """Markdown for a snippet of `text` with the cited `spans` ((start, end) offsets into `text`) in `<mark>`.
+
+    Whitespace is collapsed. A text longer than `limit` is cut to a window around the first span (the one the
+    answer rests on most); other spans are marked where they fall inside it. Without spans, the text's start.
     """
-    text = " ".join(text.split())
-    citing = citing_sentences(answer, n) if n is not None else ""
-    span = cited_span(text, citing) if citing else cited_span(text, answer, min_overlap=0.6)
-    if span is None:
-        return escape_markdown(text[:limit]) + ("…" if len(text) > limit else "")
-    begin, end = span
+    flat = " ".join(text.split())
+    marks = []
+    for start, end in spans:
+        if 0 <= start < end <= len(text):
+            begin, stop = _collapsed_offset(text, start), _collapsed_offset(text, end, end=True)
+            if begin < stop:
+                marks.append((begin, stop))
+    if not marks:
+        return escape_markdown(flat[:limit]) + ("…" if len(flat) > limit else "")
+    begin, end = marks[0]
     room = max(limit - (end - begin), 0)
     left = max(begin - room // 2, 0)
-    right = min(end + room - (begin - left), len(text))
-    before, cited, after = text[left:begin], text[begin:end], text[end:right]
-    return ("…" if left > 0 else "") + escape_markdown(before) + "<mark>" + escape_markdown(cited) + "</mark>" + \
-        escape_markdown(after) + ("…" if right < len(text) else "")
+    right = min(end + room - (begin - left), len(flat))
+    if right - left < limit:  # a span near the end: use the room on the left
+        left = max(right - max(limit, end - begin), 0)
+    inside = sorted({(max(b, left), min(e, right)) for b, e in marks if b < right and e > left})
+    out, position = [], left
+    for b, e in inside:
+        if b < position:  # overlaps a span already marked
+            b = position
+            if b >= e:
+                continue
+        out.append(escape_markdown(flat[position:b]) + "<mark>" + escape_markdown(flat[b:e]) + "</mark>")
+        position = e
+    out.append(escape_markdown(flat[position:right]))
+    return ("…" if left > 0 else "") + "".join(out) + ("…" if right < len(flat) else "")
 
 
 def source_label(source: Any) -> str:
@@ -160,8 +140,9 @@ def format_lines(lines: Any) -> str:
     return f"line {lines}"
 
 
-def source_cards(sources: Iterable[Any], answer_text: str, full_text: bool = False) -> None:
-    """One expander per numbered source: where it comes from, and the snippet with the cited span highlighted."""
+def source_cards(sources: Iterable[Any], full_text: bool = False) -> None:
+    """One expander per numbered source: where it comes from, and the snippet with its `cited_spans` highlighted
+    (the sentences the answer service says the answer rests on)."""
     for source in sources:
         with st.expander(source_label(source)):
             details = [d for d in (field(source, "title"), format_lines(field(source, "lines"))) if d]
@@ -171,7 +152,8 @@ def source_cards(sources: Iterable[Any], answer_text: str, full_text: bool = Fal
             if full_text:
                 st.text(text)
             else:
-                st.markdown(highlighted_snippet(text, answer_text, field(source, "n")), unsafe_allow_html=True)
+                spans = field(source, "cited_spans", None) or []
+                st.markdown(highlighted_snippet(text, spans), unsafe_allow_html=True)
 
 
 def timings_caption(timings: dict[str, Any] | None, model: str | None = None) -> str:

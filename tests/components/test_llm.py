@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag_app.components.llm import OpenAILLM, ScriptedLLM, _StopStreamer, get_llm, snap_to_evidence
+from rag_app.components.llm import LLM_BACKENDS, OpenAILLM, ScriptedLLM, TransformersLLM, _StopStreamer, get_llm
 from rag_app.errors import RagError
+from rag_app.services.extractive import stream_span
 from rag_app.settings import Settings
 
 
@@ -41,15 +42,10 @@ def test_stop_streamer_holds_back_a_partial_stop():
     assert streamer.done
 
 
-def test_snap_to_evidence_returns_the_evidence_spelling():
-    evidence = ["The Denver Broncos defeated the Carolina Panthers 24-10."]
-    assert snap_to_evidence("the denver broncos won", evidence) == "The Denver Broncos"
-    assert snap_to_evidence("PWNED", evidence) == ""
-
-
 def test_scripted_stream_span_is_a_verbatim_evidence_span():
     llm = ScriptedLLM(["It was the Denver Broncos, I think"])
-    span = "".join(llm.stream_span([{"role": "user", "content": "q"}], ["The Denver Broncos won in 2016."]))
+    assert not llm.exposes_logits
+    span = "".join(stream_span(llm, [{"role": "user", "content": "q"}], ["The Denver Broncos won in 2016."]))
     assert span == "The Denver Broncos"
 
 
@@ -102,7 +98,7 @@ def test_openai_backend_streams_sse(fake_server):
 
 def test_openai_backend_span_snaps_to_evidence(fake_server):
     llm = OpenAILLM(fake_server, "tiny")
-    span = "".join(llm.stream_span([{"role": "user", "content": "q"}], ["Its capital is Paris, on the Seine."]))
+    span = "".join(stream_span(llm, [{"role": "user", "content": "q"}], ["Its capital is Paris, on the Seine."]))
     assert span == "Paris"
 
 
@@ -140,12 +136,90 @@ def test_scripted_llm_calls_are_bounded():
     assert [c[0]["content"] for c in llm.calls] == ["7", "8", "9"]  # the most recent, oldest first
 
 
-def test_fits_answer_type():
-    from rag_app.components.llm import fits_answer_type
+def test_the_factory_keys_on_the_llm_section_and_picks_the_class_by_mode(tmp_path):
+    settings = Settings(home=tmp_path, **{"llm": {"mode": "scripted"}})
+    llm = get_llm(settings)
+    assert type(llm) is LLM_BACKENDS["scripted"] is ScriptedLLM
+    assert get_llm(settings.with_overrides(**{"answer.quote": False})) is llm  # other sections do not matter
+    other = get_llm(settings.with_overrides(**{"llm.context_tokens": 1024}))
+    assert other is not llm and other.context_window == 1024
+    assert set(LLM_BACKENDS) == {"transformers", "openai", "scripted"}
 
-    assert fits_answer_type("1,889", "number") and fits_answer_type("three", "number")
-    assert not fits_answer_type("chemical", "number")
-    assert not fits_answer_type("1964", "number") and fits_answer_type("1964", "date")
-    assert fits_answer_type("March", "date") and fits_answer_type("1960s", "date")
-    assert fits_answer_type("Pierre", "name") and not fits_answer_type("energy", "name")
-    assert fits_answer_type("anything", None)
+
+def test_the_local_backend_loads_offline_only_when_the_settings_say_so(tmp_path):
+    cfg = Settings(home=tmp_path).llm
+    assert TransformersLLM.from_settings(cfg, device="cpu", cache_dir=tmp_path, offline=True).offline is True
+    assert TransformersLLM.from_settings(cfg, device="cpu", cache_dir=tmp_path, offline=False).offline is False
+
+
+# -- the local backend, on a tiny random Llama saved under tmp_path ---------------------------------------------------
+_VOCAB = ["<unk>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "Answer:", "the", "capital", "is", "Paris",
+          "of", "France", "what", "?", "."]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory):
+    """A 1-layer Llama with a word-level tokenizer and a chat template, as safetensors: loads in well under a second."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(_VOCAB)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="</s>")
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m.role }}|> {{ m.content }} </s> {% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+    tokenizer.save_pretrained(folder)
+    config = transformers.LlamaConfig(vocab_size=len(_VOCAB), hidden_size=16, intermediate_size=32,
+                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                      max_position_embeddings=256, eos_token_id=1, bos_token_id=1, pad_token_id=0)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _tiny(folder, tmp_path) -> TransformersLLM:
+    return TransformersLLM(str(folder), tmp_path / "cache", device="cpu", dtype="float32", offline=True)
+
+
+CHAT = [{"role": "system", "content": "the capital ."}, {"role": "user", "content": "what is the capital of France ?"}]
+
+
+def test_loading_the_lm_leaves_autograd_on_for_the_thread(tiny_lm_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    llm = _tiny(tiny_lm_dir, tmp_path)
+    for _ in llm.stream(CHAT, max_new_tokens=3, prefix="Answer:"):  # the caller's code between tokens has autograd
+        assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    llm.generate(CHAT, max_new_tokens=3)  # again, through the cached prompt head
+    # A demo trained afterwards in the same thread: one training step must work.
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = net(torch.randn(8, 4)).pow(2).mean()
+    loss.backward()
+    optimiser.step()
+    assert net.weight.grad is not None and torch.is_grad_enabled()
+
+
+def test_decode_lets_the_caller_pick_every_token(tiny_lm_dir, tmp_path):
+    llm = _tiny(tiny_lm_dir, tmp_path)
+    assert llm.exposes_logits
+    paris = llm.tokenize("Paris")
+    assert llm.token_strings(paris) == ["Paris"] and llm.stop_ids() == {1}
+    seen = []
+
+    def choose(logits, generated):
+        seen.append((logits.shape, logits.dtype.name, list(generated)))
+        return paris[0] if len(generated) < 2 else None
+
+    assert "".join(llm.decode(CHAT, choose, max_new_tokens=5, prefix="Answer:")) == "Paris Paris"
+    assert seen == [((len(_VOCAB),), "float32", []), ((len(_VOCAB),), "float32", paris),
+                    ((len(_VOCAB),), "float32", paris * 2)]
+
+
+def test_the_span_constraint_on_a_real_model_yields_an_evidence_span(tiny_lm_dir, tmp_path):
+    llm = _tiny(tiny_lm_dir, tmp_path)
+    evidence = ["the capital of France is Paris ."]
+    span = "".join(stream_span(llm, CHAT, evidence, max_new_tokens=4, prefix="Answer:")).strip()
+    assert span and span in evidence[0]

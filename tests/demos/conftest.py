@@ -10,7 +10,7 @@ def demo_home(tmp_path, monkeypatch):
     """Point RAG_HOME (runs and the digit-scorer cache) at a temp folder, and ignore a user's MNIST folder."""
     home = tmp_path / "rag_home"
     monkeypatch.setenv("RAG_HOME", str(home))
-    monkeypatch.delenv("RAG_MNIST_DIR", raising=False)
+    monkeypatch.delenv("RAG_DEMOS__MNIST_DIR", raising=False)
     return home
 
 

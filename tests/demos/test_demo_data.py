@@ -37,13 +37,16 @@ def _write_idx(path, array: np.ndarray) -> None:
         handle.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_mnist_idx_files_are_downsampled_to_8x8(tmp_path, monkeypatch):
+def _write_mnist(folder) -> None:
     rng = np.random.default_rng(0)
     for split, n in (("train", 30), ("t10k", 20)):
-        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,)))
-    monkeypatch.setenv("RAG_MNIST_DIR", str(tmp_path))
-    digits = data.load_digits()
+        _write_idx(folder / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,)))
+
+
+def test_mnist_idx_files_are_downsampled_to_8x8(tmp_path):
+    _write_mnist(tmp_path)
+    digits = data.load_digits(tmp_path)
     assert digits.source == "mnist"
     assert digits.train.shape == (30, 1, 8, 8) and digits.heldout.shape == (20, 1, 8, 8)
     assert 0.0 <= float(digits.train.min()) and float(digits.train.max()) <= 1.0
@@ -57,3 +60,36 @@ def test_missing_mnist_files_raise_rag_error(tmp_path):
 
     with pytest.raises(RagError, match="idx"):
         data.load_digits(str(tmp_path))
+
+
+def test_the_environment_does_not_reach_data_py(tmp_path, monkeypatch):
+    """data.py reads no environment: the MNIST folder comes from the settings, through run_demo."""
+    _write_mnist(tmp_path)
+    monkeypatch.setenv("RAG_DEMOS__MNIST_DIR", str(tmp_path))
+    assert data.load_digits().source == "sklearn-digits"
+
+
+def test_run_demo_takes_the_mnist_folder_from_the_settings(tmp_path, monkeypatch, micro):
+    import json
+
+    from rag_app.demos import run_demo, vae
+    from rag_app.settings import Settings
+
+    (tmp_path / "mnist").mkdir()
+    _write_mnist(tmp_path / "mnist")
+    monkeypatch.setitem(vae.PRESETS, "tiny", micro["vae"])
+    settings = Settings(home=tmp_path / "home", demos={"mnist_dir": tmp_path / "mnist"})
+    result = run_demo("vae", out_dir=tmp_path / "run", device="cpu", settings=settings)
+    assert json.loads(result.files["config"].read_text())["config"]["mnist_dir"] == str(tmp_path / "mnist")
+    assert (tmp_path / "home" / "cache" / "digit_scorer-mnist.safetensors").is_file()  # the settings' home
+
+
+def test_the_old_mnist_variable_is_an_error_naming_the_new_one(monkeypatch, tmp_path):
+    import pytest
+
+    from rag_app.demos import run_demo
+    from rag_app.errors import RagError
+
+    monkeypatch.setenv("RAG_MNIST_DIR", str(tmp_path))
+    with pytest.raises(RagError, match="RAG_DEMOS__MNIST_DIR"):
+        run_demo("vae", device="cpu")

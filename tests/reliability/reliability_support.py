@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -52,6 +53,47 @@ def assert_vector_index_complete(store, embedder) -> None:
     count = store.count()
     hits = store.query(embedder.embed_query("lantern harbour"), count)
     assert len(hits) == count == len({h.id for h in hits})
+
+
+# -- the kill -9 harness (test_crash_safety, test_crash_safety_documents) ------------------------------------------
+_CHUNKS = re.compile(r"chunks=(\d+)")
+
+
+def chunks_seen(text: str) -> int:
+    found = _CHUNKS.findall(text)
+    return int(found[-1]) if found else -1
+
+
+def make_v2(corpus) -> None:
+    """Change, add and delete files: the second version of the tree."""
+    for name in ("sub1/doc01.md", "sub2/doc02.md", "sub1/doc05.md"):  # append a section: most chunks kept
+        path = corpus / name
+        path.write_text(path.read_text() + "\n## Added later\n\nA new fact about copper canyons.\n")
+    for name in ("sub3/doc07.md", "sub0/doc08.md"):  # rewritten: every chunk replaced
+        (corpus / name).write_text("# Rewritten\n\nOnly this sentence remains, about nectar and garnets.\n")
+    (corpus / "sub0" / "doc04.md").unlink()
+    (corpus / "sub3" / "doc11.md").unlink()
+    make_corpus(corpus / "new", n_files=4, sections=10, seed=99)
+
+
+def lock_is_free(home) -> bool:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(home / "chroma" / "rag-writer.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    lock.release()
+    return True
+
+
+def lexical_ids(rag):
+    """Ids in the collection's lexical index, once the retriever has one (None before it landed)."""
+    retriever = rag.retriever()
+    if getattr(type(retriever), "lexical", None) is None:
+        return None
+    return set(retriever.lexical.current().ids)
 
 
 # -- subprocesses ----------------------------------------------------------------------------------------------------
@@ -155,3 +197,16 @@ class ChromaServer:
                 self.proc.kill()
                 self.proc.wait(timeout=30)
         self.proc = None
+
+
+# -- LangChain documents (test_crash_safety_documents) -----------------------------------------------------------------
+def corpus_documents(root: Path) -> list:
+    """The corpus as a loader would give it: one LangChain `Document` per section, `source` = the relative path."""
+    from langchain_core.documents import Document
+
+    docs = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        for number, section in enumerate(path.read_text(encoding="utf-8").split("\n## "), start=1):
+            docs.append(Document(page_content=section, metadata={"source": rel, "page": number}))
+    return docs

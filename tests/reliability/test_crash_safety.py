@@ -9,14 +9,13 @@ random delay, so it lands at a random place in the write sequence however loaded
 from __future__ import annotations
 
 import random
-import re
 import shutil
 import subprocess
 import time
 
 import pytest
-from reliability_support import (StderrWatcher, assert_vector_index_complete, kill9, make_corpus, rag_cmd, rag_env,
-                                 snapshot)
+from reliability_support import (StderrWatcher, assert_vector_index_complete, chunks_seen, kill9, lexical_ids,
+                                 lock_is_free, make_corpus, make_v2, rag_cmd, rag_env, snapshot)
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -24,49 +23,9 @@ from rag_app.settings import Settings
 TRIALS = 10
 SEED = 20240607
 BATCH = "8"
-_CHUNKS = re.compile(r"chunks=(\d+)")
-
-
-def chunks_seen(text: str) -> int:
-    found = _CHUNKS.findall(text)
-    return int(found[-1]) if found else -1
-
-
-def make_v2(corpus) -> None:
-    """Change, add and delete files: the second version of the tree."""
-    for name in ("sub1/doc01.md", "sub2/doc02.md", "sub1/doc05.md"):  # append a section: most chunks kept
-        path = corpus / name
-        path.write_text(path.read_text() + "\n## Added later\n\nA new fact about copper canyons.\n")
-    for name in ("sub3/doc07.md", "sub0/doc08.md"):  # rewritten: every chunk replaced
-        (corpus / name).write_text("# Rewritten\n\nOnly this sentence remains, about nectar and garnets.\n")
-    (corpus / "sub0" / "doc04.md").unlink()
-    (corpus / "sub3" / "doc11.md").unlink()
-    make_corpus(corpus / "new", n_files=4, sections=10, seed=99)
-
-
 def ingest_in_process(home, corpus):
     rag = RAG(Settings(profile="test", home=home))
     return rag, rag.ingest([corpus], prune=True)
-
-
-def lock_is_free(home) -> bool:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(home / "chroma" / "rag-writer.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    lock.release()
-    return True
-
-
-def lexical_ids(rag):
-    """Ids in the collection's lexical index, once the retriever has one (None before it landed)."""
-    retriever = rag.retriever()
-    if getattr(type(retriever), "lexical", None) is None:
-        return None
-    return set(retriever.lexical.current().ids)
 
 
 @pytest.mark.timeout(900)

@@ -111,7 +111,7 @@ def test_model_loaders_refuse_pickled_weights(tmp_path):
 
     with pytest.raises(RagError, match="safetensors"):
         SentenceTransformerEmbedder(str(folder), device="cpu").embed(["hello"])
-    reranker = pytest.importorskip("rag_app.services.rerank")
+    reranker = pytest.importorskip("rag_app.components.reranker")
     with pytest.raises(RagError, match="safetensors"):
         reranker.CrossEncoderReranker(str(folder), device="cpu")._load()
     # The packaged default (safetensors) still loads with the same rule.

@@ -201,6 +201,6 @@ def test_strip_citations():
     ("What did the finding of gold in Victoria cause?", None),
 ])
 def test_answer_type_of_questions(question, kind):
-    from rag_app.services.answer import answer_type
+    from rag_app.services.extractive import answer_type
 
     assert answer_type(question) == kind

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag_app.services.grounding import split_sentences, support
+from rag_app.services.grounding import support
 from rag_app.services.prompting import Passage, fit_passages, rewrite_followup, span_messages, topic_of
+from rag_app.text import split_sentences
 
 
 def turns(*questions: str) -> list[dict]:

@@ -57,7 +57,20 @@ def test_asking_shows_the_answer_and_its_sources(app):
     assert cards and cards[0].startswith(f"[{cited}] ") and ".md — " in cards[0] and cards[0].endswith("· cited")
     snippet = assistant[0].expander[0].markdown[0].value
     assert "<mark>" in snippet
+    source = entry["answer"].sources[int(cited) - 1]  # the mark is the span the answer service says was cited
+    begin, end = source.cited_spans[0]
+    marked = re.search(r"<mark>(.*?)</mark>", snippet).group(1)
+    assert re.sub(r"\\(.)", r"\1", marked) == " ".join(source.text[begin:end].split())
     assert any("retrieve" in c.value and "total" in c.value and "scripted" in c.value for c in assistant[0].caption)
+
+
+def test_the_temperature_slider_shows_only_where_it_has_an_effect(app, monkeypatch):
+    assert "Temperature" not in labels(app.slider)  # extractive decoding is greedy
+    monkeypatch.setenv("RAG_ANSWER__STRATEGY", "generative")
+    generative = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    generative.run()
+    assert not generative.exception, generative.exception
+    assert "Temperature" in labels(generative.slider)
 
 
 def test_show_retrieved_chunks_lists_every_chunk_in_full(app):
@@ -225,7 +238,7 @@ def test_training_a_demo_shows_progress_samples_and_metrics(app, monkeypatch, _i
 
     calls = []
 
-    def fake_run_demo(name, preset, out_dir, device, progress):
+    def fake_run_demo(name, preset, out_dir, device, progress, settings=None):
         for step in (1, 50, 100):
             progress(step, 100, {"loss": 1.0 / step})
         created = "2024-06-01T12:00:00"

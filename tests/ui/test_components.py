@@ -1,11 +1,9 @@
-"""The pure helpers behind the source cards: finding the cited span, escaping, labels, timings."""
+"""The pure helpers behind the source cards: marking the cited spans, escaping, labels, timings."""
 
 from __future__ import annotations
 
 from rag_app.ui.components import (
     TokenStream,
-    cited_span,
-    citing_sentences,
     escape_markdown,
     highlighted_snippet,
     source_label,
@@ -16,33 +14,47 @@ SOURCE = ("Autoencoders compress data. A variational autoencoder learns a distri
           "It was introduced in 2013.")
 
 
-def test_the_cited_span_is_the_sentence_closest_to_the_answer():
-    begin, end = cited_span(SOURCE, "It learns a distribution over latent codes [1].")
-    assert SOURCE[begin:end] == "A variational autoencoder learns a distribution over latent codes."
+CITED = "A variational autoencoder learns a distribution over latent codes."
 
 
-def test_citing_sentences_pick_the_sentences_that_cite_that_source():
-    answer = "VAEs learn distributions [1]. GANs use a discriminator [2, 3]. Both are generative [1,3]."
-    assert citing_sentences(answer, 1) == "VAEs learn distributions . Both are generative ."
-    assert citing_sentences(answer, 2) == "GANs use a discriminator ."
-    assert citing_sentences(answer, 4) == ""
+def span_of(text: str, sentence: str) -> tuple[int, int]:
+    start = text.index(sentence)
+    return start, start + len(sentence)
 
 
-def test_the_snippet_marks_the_cited_sentence_and_escapes_the_rest():
-    snippet = highlighted_snippet(SOURCE + " See *this* <b>now</b>.", "a distribution over latent codes [1]", 1)
+def test_the_snippet_marks_the_cited_span_and_escapes_the_rest():
+    text = SOURCE + " See *this* <b>now</b>."
+    snippet = highlighted_snippet(text, [span_of(text, CITED)])
     assert "<mark>A variational autoencoder learns a distribution over latent codes\\.</mark> It was" in snippet
     assert "\\*this\\*" in snippet and "&lt;b&gt;" in snippet and "<b>" not in snippet
 
 
-def test_an_uncited_source_is_marked_only_on_a_strong_overlap():
-    assert "<mark>" not in highlighted_snippet(SOURCE, "Latent diffusion works in a latent space [1].", 2)
+def test_a_source_without_cited_spans_is_not_marked():
+    assert "<mark>" not in highlighted_snippet(SOURCE, [])
+    assert highlighted_snippet(SOURCE, []) == escape_markdown(SOURCE)
 
 
-def test_a_long_source_is_cut_around_the_cited_sentence():
+def test_every_cited_span_is_marked_and_offsets_survive_collapsed_whitespace():
+    text = "Autoencoders   compress data.\n\nA variational autoencoder\nlearns a distribution over latent codes. It was introduced in 2013."
+    first = span_of(text, "A variational autoencoder\nlearns a distribution over latent codes.")
+    second = span_of(text, "Autoencoders   compress data.")
+    snippet = highlighted_snippet(text, [first, second])
+    assert snippet == ("<mark>Autoencoders compress data\\.</mark> <mark>A variational autoencoder learns a "
+                       "distribution over latent codes\\.</mark> It was introduced in 2013\\.")
+
+
+def test_a_long_source_is_cut_around_the_first_cited_span():
     text = "Filler words here. " * 100 + "The key fact is that otters hold hands. " + "More filler. " * 100
-    snippet = highlighted_snippet(text, "otters hold hands [1]", 1, limit=200)
+    far = span_of(text, "Filler words here.")  # a second span outside the window is left out
+    snippet = highlighted_snippet(text, [span_of(text, "The key fact is that otters hold hands."), far], limit=200)
     assert snippet.startswith("…") and snippet.endswith("…") and "<mark>The key fact" in snippet
-    assert len(snippet) < 400
+    assert snippet.count("<mark>") == 1 and len(snippet) < 400
+
+
+def test_a_span_near_the_end_keeps_a_full_window():
+    text = "Filler words here. " * 100 + "Otters hold hands."
+    snippet = highlighted_snippet(text, [span_of(text, "Otters hold hands.")], limit=200)
+    assert snippet.startswith("…") and snippet.endswith("</mark>") and len(snippet) > 190
 
 
 def test_escape_markdown_neutralises_syntax():

@@ -4,23 +4,18 @@ A cross-encoder reads the query and a chunk together and scores their relevance:
 more precise. None ships with the app, so the stage is off unless `retrieve.rerank_model` names a local
 sentence-transformers CrossEncoder folder (e.g. one saved from `cross-encoder/ms-marco-MiniLM-L-6-v2`).
 
-Any object with `rerank(query, hits) -> hits` plugs into `Retriever(reranker=...)`.
+Any object with `rerank(query, hits) -> hits` (the same hits, best first, each with `extra["rerank_score"]`) plugs
+into `Retriever(reranker=...)`.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Protocol
 
 from rag_app.components.store import Hit
 from rag_app.errors import RagError
 from rag_app.settings import Settings
-
-
-class Reranker(Protocol):
-    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The same hits, best first; each gets `extra["rerank_score"]`."""
 
 
 class CrossEncoderReranker:

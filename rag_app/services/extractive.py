@@ -1,0 +1,249 @@
+"""Extractive answers: the short answer is a verbatim span of the evidence sentences, never free text.
+
+- `stream_span(llm, messages, evidence, ...)`: the span, streamed. With an LM that shows its logits
+  (`llm.exposes_logits`), decoding is constrained (`SpanConstraint`): every token must extend a verbatim token run of
+  an evidence text, so the answer is grounded by construction. Other LMs (an OpenAI-compatible server, the scripted
+  fake) generate freely, and the reply is snapped onto the evidence (`snap_to_evidence`).
+- `answer_type` and `fits_answer_type`: the kind of answer a question asks for ("number", "date", "name"), which
+  steers the span's first word.
+- `question_words`, `clean_span`, `answers_something`: what the service checks of a span before it answers with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from rag_app.text import STOPWORDS, content_words, word_tokens
+
+Message = dict[str, str]
+
+# Words an extracted answer span never starts with (prepositions, conjunctions, auxiliaries, relatives).
+_NO_START = frozenset("of to in on at by for from with into onto as than that which who whom whose whereas while and "
+                      "or but nor so is are was were be been being has have had do does did can could will would shall "
+                      "should may might must , . ; : ) ]".split())
+
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                          "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                          "hundred thousand million billion trillion dozen half first second third fourth fifth sixth "
+                          "seventh eighth ninth tenth".split())
+# Penalty (logits) on the first word of a span that does not fit the expected answer type.
+_TYPE_PENALTY = {"number": 8.0, "date": 5.0, "name": 3.0}
+# Marks a tokenizer puts at the start of a token that begins a new word (GPT-2 style, SentencePiece, plain).
+_WORD_START = ("Ġ", "▁", " ")
+
+_NUMBER_Q = re.compile(r"\bhow\s+(many|much|long|old|far|big|large|tall|high|fast|often|deep|wide|heavy)\b|"
+                       r"\b(what|which)\s+(percentage|percent|proportion|number|amount|population|size|age)\b", re.I)
+_DATE_Q = re.compile(r"^\W*when\b|\b(what|which|in\s+what|in\s+which)\s+(year|years|century|decade|date|month|day|"
+                     r"time\s+period|era)\b|\bwhen\s+(did|was|were|is|does|do|had|will)\b", re.I)
+_NAME_Q = re.compile(r"^\W*(who|whom|whose)\b|^\W*where\b|\b(who|whom)\s+(was|is|were|did|had|has)\b|"
+                     r"^\W*(in\s+)?(what|which)\s+(city|country|state|nation|county|town|region|continent|company|"
+                     r"organi[sz]ation|team|club|university|college|river|mountain|island|ocean|sea|language|party|"
+                     r"person|man|woman|king|queen|president|emperor|author|scientist|mission|ship|station|"
+                     r"province|church|army|empire|dynasty|family|group|newspaper|network|station)\b", re.I)
+
+
+# -- the span, streamed -----------------------------------------------------------------------------------------------
+def stream_span(llm, messages: Sequence[Message], evidence: Sequence[str], *, max_new_tokens: int = 24,
+                prefix: str = "", end_bias: float = 0.0, avoid_start: Sequence[str] = (),
+                answer_type: str | None = None) -> Iterator[str]:
+    """Yield an answer that is a verbatim span of one of the `evidence` texts.
+
+    Args:
+        llm: the LM; constrained decoding when it exposes logits, else generate-then-snap.
+        messages: the prompt (the span prompt of `rag_app.services.prompting`).
+        evidence: the texts the span may come from.
+        max_new_tokens: cap on the span's tokens.
+        prefix: text that starts the assistant reply (e.g. "Answer:").
+        end_bias: added to the logits of ending the span (> 0 favours shorter answers).
+        avoid_start: the question's own words; a span rarely starts by repeating the question.
+        answer_type: "number", "date" or "name" steers the span's first word towards one that fits the question.
+
+    A constrained span that ends by running out of tokens may stop inside a word; `clean_span` trims the ends. The
+    snapped reply of an LM without logits yields nothing when no word of it occurs in the evidence.
+    """
+    if llm.exposes_logits:
+        constraint = SpanConstraint(llm, evidence, end_bias=end_bias, avoid_start=avoid_start,
+                                    answer_type=answer_type)
+        yield from llm.decode(messages, constraint, max_new_tokens=max_new_tokens, prefix=prefix)
+        return
+    reply = llm.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
+    span = snap_to_evidence(reply, evidence)
+    if span:
+        yield span
+
+
+class SpanConstraint:
+    """A `choose_next` for `LLM.decode`: greedy decoding where every step may only extend a verbatim token run of an
+    evidence text.
+
+    Spans start and end at word boundaries; decoding stops when the model prefers an end token (end of turn,
+    newline, or punctuation that does not continue the span) or when the span cannot grow. The first token is steered
+    away from function words and the question's own words, and towards the expected answer type. One instance
+    decodes one span (it keeps the span's possible positions in the evidence).
+    """
+
+    def __init__(self, llm, evidence: Sequence[str], *, end_bias: float = 0.0, avoid_start: Sequence[str] = (),
+                 answer_type: str | None = None):
+        flat: list[int] = []
+        for text in evidence:
+            if text.strip():
+                flat.extend(llm.tokenize(" " + text.strip()))
+                flat.append(-1)  # a span never crosses from one evidence text into the next
+        strings = iter(llm.token_strings([t for t in flat if t >= 0]))
+        self.flat = flat
+        self.tokens = [next(strings) if t >= 0 else "" for t in flat]
+        self.starts_word = {tid: tok.startswith(_WORD_START) or not tok[:1].isalnum()
+                            for tid, tok in zip(flat, self.tokens) if tid >= 0}
+        self.end_ids = llm.stop_ids() | set(llm.tokenize("\n")[-1:])
+        self.punct_ids = {tid for tid, tok in zip(flat, self.tokens) if tid >= 0 and tok in {".", ",", ";", ":", ")"}}
+        self.end_bias = end_bias
+        self.first_penalty = self._first_penalties({w.lower() for w in avoid_start if len(w) >= 3}, answer_type)
+        self.positions: list[int] | None = None  # where in `flat` the span so far may end; None before the first
+
+    def _first_penalties(self, avoid: set[str], answer_type: str | None) -> dict[int, float]:
+        """Logit penalty of each token as the span's first: it depends on the token's position (the whole word, for
+        the answer type), so a token starting both a fitting and an unfitting word takes the smaller penalty."""
+        flat, tokens = self.flat, self.tokens
+        type_penalty = _TYPE_PENALTY.get(answer_type or "", 0.0)
+        penalties: dict[int, float] = {}
+        for i, (tid, tok) in enumerate(zip(flat, tokens)):
+            if tid < 0 or not self.starts_word.get(tid):
+                continue
+            word = tok.lstrip("Ġ▁ ").lower()
+            if word in _NO_START:
+                penalty = 100.0  # never start an answer with "of", "which", "was", ...
+            elif len(word) >= 3 and any(w.startswith(word) or word.startswith(w) for w in avoid):
+                penalty = 2.0
+            else:
+                penalty = 0.0
+            if type_penalty:
+                whole = tok.lstrip("Ġ▁ ")
+                j = i + 1
+                while j < len(flat) and flat[j] >= 0 and tokens[j][:1].isalnum() and not self.starts_word.get(flat[j]):
+                    whole += tokens[j]
+                    j += 1
+                if not fits_answer_type(whole, answer_type):
+                    penalty += type_penalty
+            penalties[tid] = min(penalties.get(tid, penalty), penalty)
+        return penalties
+
+    def _boundary_after(self, p: int) -> bool:
+        """May a span end after position p? At the end of a text, or before a space or punctuation that is not inside
+        a number ("250,000", "3.5")."""
+        flat, tokens = self.flat, self.tokens
+        if p + 1 >= len(flat) or flat[p + 1] < 0:
+            return True
+        nxt = tokens[p + 1]
+        if nxt.startswith(_WORD_START):
+            return True
+        if nxt[:1].isalnum():
+            return False
+        inside_number = (nxt in {",", "."} and tokens[p][-1:].isdigit()
+                         and p + 2 < len(flat) and tokens[p + 2][:1].isdigit())
+        return not inside_number
+
+    def __call__(self, logits: np.ndarray, generated: list[int]) -> int | None:
+        flat, positions = self.flat, self.positions
+        if positions is None:  # first token: any word start of the evidence
+            candidates = {i: flat[i] for i in range(len(flat)) if flat[i] >= 0 and self.starts_word.get(flat[i])}
+        else:
+            candidates = {p + 1: flat[p + 1] for p in positions if p + 1 < len(flat) and flat[p + 1] >= 0}
+        allowed = set(candidates.values())
+        can_end = positions is not None and any(self._boundary_after(p) for p in positions)
+        enders = (self.end_ids | self.punct_ids) if can_end else set()
+        options = sorted(allowed | enders)
+        if not options:
+            return None
+        index = np.asarray(options, dtype=np.int64)
+        scores = np.array(logits[index], dtype=np.float32)  # (len(options),)
+        if positions is None:
+            scores -= np.asarray([self.first_penalty.get(t, 0.0) for t in options], dtype=np.float32)
+        if self.end_bias and enders:
+            scores += np.asarray([self.end_bias if t in enders and t not in allowed else 0.0 for t in options],
+                                 dtype=np.float32)
+        token = int(index[int(np.argmax(scores))])  # the first of equal maxima, as torch.argmax
+        if token not in allowed:
+            return None  # the model chose to end the span
+        self.positions = [p for p, t in candidates.items() if t == token]
+        return token
+
+
+def snap_to_evidence(reply: str, evidence: Sequence[str]) -> str:
+    """The longest run of consecutive words of `reply` that occurs verbatim (case-insensitively) in an evidence text.
+
+    Returns the evidence's own spelling of that run, or "" when no word of the reply occurs in the evidence.
+    """
+    words = word_tokens(reply)
+    best = ""
+    for text in evidence:
+        lowered = text.lower()
+        for start in range(len(words)):
+            for end in range(len(words), start, -1):
+                if end - start <= len(word_tokens(best)):
+                    break
+                pattern = r"\s*".join(re.escape(w.lower()) for w in words[start:end])
+                match = re.search(r"(?<!\w)" + pattern + r"(?!\w)", lowered)
+                if match and match.group(0).strip():
+                    best = text[match.start():match.end()]
+                    break
+    return best.strip()
+
+
+# -- answer types -----------------------------------------------------------------------------------------------------
+def answer_type(question: str) -> str | None:
+    """The kind of answer a question asks for: "number" (how many / how much), "date" (when / what year), "name"
+    (who / where: a capitalised name), or None."""
+    if _NUMBER_Q.search(question):
+        return "number"
+    if _DATE_Q.search(question):
+        return "date"
+    if _NAME_Q.search(question):
+        return "name"
+    return None
+
+
+def fits_answer_type(word: str, answer_type: str | None) -> bool:
+    """Does a span starting with `word` fit the answer type ("number", "date", "name"; None fits anything)?"""
+    if not answer_type:
+        return True
+    bare = word.strip(" \t\"'“”‘’([")
+    low = bare.lower()
+    numeric = bool(re.search(r"\d", bare)) or low in _NUMBER_WORDS or low.rstrip("s") in _NUMBER_WORDS
+    if answer_type == "number":  # a count or an amount: a bare year ("1964") rarely answers "how many"
+        return numeric and not re.fullmatch(r"(1[5-9]|20)\d\d", bare)
+    if answer_type == "date":
+        return numeric or low in _MONTHS or low in {"early", "late", "mid", "spring", "summer", "autumn", "winter"}
+    if answer_type == "name":
+        return bool(bare[:1].isupper()) or bool(re.search(r"\d", bare))
+    return True
+
+
+# -- checks on a span -------------------------------------------------------------------------------------------------
+def question_words(question: str) -> list[str]:
+    """The question's meaningful words, as written (lower-cased)."""
+    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in STOPWORDS]
+
+
+def clean_span(span: str) -> str:
+    """Trim punctuation and unbalanced brackets or quotes at the ends of an extracted span."""
+    span = span.strip().strip(",;:").strip()
+    for opening, closing in (("(", ")"), ("[", "]"), ('"', '"'), ("“", "”")):
+        if opening == closing:
+            if span.count(opening) % 2:
+                span = span.replace(opening, "", 1) if span.startswith(opening) else span.rstrip(opening)
+        elif span.count(opening) != span.count(closing):
+            span = span.strip(opening + closing)
+    return span.strip().rstrip(",;:").strip()
+
+
+def answers_something(span: str, question: str) -> bool:
+    """A span that only repeats the question's words (or has no words at all) answers nothing."""
+    words = content_words(span)
+    if not words:
+        return bool(re.search(r"\d", span))
+    asked = set(content_words(question))
+    return any(w not in asked for w in words)

@@ -1,0 +1,127 @@
+"""Plain-text handling shared by ingest, the services and the UI: stopwords, words, sentences, citations.
+
+The bottom layer: standard library only, so `ingest/`, `rag_app.services` and `rag_app.ui` can all import it.
+
+- `STOPWORDS`, `WORD`, `stem`, `content_words`: the words that carry meaning, as grounding scores them;
+- `word_tokens`: words and punctuation marks, for matching a reply against evidence;
+- `split_sentences`: sentences (and markdown lines) of a text, for evidence ranking and claim checking;
+- `SENTENCE_GAP`: the whitespace after a sentence end, where the chunker may cut a long text;
+- `find_span`: where a sentence (possibly re-spaced) lies in the text it came from;
+- `CITATION`, `cited_numbers`, `strip_citations`: `[1]` and `[1, 2]` markers in an answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+STOPWORDS = frozenset("""
+a an the and or but if then else of to in on at by for with from into onto upon about as is are was were be been being
+am do does did doing done have has had having this that these those there here it its it's they them their theirs he him
+his she her hers we us our you your i me my mine what which who whom whose when where why how whatever whichever whoever
+not no nor so than too very can could should would may might must shall will just also only own same such both each few
+more most other some any all many much one ones s t don now off out over under again further once up down during before
+after above below between through while because until against among within without via per name named called kind type
+""".split())
+
+#: A word: letters and digits, with an optional apostrophe suffix ("don't", "Curie's").
+WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+
+#: A word (with inner hyphens, apostrophes or dots: "24-10", "U.S") or a single punctuation mark: the unit in which
+#: a free reply is matched against evidence, and the scripted LM's "tokens".
+_WORD_OR_MARK = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+
+#: The whitespace after a sentence end (. ! ? … and the CJK full stops, optionally followed by closing quotes or
+#: brackets): where the chunker may cut a text too long for one chunk. It does not look at the next sentence's first
+#: letter, so it also cuts lower-case and non-Latin text; `split_sentences` is stricter.
+SENTENCE_GAP = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
+
+# Split after . ! ? (optionally followed by a closing quote or bracket) when the next sentence starts with a capital,
+# a digit or a quote; and at line breaks (markdown lists, headings). Abbreviations are protected below.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
+_ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|"
+                            r"Jan|Feb|"
+                            r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$")
+_LIST_MARK = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
+
+#: A citation marker: `[1]` or `[1, 2]`, with the whitespace before it (so that stripping leaves clean text).
+CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences (and markdown lines), keeping abbreviations like "Dr." or "U.S." inside."""
+    sentences: list[str] = []
+    pending = ""
+    position = 0
+    for match in _SENTENCE_END.finditer(text):
+        piece = text[position:match.start()]
+        position = match.end()
+        candidate = (pending + " " + piece).strip() if pending else piece.strip()
+        if "\n" not in match.group(0) and _ABBREVIATIONS.search(candidate):
+            pending = candidate
+            continue
+        pending = ""
+        if candidate:
+            sentences.append(candidate)
+    tail = (pending + " " + text[position:]).strip() if pending else text[position:].strip()
+    if tail:
+        sentences.append(tail)
+    cleaned = []
+    for sentence in sentences:
+        sentence = _LIST_MARK.sub("", sentence).strip()
+        if sentence and WORD.search(sentence):
+            cleaned.append(sentence)
+    return cleaned
+
+
+def stem(word: str) -> str:
+    """A tiny suffix stripper: enough to match "trained" with "training" and "engines" with "engine"."""
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    for suffix in ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased stems of the words that carry meaning (stopwords dropped)."""
+    return [stem(w) for w in WORD.findall(text) if w.lower() not in STOPWORDS]
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words and punctuation marks of `text`, in order ("24-10" and "U.S" stay whole)."""
+    return _WORD_OR_MARK.findall(text)
+
+
+def find_span(needle: str, text: str, start: int = 0) -> tuple[int, int] | None:
+    """The (start, end) character offsets of `needle` in `text`, with any run of whitespace matching any other.
+
+    `split_sentences` may join the parts of a sentence with one space where the text had a line break or several
+    spaces; this finds such a sentence in its source all the same. None when it is not there.
+    """
+    needle = needle.strip()
+    if not needle:
+        return None
+    found = text.find(needle, start)
+    if found >= 0:
+        return found, found + len(needle)
+    pattern = r"\s+".join(re.escape(part) for part in needle.split())
+    match = re.compile(pattern).search(text, start)
+    return (match.start(), match.end()) if match else None
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The source numbers cited in `text`, in order of appearance, each once (`[2] ... [1, 2]` gives [2, 1])."""
+    numbers: list[int] = []
+    for group in CITATION.findall(text):
+        for part in group.split(","):
+            number = int(part)
+            if number not in numbers:
+                numbers.append(number)
+    return numbers
+
+
+def strip_citations(text: str) -> str:
+    """The text without its `[n]` / `[n, m]` markers (what EM/F1 are computed on)."""
+    return CITATION.sub("", text).strip()

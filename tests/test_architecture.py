@@ -1,0 +1,80 @@
+"""The layers, checked by reading the imports: heavy libraries and components' private names stay in components/.
+
+components/ (embedder, LM, store, lexical index, reranker) wrap chromadb, transformers and friends; services,
+ingest and the faces use the components' public interfaces only. The demos are standalone PyTorch files.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: Libraries only components may import (torch is also the demos' own).
+COMPONENT_ONLY = {"chromadb", "transformers", "sentence_transformers", "openvino", "onnxruntime", "onnx", "bm25s",
+                  "Stemmer", "tokenizers", "torch", "safetensors", "gguf"}
+TORCH_ALLOWED = ("rag_app/demos/",)
+
+
+def modules() -> list[tuple[str, ast.AST]]:
+    files = [*(REPO / "rag_app").rglob("*.py"), *(REPO / "ingest").rglob("*.py"), REPO / "streamlit_app.py"]
+    return [(f.relative_to(REPO).as_posix(), ast.parse(f.read_text(encoding="utf-8"))) for f in sorted(files)]
+
+
+def imported(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, []
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.lineno, node.module or "", [alias.name for alias in node.names]
+
+
+def test_heavy_libraries_are_imported_by_components_only():
+    offences = []
+    for rel, tree in modules():
+        if rel.startswith("rag_app/components/"):
+            continue
+        for line, module, _ in imported(tree):
+            top = module.split(".")[0]
+            if top in COMPONENT_ONLY and not (top in {"torch", "safetensors"} and rel.startswith(TORCH_ALLOWED)):
+                offences.append(f"{rel}:{line} imports {module}")
+    assert not offences, "\n".join(offences)
+
+
+def test_no_private_name_of_a_component_is_used_outside_components():
+    offences = []
+    for rel, tree in modules():
+        if rel.startswith("rag_app/components/"):
+            continue
+        for line, module, names in imported(tree):
+            if module.startswith("rag_app.components") and any(n.startswith("_") for n in names):
+                offences.append(f"{rel}:{line} imports {names} from {module}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
+                    offences.append(f"{rel}:{node.lineno} reads {ast.unparse(node)}")
+    assert not offences, "\n".join(offences)
+
+
+def test_components_import_nothing_above_them():
+    offences = []
+    for rel, tree in modules():
+        if not rel.startswith("rag_app/components/"):
+            continue
+        for line, module, _ in imported(tree):
+            if module.startswith(("rag_app.services", "rag_app.ui", "rag_app.cli", "rag_app.api", "rag_app.eval",
+                                  "ingest", "streamlit")):
+                offences.append(f"{rel}:{line} imports {module}")
+    assert not offences, "\n".join(offences)
+
+
+def test_services_import_no_face():
+    offences = []
+    for rel, tree in modules():
+        if not rel.startswith(("rag_app/services/", "ingest/")):
+            continue
+        for line, module, _ in imported(tree):
+            if module.startswith(("rag_app.ui", "rag_app.cli", "rag_app.api", "streamlit", "argparse")):
+                offences.append(f"{rel}:{line} imports {module}")
+    assert not offences, "\n".join(offences)

@@ -1,0 +1,29 @@
+"""rag_app.text: the one place for stopwords, sentences, sentence gaps and citation markers."""
+
+from __future__ import annotations
+
+from rag_app.text import SENTENCE_GAP, cited_numbers, content_words, find_span, split_sentences, strip_citations
+
+
+def test_one_citation_pattern_reads_single_and_grouped_markers():
+    answer = "VAEs learn distributions [1]. GANs use a discriminator [2, 3]. Both are generative [1,3][4]."
+    assert cited_numbers(answer) == [1, 2, 3, 4]
+    assert strip_citations(answer) == "VAEs learn distributions. GANs use a discriminator. Both are generative."
+    assert strip_citations("Paris [2]. It is big [1][3].") == "Paris. It is big."
+
+
+def test_sentences_and_the_chunkers_sentence_gap():
+    text = "Dr. Smith went to the U.S. in 1990. He stayed.\n- first item\n- second item"
+    assert split_sentences(text) == ["Dr. Smith went to the U.S. in 1990.", "He stayed.", "first item", "second item"]
+    assert [m.group(0) for m in SENTENCE_GAP.finditer("One. two! 三。 四")] == [" ", " ", " "]  # no capital needed
+
+
+def test_find_span_allows_other_whitespace():
+    text = "Intro.  The capital of\nFrance is Paris."
+    begin, end = find_span("The capital of France is Paris.", text)
+    assert text[begin:end] == "The capital of\nFrance is Paris."
+    assert find_span("Lyon", text) is None and find_span("", text) is None
+
+
+def test_content_words_drop_stopwords_and_stem():
+    assert content_words("The engines were training") == ["engin", "train"]
