@@ -144,11 +144,19 @@ def test_empty_workbook_and_deck_say_so(tmp_path):
         load_file(write(tmp_path, "empty.pptx", raw.getvalue()), "empty.pptx")
 
 
-def test_fixtures_are_regenerated_identically(tmp_path, monkeypatch):
+def _read(path: Path):
+    return [(doc.doc_id, doc.title, seg.text, seg.section, seg.page, seg.extra)
+            for doc in load_file(path, path.name) for seg in doc.segments]
+
+
+def test_regenerated_fixtures_read_the_same(tmp_path, monkeypatch):
+    # Compared as read, not byte for byte: the writers' libraries may lay out their files differently by version.
     monkeypatch.setattr(MAKE, "OUT", tmp_path)
     MAKE.main()
-    for name in REAL.REAL_EXPECTED:
-        assert (tmp_path / name).read_bytes() == (REAL_DOCS / name).read_bytes(), name
+    for name, expected in REAL.REAL_EXPECTED.items():
+        if expected.get("ocr") and ocr_engine() is None:
+            continue
+        assert _read(tmp_path / name) == _read(REAL_DOCS / name), name
 
 
 def test_locators_reach_the_chunk_metadata_and_a_bad_file_does_not_stop_the_batch(rag, tmp_path):
