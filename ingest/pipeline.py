@@ -229,7 +229,10 @@ class IngestService:
         if state is not None and state.is_complete(unit_hash, chunking):
             summary.files.unchanged += 1
             return
-        documents = unit.load()
+        from ingest.loaders.ocr import use_ocr_engine
+
+        with use_ocr_engine(self.settings.ingest.ocr_engine):
+            documents = unit.load()
         chunks: list[tuple[Chunk, Document]] = []
         for document in documents:
             chunks.extend((chunk, document) for chunk in self._chunk(document))
@@ -300,6 +303,8 @@ def _metadata(chunk: Chunk, unit: IngestUnit, unit_hash: str, chunking: str, pos
         "ingested_at": now,
         "origin": unit.origin or None,
     }
+    # Locators beyond page/lines (slide, sheet, ocr...); they never override the fields above.
+    meta.update({key: value for key, value in chunk.extra.items() if key not in meta})
     # Chroma metadata cannot hold None.
     return {key: value for key, value in meta.items() if value is not None}
 

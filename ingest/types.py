@@ -21,6 +21,9 @@ class Segment:
     end_line: int | None = None
     start_char: int | None = None  # offsets into the loaded document text, when known
     end_char: int | None = None
+    #: Locator metadata beyond page and lines, as Chroma-safe scalars (str, int, float, bool), e.g. {"slide": 3},
+    #: {"sheet": "Q3"}, {"ocr": True}; copied into every chunk cut from this segment.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,3 +52,4 @@ class Chunk:
     start_char: int | None = None
     end_char: int | None = None
     n_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # the segment's locator metadata (slide, sheet, ocr...)

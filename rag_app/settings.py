@@ -125,6 +125,9 @@ class IngestSettings(Section):
     # Chunks embedded and written per batch: bounds memory and the work lost to a crash. The embedder sorts each
     # batch by length before padding, so bigger batches pad less (SciFact: 256 → 11.7 % padding, 1024 → 4.0 %).
     batch_chunks: int = Field(1024, ge=1)
+    # Reads scanned PDF pages and images: "auto" = tesseract if installed, else rapidocr (docs/benchmarks.md, OCR);
+    # "off" reports such files as having no text.
+    ocr_engine: Literal["auto", "tesseract", "rapidocr", "off"] = "auto"
 
 
 class RetrieveSettings(Section):

@@ -6,8 +6,10 @@ raises `LoadError` with a short reason; the caller adds the path and carries on.
 
 Offsets. `start_char`/`end_char` index the document's *loaded text*: for text-like files (markdown, plain text,
 code) that is the decoded source with newlines normalised to "\\n", so segments are exact slices of it and their
-line numbers are source line numbers; for extracted formats (HTML, PDF, DOCX, notebooks, CSV) it is the extracted
-segment texts joined by blank lines, and source line numbers are given only where they are meaningful.
+line numbers are source line numbers; for extracted formats (HTML, PDF, DOCX, PPTX, spreadsheets, EPUB, mail,
+images, notebooks, CSV) it is the extracted segment texts joined by blank lines, and source line numbers are given
+only where they are meaningful (a spreadsheet's are its row numbers). Other locators (slide, sheet, chapter,
+message, ocr) go in `Segment.extra` and reach every chunk's metadata.
 
 Adding a format:
     1. Write `ingest/loaders/<format>.py` with one class: subclass `TextLoader` and implement
@@ -26,11 +28,16 @@ from ingest.loaders.base import Loader, TextLoader, default_title
 from ingest.loaders.code import CODE_LANGUAGES, CodeLoader
 from ingest.loaders.decoding import decode_text
 from ingest.loaders.docx import DocxLoader
+from ingest.loaders.epub import EpubLoader
 from ingest.loaders.html import HtmlLoader
+from ingest.loaders.image import ImageLoader
 from ingest.loaders.jsonl import BeirJsonlLoader
+from ingest.loaders.mail import MailLoader
 from ingest.loaders.markdown import MarkdownLoader
 from ingest.loaders.notebook import NotebookLoader
 from ingest.loaders.pdf import PdfLoader
+from ingest.loaders.slides import PptxLoader
+from ingest.loaders.spreadsheet import SpreadsheetLoader
 from ingest.loaders.tabular import TabularLoader
 from ingest.loaders.text import PlainTextLoader
 from ingest.types import Document, LoadError
@@ -46,6 +53,11 @@ LOADERS: tuple[Loader, ...] = (
     NotebookLoader(),
     TabularLoader(),
     BeirJsonlLoader(),
+    PptxLoader(),
+    SpreadsheetLoader(),
+    EpubLoader(),
+    MailLoader(),
+    ImageLoader(),
 )
 
 

@@ -1,4 +1,4 @@
-"""DOCX: paragraphs and tables in body order (python-docx), one segment per heading section."""
+"""DOCX: paragraphs and tables (as Markdown tables) in body order (python-docx), one segment per heading section."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.segments import Joiner, heading_path, push_heading
+from ingest.loaders.tables import markdown_table
 from ingest.types import Document, LoadError
 
 
 class DocxLoader(Loader):
-    """The title from the core properties, a `Title` paragraph or the first `Heading 1`; table rows as "a | b"."""
+    """The title from the core properties, a `Title` paragraph or the first `Heading 1`; tables as Markdown."""
 
     suffixes = frozenset({".docx"})
 
@@ -60,17 +61,10 @@ class DocxLoader(Loader):
                     continue
                 parts.append(text)
             elif tag == "tbl":
-                rows = []
-                for row in Table(element, document).rows:
-                    cells: list[str] = []
-                    for cell in row.cells:
-                        cell_text = " ".join(cell.text.split())
-                        if cell_text and (not cells or cells[-1] != cell_text):  # merged cells repeat
-                            cells.append(cell_text)
-                    if cells:
-                        rows.append(" | ".join(cells))
-                if rows:
-                    parts.append("\n".join(rows))
+                # A merged cell repeats in each grid column it covers, which keeps the columns aligned.
+                table = markdown_table([[cell.text for cell in row.cells] for row in Table(element, document).rows])
+                if table:
+                    parts.append(f"\n{table}\n")  # a paragraph of its own
         flush()
         if not joiner.segments:
             raise LoadError("no text in DOCX")

@@ -1,4 +1,9 @@
-"""HTML: visible text only (scripts, styles and navigation dropped), one segment per `h1`–`h3` section."""
+"""HTML: the page's main content (scripts, styles, navigation, banners, footers, sidebars and cookie notices
+dropped; only `<main>` or the one `<article>` when the page has one), one segment per `h1`–`h3` section; tables
+become Markdown tables.
+
+Main-content extraction is a few structural rules (HTML5 landmarks, ARIA roles, tell-tale class/id words) rather
+than a library: trafilatura's dependency tree is large, and these rules keep every heading of the content."""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import re
 
 from ingest.loaders.base import TextLoader, default_title
 from ingest.loaders.segments import Joiner, heading_path, push_heading
+from ingest.loaders.tables import markdown_table
 from ingest.types import Document, LoadError
 
 _HTML_DROP = ("script", "style", "nav", "noscript", "template", "svg", "iframe", "head")
@@ -39,6 +45,7 @@ class HtmlLoader(TextLoader):
                 title = " ".join(h1.get_text(" ").split())
         for tag in soup(list(_HTML_DROP)):
             tag.decompose()
+        root = _main_content(soup)
 
         joiner = Joiner()
         stack: list[tuple[int, str]] = []
@@ -46,8 +53,13 @@ class HtmlLoader(TextLoader):
         parts: list[str] = []
         skip_types = (Comment, Doctype, Declaration, ProcessingInstruction)
 
+        tables: list[str] = []
+
         def flush() -> None:
-            joiner.add(_tidy_extracted("".join(parts)), section=section)
+            text = _tidy_extracted("".join(parts))
+            if tables:  # put the tables back where their placeholders stand (the tidying would mangle them)
+                text = re.sub(r"\ue000(\d+)\ue000", lambda m: tables[int(m.group(1))], text)
+            joiner.add(text, section=section)
             parts.clear()
 
         def walk(node: Tag, in_pre: bool) -> None:
@@ -69,6 +81,12 @@ class HtmlLoader(TextLoader):
                         push_heading(stack, _HTML_SECTION[name], heading)
                         section = heading_path(stack)
                     continue
+                if name == "table":
+                    table = _markdown_of(child)
+                    if table:
+                        tables.append(table)
+                        parts.append(f"{_PARA_BREAK}\ue000{len(tables) - 1}\ue000{_PARA_BREAK}")
+                    continue
                 if name in _HTML_BLOCK:
                     brk = _PARA_BREAK if name in _HTML_PARAGRAPH else "\n"
                     parts.append(brk)
@@ -81,13 +99,49 @@ class HtmlLoader(TextLoader):
                     walk(child, in_pre or name == "pre")
 
         try:
-            walk(soup, False)
+            walk(root, False)
         except RecursionError as exc:
             raise LoadError("HTML too deeply nested") from exc
         flush()
         if not joiner.segments:
             raise LoadError("no text in HTML")
         return Document(doc_id=rel, title=title or default_title(rel), kind="html", segments=joiner.segments)
+
+
+_LANDMARKS = ("header", "footer", "aside")  # page chrome, unless inside the main content
+_CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search"})
+_CHROME_WORDS = frozenset(
+    "nav navbar navigation menu menubar breadcrumb breadcrumbs sidebar footer cookie cookies consent banner "
+    "share social skip subscribe newsletter advert ads advertisement promo related".split()
+)
+
+
+def _main_content(soup):
+    """Drop page chrome from `soup` and return the element to read: the one `<main>`/`<article>`, else the page."""
+    for tag in soup.find_all(True):
+        if getattr(tag, "decomposed", False) or tag.name in ("html", "body", "main", "article"):
+            continue
+        in_content = tag.find_parent(["main", "article"]) is not None
+        role = str(tag.get("role") or "").lower()
+        words = {w for value in (tag.get("class") or []) + [str(tag.get("id") or "")]
+                 for w in re.split(r"[-_\s]+", str(value).lower()) if w}
+        chrome = (tag.name in _LANDMARKS and not in_content) or role in _CHROME_ROLES or bool(words & _CHROME_WORDS)
+        if chrome and tag.find("h1") is None:
+            tag.decompose()
+    for candidates in (soup.find_all("main"), soup.find_all(attrs={"role": "main"}), soup.find_all("article")):
+        if len(candidates) == 1:
+            return candidates[0]
+    return soup
+
+
+def _markdown_of(table) -> str:
+    """A `<table>` as a Markdown table (its own rows only, not those of tables nested in it)."""
+    rows = []
+    for row in table.find_all("tr"):
+        if row.find_parent("table") is not table:
+            continue
+        rows.append([cell.get_text(" ") for cell in row.find_all(["th", "td"], recursive=False)])
+    return markdown_table(rows)
 
 
 def _tidy_extracted(text: str) -> str:

@@ -1,4 +1,9 @@
-"""PDF: one segment per page of the text layer (pypdf); encrypted files open only with an empty password."""
+"""PDF: one segment per page, from the text layer (pypdf) when it is good, else by OCR of the page rendered by
+pypdfium2 (`ingest.loaders.ocr`; such segments carry `ocr=True`); encrypted files open only with an empty password.
+
+A page is OCR'd when its text layer is missing or garbage (`usable_text`) and the page holds an image: a scan.
+A page with ruled tables is re-read with them as Markdown tables (`ingest.loaders.pdf_tables`).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import io
 import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
+from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, read_image
+from ingest.loaders.pdf_tables import pages_with_tables
 from ingest.loaders.segments import Joiner
 from ingest.types import Document, LoadError
 
 
 class PdfLoader(Loader):
-    """Pages without a text layer are skipped; one unreadable page does not sink the file."""
+    """Blank pages are skipped; one unreadable page does not sink the file."""
 
     suffixes = frozenset({".pdf"})
 
@@ -39,23 +46,69 @@ class PdfLoader(Loader):
         except Exception as exc:  # noqa: BLE001 - pypdf raises many types (PdfReadError, ValueError...) on broken files
             raise LoadError(f"corrupt PDF: {short_reason(exc)}") from exc
 
-        joiner = Joiner()
+        texts: list[str | None] = []  # per page: the tidied text layer, or None when unreadable
         failures = 0
         last_error: Exception | None = None
         for number in range(n_pages):
             try:
-                page_text = pages[number].extract_text() or ""
+                texts.append(_tidy_pdf_text(pages[number].extract_text() or ""))
             except Exception as exc:  # noqa: BLE001 - one unreadable page does not sink the file
                 failures += 1
                 last_error = exc
-                continue
-            joiner.add(_tidy_pdf_text(page_text), page=number + 1)
+                texts.append(None)
+        scanned = [i for i, text in enumerate(texts) if not usable_text(text or "")]
+        ocr_texts, ocr_missing = _ocr_pages(data, scanned) if scanned else ({}, False)
+        table_texts = pages_with_tables(data, [i for i, text in enumerate(texts) if i not in ocr_texts and text])
+        joiner = Joiner()
+        for index, text in enumerate(texts):
+            if ocr_texts.get(index):
+                joiner.add(ocr_texts[index], page=index + 1, extra={"ocr": True})
+            else:  # the text layer, or the page rebuilt with its ruled tables as Markdown
+                joiner.add(table_texts.get(index) or text or "", page=index + 1)
         if not joiner.segments:
             if failures and last_error is not None:
                 raise LoadError(f"corrupt PDF: {short_reason(last_error)}")
+            if ocr_missing:
+                raise LoadError(f"PDF has no text layer (scanned?) and {NO_ENGINE}")
             raise LoadError("PDF has no text layer (scanned?)")
         return [Document(doc_id=rel, title=_pdf_title(reader) or default_title(rel), kind="pdf",
                          segments=joiner.segments, extra={"pages": n_pages})]
+
+
+def usable_text(text: str) -> bool:
+    """Whether a page's text layer is worth keeping: some words, mostly letters and digits, few broken glyphs."""
+    visible = [ch for ch in text if not ch.isspace()]
+    if len(visible) < 20:
+        return False
+    alnum = sum(ch.isalnum() for ch in visible)
+    broken = text.count("\ufffd") + len(re.findall(r"\(cid:\d+\)", text)) * 6
+    return alnum >= 0.5 * len(visible) and broken <= 0.05 * len(visible)
+
+
+def _ocr_pages(data: bytes, indexes: list[int]) -> tuple[dict[int, str], bool]:
+    """OCR text of the given pages that hold an image, and whether OCR was needed but no engine is installed."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    out: dict[int, str] = {}
+    try:
+        document = pdfium.PdfDocument(data)
+    except Exception:  # noqa: BLE001 - pypdf read it; pdfium may still refuse (e.g. some encryptions)
+        return out, False
+    try:
+        engine = None
+        for index in indexes:
+            page = document[index]
+            if not any(True for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2)):
+                continue  # blank or vector-only: nothing to read
+            engine = engine or ocr_engine()
+            if engine is None:
+                return out, True
+            image = page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
+            out[index] = read_image(engine, image)
+        return out, False
+    finally:
+        document.close()
 
 
 def _pdf_title(reader) -> str:

@@ -317,7 +317,7 @@ def test_supported_suffixes():
     for suffix in (".md", ".txt", ".html", ".htm", ".pdf", ".docx", ".py", ".ipynb", ".csv", ".tsv", ".jsonl", ".rs"):
         assert suffix in SUPPORTED_SUFFIXES
         assert is_supported(Path(f"x{suffix.upper()}"))
-    assert not is_supported("photo.jpg") and not is_supported("Makefile") and not is_supported("old.doc")
+    assert not is_supported("photo.bmp") and not is_supported("Makefile") and not is_supported("old.doc")
 
 
 def test_decode_text_rejects_nul_but_accepts_utf16():

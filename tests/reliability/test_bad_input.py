@@ -49,8 +49,9 @@ FAILED = {
     "dangling.md": "broken symlink",
     "dirloop/up": "not followed",
     "toodeep/e/e/...": "too long",  # the first folder past PATH_MAX (how deep depends on the temp path)
+    "image.png": "corrupt or unsupported image",  # a PNG header and nothing else
 }
-SKIPPED = {"image.png": "unsupported"}
+SKIPPED = {"archive.7z": "unsupported"}
 
 
 def write_pdfs(root: Path) -> None:
@@ -127,6 +128,7 @@ def bad_tree(tmp_path):
     (root / "notes.md" / "inside.txt").write_text("Inside a folder named like a file lives the lynx.\n")
     os.mkfifo(root / "pipe.txt")  # must be ignored, not block the run
     (root / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (root / "archive.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + bytes(64))
     (root / ".hidden.md").write_text("# Hidden\n\nnot ingested\n")
     make_too_deep(root, "toodeep", TOO_DEEP, "lost.md")
     yield root
