@@ -49,10 +49,17 @@ def snapshot(store) -> dict[str, tuple[str, dict]]:
 
 
 def assert_vector_index_complete(store, embedder) -> None:
-    """A query asking for every record returns every record: the vector index agrees with the metadata."""
-    count = store.count()
-    hits = store.query(embedder.embed_query("lantern harbour"), count)
-    assert len(hits) == count == len({h.id for h in hits})
+    """Every record's stored vector is in the vector index: a query with it finds the record itself.
+
+    (A single query for all `count` records is not a sound check: HNSW search is approximate, and after deletes it can
+    return fewer than k results even when every vector is indexed; CI saw that once.)
+    """
+    del embedder  # the records' own vectors are the queries
+    ids = [record_id for record_id, _, _ in store.iter_records()]
+    vectors = store.get_embeddings(ids)
+    assert set(vectors) == set(ids), "records without a stored vector"
+    missing = [rid for rid in ids if rid not in {hit for hit, _ in store.query_ids(vectors[rid], 10)}]
+    assert not missing, f"{len(missing)} of {len(ids)} records not found by their own vector, e.g. {missing[:3]}"
 
 
 # -- the kill -9 harness (test_crash_safety, test_crash_safety_documents) ------------------------------------------
