@@ -59,10 +59,8 @@ def format_sources(answer) -> str:
     lines = []
     for source in shown:
         where = source.source
-        if source.page is not None:
-            where += f", page {source.page}"
-        elif source.lines:
-            where += f", lines {source.lines}"
+        if source.location():
+            where += f", {source.location()}"
         if source.section and source.title and source.section.startswith(source.title):
             label = source.section  # the section path already starts with the title
         else:

@@ -46,6 +46,10 @@ SPAN_PREFIX = "Answer:"
 _DONT_KNOW = re.compile(r"^\W*(i\s+don'?t\s+know|i\s+do\s+not\s+know|the\s+(sources|documents)\s+do\s*n[o']t)", re.I)
 
 
+#: Chunk metadata that says where in a file a chunk comes from, beyond page and lines (set by ingest/loaders/).
+LOCATOR_KEYS = ("slide", "sheet", "chapter", "message", "attachment", "ocr")
+
+
 @dataclass
 class Source:
     """A retrieved chunk as shown to the user, numbered as cited: `[n]` in the answer is `sources[n - 1]`."""
@@ -63,6 +67,24 @@ class Source:
     # extractive answer the sentence the span comes from and the best-ranked one; for a generative answer the evidence
     # sentence each cited claim rests on. Empty for a source the answer does not cite.
     cited_spans: list[tuple[int, int]] = field(default_factory=list)
+    # Where in the file, beyond page and lines: slide, sheet, chapter, message, attachment, ocr (as the loader set it).
+    locator: dict[str, Any] = field(default_factory=dict)
+
+    def location(self, lines: bool = True) -> str:
+        """The cited place in words: "page 3 (OCR)", "slide 4", "sheet Q3, rows 2-9", "message 2", "lines 10-20"."""
+        where = self.locator
+        parts = [f"page {self.page}"] if self.page is not None else []
+        for key in ("slide", "chapter", "message"):
+            if key in where:
+                parts.append(f"{key} {where[key]}")
+        if "sheet" in where:
+            parts.append(f"sheet {where['sheet']}" + (f", rows {self.lines}" if lines and self.lines else ""))
+        elif lines and self.lines and not parts:
+            parts.append(f"lines {self.lines}")
+        if "attachment" in where:
+            parts.append(f"attachment {where['attachment']}")
+        text = ", ".join(parts)
+        return f"{text} (OCR)" if where.get("ocr") and text else ("OCR" if where.get("ocr") else text)
 
     @classmethod
     def from_hit(cls, n: int, hit) -> Source:
@@ -73,7 +95,8 @@ class Source:
         return cls(n=n, source=str(meta.get("source") or meta.get("doc_id") or hit.id),
                    title=str(meta.get("title") or ""),
                    section=str(meta.get("section") or ""), page=int(page) if page not in (None, "", -1) else None,
-                   lines=lines, score=round(float(hit.score), 4), text=hit.text)
+                   lines=lines, score=round(float(hit.score), 4), text=hit.text,
+                   locator={key: meta[key] for key in LOCATOR_KEYS if meta.get(key) not in (None, "", False)})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

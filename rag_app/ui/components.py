@@ -117,9 +117,13 @@ def source_label(source: Any) -> str:
     """`[n] file — section or page · score`."""
     parts = [f"[{field(source, 'n', '?')}] {field(source, 'source', '') or 'unknown source'}"]
     where = field(source, "section") or ""
+    locate = getattr(source, "location", None)
+    place = locate(lines=False) if callable(locate) else ""
     page = field(source, "page")
-    if page not in (None, "", 0):
-        where = f"{where}, p. {page}" if where else f"page {page}"
+    if not place and page not in (None, "", 0):
+        place = f"page {page}"
+    if place:
+        where = f"{where}, {place}" if where else place
     if where:
         parts.append(f" — {where}")
     score = field(source, "score")
