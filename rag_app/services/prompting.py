@@ -151,6 +151,9 @@ def topic_of(question: str) -> str:
         runs.append(current)
     runs = [_trim_run(run) for run in runs]
     runs = [run for run in runs if run]
+    # A lone verb ("Who invented the zorbulator?" -> "invented") is not a topic when a later run names one.
+    runs = [run for run in runs if not (len(run) == 1 and re.search(r"(ed|ing)$", run[0]) and run[0].islower())] \
+        or runs
     if not runs:
         return ""
     for run in runs:  # a proper noun or acronym (not just a capitalised first word) names the topic best

@@ -70,3 +70,12 @@ def test_fit_passages_cuts_the_last_source_at_a_sentence():
 def test_fit_passages_rejects_an_impossible_budget():
     with pytest.raises(ValueError):
         fit_passages([Passage(1, "x")], lambda ps: span_messages("q?", ps), lambda m: 10_000, 100)
+
+
+def test_a_lone_verb_is_not_the_topic_of_a_follow_up():
+    from rag_app.services.prompting import rewrite_followup, topic_of
+
+    assert topic_of("Who invented the zorbulator?") == "zorbulator"
+    history = [{"role": "user", "content": "Who invented the zorbulator?"}, {"role": "assistant", "content": "x"}]
+    assert "zorbulator" in rewrite_followup("Who built it first?", history)
+    assert topic_of("How is a VAE trained?") == "VAE"
