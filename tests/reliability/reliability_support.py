@@ -66,6 +66,29 @@ def assert_vector_index_complete(store, embedder) -> None:
 _CHUNKS = re.compile(r"chunks=(\d+)")
 
 
+def assert_recovers(home: Path, trial: int, outcome: tuple, expected: dict, ingest) -> None:
+    """After a kill -9 in `home`: the lock is free, a reader's BM25 index already matches the store, and a rerun
+    (`ingest(home) -> (rag, summary)`) ends exactly at `expected`, with the vector and lexical indexes complete."""
+    from rag_app.api import RAG
+    from rag_app.settings import Settings
+
+    assert lock_is_free(home), f"trial {trial}: the killed process left the writer lock held"
+    # Before any repair, a reader's lexical index already matches what the store holds (a stale stamp rebuilds).
+    reader = RAG(Settings(profile="test", home=home))
+    lexical = lexical_ids(reader)
+    if lexical is not None:
+        assert lexical == set(snapshot(reader.store())), f"trial {trial}: lexical index out of sync after kill"
+    rag, rerun = ingest(home)
+    assert rerun.ok, rerun.failed
+    store = rag.store()
+    assert snapshot(store) == expected, f"trial {trial} {outcome}"
+    assert store.count() == len(expected)
+    assert_vector_index_complete(store, rag.embedder)
+    lexical = lexical_ids(rag)
+    if lexical is not None:
+        assert lexical == expected.keys(), f"trial {trial}: lexical index out of sync"
+
+
 def chunks_seen(text: str) -> int:
     found = _CHUNKS.findall(text)
     return int(found[-1]) if found else -1

@@ -14,8 +14,8 @@ import subprocess
 import time
 
 import pytest
-from reliability_support import (StderrWatcher, assert_vector_index_complete, chunks_seen, kill9, lexical_ids,
-                                 lock_is_free, make_corpus, make_v2, rag_cmd, rag_env, snapshot)
+from reliability_support import (StderrWatcher, assert_recovers, chunks_seen, kill9, make_corpus, make_v2, rag_cmd,
+                                 rag_env, snapshot)
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -67,21 +67,7 @@ def test_kill9_at_random_points_then_rerun_equals_the_uninterrupted_result(tmp_p
         killed = proc.returncode == -9
         outcomes.append((scenario, target, round(delay, 3), at_kill, killed))
 
-        assert lock_is_free(home), f"trial {trial}: the killed process left the writer lock held"
-        # Before any repair, a reader's lexical index already matches what the store holds (a stale stamp rebuilds).
-        reader = RAG(Settings(profile="test", home=home))
-        lexical = lexical_ids(reader)
-        if lexical is not None:
-            assert lexical == set(snapshot(reader.store())), f"trial {trial}: lexical index out of sync after kill"
-        rag, rerun = ingest_in_process(home, corpus)
-        assert rerun.ok, rerun.failed
-        store = rag.store()
-        assert snapshot(store) == expected, f"trial {trial} {outcomes[-1]}"
-        assert store.count() == len(expected)
-        assert_vector_index_complete(store, rag.embedder)
-        lexical = lexical_ids(rag)
-        if lexical is not None:
-            assert lexical == expected.keys(), f"trial {trial}: lexical index out of sync"
+        assert_recovers(home, trial, outcomes[-1], expected, lambda h: ingest_in_process(h, corpus))
 
     print("\n(scenario, target chunks, extra delay s, chunks written at kill, killed mid-run):")
     for outcome in outcomes:

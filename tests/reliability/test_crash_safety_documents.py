@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_support import (PYTHON, StderrWatcher, assert_vector_index_complete, chunks_seen, corpus_documents,
-                                 kill9, lexical_ids, lock_is_free, make_corpus, make_v2, rag_env, snapshot)
+from reliability_support import (PYTHON, StderrWatcher, assert_recovers, chunks_seen, corpus_documents, kill9,
+                                 make_corpus, make_v2, rag_env, snapshot)
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -70,20 +70,7 @@ def test_kill9_during_ingest_documents_then_rerun_equals_the_uninterrupted_resul
         outcomes.append((scenario, target, round(delay, 3), chunks_seen(text), killed))
         assert killed or proc.returncode == 0, text[-2000:]
 
-        assert lock_is_free(home), f"trial {trial}: the killed process left the writer lock held"
-        reader = RAG(Settings(profile="test", home=home))
-        lexical = lexical_ids(reader)
-        if lexical is not None:
-            assert lexical == set(snapshot(reader.store())), f"trial {trial}: lexical index out of sync after kill"
-        rag, rerun = ingest_in_process(home, corpus)
-        assert rerun.ok, rerun.failed
-        store = rag.store()
-        assert snapshot(store) == expected, f"trial {trial} {outcomes[-1]}"
-        assert store.count() == len(expected)
-        assert_vector_index_complete(store, rag.embedder)
-        lexical = lexical_ids(rag)
-        if lexical is not None:
-            assert lexical == expected.keys(), f"trial {trial}: lexical index out of sync"
+        assert_recovers(home, trial, outcomes[-1], expected, lambda h: ingest_in_process(h, corpus))
 
     print("\n(scenario, target chunks, extra delay s, chunks written at kill, killed mid-run):")
     for outcome in outcomes:
