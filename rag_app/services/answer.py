@@ -27,7 +27,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag_app.services.extractive import answer_type, answers_something, clean_span, question_words, stream_span
+from rag_app.services.extractive import (
+    answer_type,
+    answers_something,
+    clean_span,
+    question_words,
+    span_candidates,
+    stream_span,
+)
 from rag_app.services.grounding import Evidence, rank_evidence, relevance, support
 from rag_app.services.questions import wants_explanation
 from rag_app.services.prompting import (
@@ -228,9 +235,7 @@ class AnswerService:
                 break
         kept = kept or passages[:1]
         pieces: list[str] = []
-        for piece in stream_span(self.llm, messages, [p.text for p in kept], max_new_tokens=cfg.span_max_tokens,
-                                 prefix=SPAN_PREFIX, end_bias=cfg.span_end_bias,
-                                 avoid_start=question_words(run.standalone), answer_type=answer_type(run.standalone)):
+        for piece in self._span(run, messages, [p.text for p in kept]):
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -277,6 +282,24 @@ class AnswerService:
         cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
         rests_on = [(home.n, home.text)] + ([(kept[0].n, kept[0].text)] if cfg.quote and home is not kept[0] else [])
         yield run.finish(clean + tail, short=clean, cited=cited, rests_on=rests_on)
+
+    def _span(self, run: _Run, messages: list[dict], evidence: list[str]) -> Iterator[str]:
+        """The short answer's span of `evidence`, streamed: by the likelihood reader or greedy decoding (see
+        `settings.answer.reader`)."""
+        cfg = self.settings.answer
+        hints = {"end_bias": cfg.span_end_bias, "avoid_start": question_words(run.standalone),
+                 "answer_type": answer_type(run.standalone)}
+        if cfg.reader == "likelihood" and self.llm.exposes_logits:
+            run.extra["reader"] = "likelihood"
+            best = span_candidates(self.llm, messages, evidence, prefix=SPAN_PREFIX, max_tokens=cfg.span_max_tokens,
+                                   starts=cfg.reader_starts, length_power=cfg.reader_length_power,
+                                   rank_penalty=cfg.reader_rank_penalty, **hints)
+            if best:
+                yield best[0].text
+            return
+        run.extra["reader"] = "greedy" if self.llm.exposes_logits else "snapped"
+        yield from stream_span(self.llm, messages, evidence, max_new_tokens=cfg.span_max_tokens, prefix=SPAN_PREFIX,
+                               **hints)
 
     def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
         """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -170,6 +171,62 @@ class SpanConstraint:
             return None  # the model chose to end the span
         self.positions = [p for p, t in candidates.items() if t == token]
         return token
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    """A verbatim span of an evidence text scored as the answer by the LM's likelihood."""
+
+    text: str
+    evidence_index: int  # which evidence text it comes from
+    tokens: int
+    logprob: float  # log p(span tokens, then the end of the reply | prompt)
+    penalty: float  # the first word's penalty (function word, question word, answer type)
+    score: float  # (logprob - penalty) / (tokens + 1) ** length_power, minus the evidence-rank penalty
+    start: int = 0  # token position of its first word in the evidence (the texts' tokens laid end to end)
+    opening: float = 0.0  # its first word's log-probability minus the penalty: how the starts were picked
+
+
+def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *, prefix: str = "",
+                    max_tokens: int = 16, starts: int = 12, end_bias: float = 0.0, avoid_start: Sequence[str] = (),
+                    answer_type: str | None = None, length_power: float = 0.5, rank_penalty: float = 0.0
+                    ) -> list[SpanCandidate]:
+    """Every span of the evidence that starts at one of the `starts` likeliest first words, scored by the LM.
+
+    The prompt runs once; the continuations (each candidate start's text up to `max_tokens` tokens) run in one batch
+    against its KV cache, so every end point of every start is scored by the same pass: the log-probability of the
+    span's tokens and then of ending the reply, length-normalised, with the answer-type and question-word penalties
+    of the greedy constraint on the first word. Returns the candidates best first.
+    """
+    table = SpanConstraint(llm, evidence, end_bias=end_bias, avoid_start=avoid_start, answer_type=answer_type)
+    flat = table.flat
+    owner, index = [], 0
+    for tid in flat:
+        owner.append(index)
+        index += tid < 0
+    with llm.continuations(messages, prefix=prefix, reserve=max_tokens) as run:
+        first = run.first_logprobs
+        opening = [(float(first[flat[i]]) - table.first_penalty.get(flat[i], 0.0), i) for i in range(len(flat))
+                   if flat[i] >= 0 and table.starts_word.get(flat[i]) and table.first_penalty.get(flat[i], 0.0) < 50]
+        picked = [i for _, i in sorted(opening, reverse=True)[:starts]]
+        conts = []
+        for i in picked:
+            stop = next((j for j in range(i, min(len(flat), i + max_tokens)) if flat[j] < 0), min(len(flat), i + max_tokens))
+            conts.append(flat[i:stop])
+        scored = run.score(conts, table.end_ids | table.punct_ids) if conts else []
+    found: dict[tuple[int, int], SpanCandidate] = {}
+    for i, cont, (token_lp, end_lp) in zip(picked, conts, scored):
+        penalty = table.first_penalty.get(flat[i], 0.0)
+        running = np.cumsum(token_lp)
+        for t in range(len(cont)):
+            if not table._boundary_after(i + t):
+                continue
+            logprob = float(running[t] + end_lp[t])
+            score = (logprob + end_bias - penalty) / (t + 2) ** length_power - rank_penalty * owner[i]
+            text = llm.detokenize(cont[: t + 1]).strip()
+            found[(i, t)] = SpanCandidate(text, owner[i], t + 1, logprob, penalty, score, i,
+                                          float(token_lp[0]) - penalty)
+    return sorted(found.values(), key=lambda c: -c.score)
 
 
 def snap_to_evidence(reply: str, evidence: Sequence[str]) -> str:

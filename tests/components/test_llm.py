@@ -223,3 +223,22 @@ def test_the_span_constraint_on_a_real_model_yields_an_evidence_span(tiny_lm_dir
     evidence = ["the capital of France is Paris ."]
     span = "".join(stream_span(llm, CHAT, evidence, max_new_tokens=4, prefix="Answer:")).strip()
     assert span and span in evidence[0]
+
+
+def test_continuations_score_like_a_full_forward_pass(tiny_lm_dir, tmp_path):
+    torch = pytest.importorskip("torch")
+    llm = _tiny(tiny_lm_dir, tmp_path)
+    conts = [llm.tokenize("Paris"), llm.tokenize("the capital of France"), llm.tokenize("France .")]
+    with llm.continuations(CHAT, prefix="Answer:") as run:
+        scored = run.score(conts, llm.stop_ids())
+        assert run.first_logprobs.shape == (len(_VOCAB),)
+    model, tokenizer = llm._load()
+    prompt = tokenizer(llm.render(CHAT, "Answer:"), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    for cont, (token_lp, end_lp) in zip(conts, scored):
+        with torch.inference_mode():
+            full = torch.log_softmax(model(input_ids=torch.cat([prompt, torch.tensor([cont])], 1)).logits[0], -1)
+        start = prompt.shape[1]
+        expected = [float(full[start - 1 + t, tok]) for t, tok in enumerate(cont)]
+        ends = [float(full[start + t, 1]) for t in range(len(cont))]  # "</s>" is the only stop token
+        assert token_lp.shape == end_lp.shape == (len(cont),)
+        assert token_lp == pytest.approx(expected, abs=1e-4) and end_lp == pytest.approx(ends, abs=1e-4)

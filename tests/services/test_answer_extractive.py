@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
 from rag_app.components.embedder import FakeEmbedder
-from rag_app.components.llm import LLM, ScriptedLLM
+from rag_app.components.llm import LLM, Continuations, ScriptedLLM
 from rag_app.components.store import Hit
 from rag_app.services.answer import AnswerService
 from rag_app.services.extractive import (
@@ -75,6 +76,29 @@ class LogitsLM(LLM):
 
     def stop_ids(self):
         return {0}
+
+    def detokenize(self, ids):
+        return "".join(self.vocab[i] for i in ids if i != 0).replace("Ġ", " ")
+
+    @contextmanager
+    def continuations(self, messages, prefix="", reserve=32):
+        """The likelihood reader's view of the same fixed logits: every step has the same distribution."""
+        self.calls.append(list(messages))
+        for name in self.scores:
+            self._id(name)
+        logits = np.full(len(self.vocab), -10.0)
+        for name, score in self.scores.items():
+            logits[self.vocab.index(name)] = score
+        logprobs = logits - np.logaddexp.reduce(logits)
+
+        class Run(Continuations):
+            first_logprobs = logprobs
+
+            def score(self, continuations, end_ids):
+                end = np.logaddexp.reduce(logprobs[sorted(end_ids)])
+                return [(logprobs[list(c)], np.full(len(c), end)) for c in continuations]
+
+        yield Run()
 
     def decode(self, messages, choose_next, max_new_tokens=96, prefix="", stop=()):
         self.calls.append(list(messages))
@@ -143,12 +167,14 @@ def test_span_constraint_is_one_span_per_instance():
     assert constraint.positions == [1]
 
 
-def test_the_service_answers_with_the_constrained_span(test_settings):
+@pytest.mark.parametrize("reader", ["likelihood", "greedy"])
+def test_the_service_answers_with_the_constrained_span(test_settings, reader):
     llm = LogitsLM({"ĠParis": 5, EOS: 4, "Ġlies": 1})
-    svc = AnswerService(test_settings, ListRetriever(HITS), llm, FakeEmbedder())
+    svc = AnswerService(test_settings.with_overrides(**{"answer.reader": reader}), ListRetriever(HITS), llm,
+                        FakeEmbedder())
     answer = svc.ask("What is the capital of France?")
     assert answer.short == "Paris" and answer.text.startswith("Paris [2].")
-    assert llm.calls  # decoded, not generated
+    assert llm.calls and answer.extra["reader"] == reader  # scored or decoded, not generated
 
 
 def test_snap_to_evidence_returns_the_evidence_spelling():

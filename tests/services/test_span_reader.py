@@ -1,0 +1,166 @@
+"""The likelihood span reader: every candidate span scored by an LM with known likelihoods; the best one wins."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+import numpy as np
+
+from rag_app.components.embedder import FakeEmbedder
+from rag_app.components.llm import LLM, Continuations
+from rag_app.components.store import Hit
+from rag_app.services.answer import AnswerService
+from rag_app.services.extractive import span_candidates
+from rag_app.settings import Settings
+
+EOS = "</s>"
+CHAT = [{"role": "user", "content": "q"}]
+EVIDENCE = ["The Denver Broncos beat the Carolina Panthers."]
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+class BigramLM(LLM):
+    """A word-level fake LM whose next-token logits depend on the previous token only: `first` gives the logits of
+    the reply's first token, `after[prev]` those after `prev` (unlisted tokens: -10). Greedy decoding and the
+    likelihood of a whole span can disagree, which is what the reader is for."""
+
+    exposes_logits = True
+
+    def __init__(self, first: dict[str, float], after: dict[str, dict[str, float]]):
+        self.name = "bigram-fake"
+        self.context_window = 4096
+        self.first, self.after = first, after
+        self.vocab: list[str] = [EOS, "\n"]
+        for table in [first, *after.values()]:
+            for token in table:
+                self._id(token)
+        for token in after:
+            self._id(token)
+        self.prompts: list[list[dict]] = []
+
+    def _id(self, token: str) -> int:
+        if token not in self.vocab:
+            self.vocab.append(token)
+        return self.vocab.index(token)
+
+    def _logits(self, table: dict[str, float]) -> np.ndarray:
+        logits = np.full(len(self.vocab), -10.0)
+        for token, value in table.items():
+            logits[self._id(token)] = value
+        return logits
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
+        raise AssertionError("the likelihood reader scores spans; it never generates")
+
+    def tokenize(self, text):
+        pieces = re.findall(r"\n|\s?[^\s.,]+|[.,]", text)
+        return [self._id("Ġ" + p[1:] if p[:1] == " " else p) for p in pieces]
+
+    def token_strings(self, ids):
+        return [self.vocab[i] for i in ids]
+
+    def detokenize(self, ids):
+        return "".join(self.vocab[i] for i in ids if i != 0).replace("Ġ", " ")
+
+    def stop_ids(self):
+        return {0}
+
+    @contextmanager
+    def continuations(self, messages, prefix="", reserve=32):
+        self.prompts.append(list(messages))
+        lm = self
+
+        class Run(Continuations):
+            first_logprobs = log_softmax(lm._logits(lm.first))
+
+            def score(self, continuations, end_ids):
+                ends = sorted(end_ids)
+                out = []
+                for cont in continuations:
+                    token_lp, end_lp = [], []
+                    for t, tid in enumerate(cont):
+                        lp = self.first_logprobs if t == 0 else log_softmax(
+                            lm._logits(lm.after.get(lm.vocab[cont[t - 1]], {})))
+                        token_lp.append(lp[tid])
+                        nxt = log_softmax(lm._logits(lm.after.get(lm.vocab[tid], {})))
+                        end_lp.append(np.logaddexp.reduce(nxt[ends]))
+                    out.append((np.array(token_lp), np.array(end_lp)))
+                return out
+
+        yield Run()
+
+
+# Greedy decoding would start with "Carolina" (the likeliest first word), but after it the model is unsure; the
+# span "Denver Broncos" followed by the end of the reply is the likelier answer as a whole.
+FIRST = {"ĠCarolina": 3.0, "ĠDenver": 2.5, "ĠBroncos": 0.5}
+AFTER = {"ĠCarolina": {"ĠPanthers": 0.0, EOS: 0.0, "Ġbeat": 0.0, "Ġthe": 0.0},
+         "ĠPanthers": {EOS: 0.0, ".": 0.0, "Ġthe": 0.0},
+         "ĠDenver": {"ĠBroncos": 6.0},
+         "ĠBroncos": {EOS: 6.0, "Ġbeat": 1.0}}
+
+
+def test_the_likeliest_whole_span_wins_over_the_likeliest_first_word():
+    best = span_candidates(BigramLM(FIRST, AFTER), CHAT, EVIDENCE, length_power=0.0)
+    assert best[0].text == "Denver Broncos"
+    assert best[0].evidence_index == 0 and best[0].tokens == 2
+    # Every candidate is a verbatim span of the evidence, and they come best first.
+    assert all(c.text in EVIDENCE[0] for c in best)
+    assert [c.score for c in best] == sorted((c.score for c in best), reverse=True)
+
+
+def test_likelihoods_are_those_of_the_lm():
+    lm = BigramLM(FIRST, AFTER)
+    best = {c.text: c for c in span_candidates(lm, CHAT, EVIDENCE, length_power=0.0)}
+    first = log_softmax(lm._logits(FIRST))
+    after_denver = log_softmax(lm._logits(AFTER["ĠDenver"]))
+    after_broncos = log_softmax(lm._logits(AFTER["ĠBroncos"]))
+    expected = first[lm._id("ĠDenver")] + after_denver[lm._id("ĠBroncos")] + after_broncos[0]
+    assert np.isclose(best["Denver Broncos"].logprob, expected, atol=1e-5)
+
+
+def test_a_span_never_starts_with_a_function_word_or_crosses_texts():
+    lm = BigramLM({"Ġof": 9.0, "ĠDenver": 1.0}, {"ĠDenver": {EOS: 5.0}})
+    spans = [c.text for c in span_candidates(lm, CHAT, ["Fans of Denver", "Broncos won"])]
+    assert spans[0] == "Denver"
+    assert not any(s.lower().startswith("of") for s in spans)
+    assert "Denver Broncos" not in spans
+
+
+def test_the_answer_type_and_the_evidence_rank_weigh_in():
+    lm = BigramLM({"ĠDenver": 3.0, "Ġ2016": 1.0}, {"ĠDenver": {EOS: 5.0}, "Ġ2016": {EOS: 5.0}})
+    evidence = ["Denver won.", "It was 2016."]
+    assert span_candidates(lm, CHAT, evidence)[0].text == "Denver"
+    assert span_candidates(lm, CHAT, evidence, answer_type="date")[0].text == "2016"
+    # The same likelihoods, the answer from a lower-ranked sentence: a rank penalty prefers the best-ranked one.
+    lm = BigramLM({"ĠDenver": 2.0, "Ġ2016": 3.0}, {"ĠDenver": {EOS: 5.0}, "Ġ2016": {EOS: 5.0}})
+    assert span_candidates(lm, CHAT, evidence)[0].text == "2016"
+    assert span_candidates(lm, CHAT, evidence, rank_penalty=2.0)[0].text == "Denver"
+
+
+class ListRetriever:  # same as test_answer.py
+    def __init__(self, hits):
+        self.hits = hits
+
+    def retrieve(self, query, k=None, source_glob=None):
+        return self.hits[: k or len(self.hits)]
+
+
+def test_the_answer_service_answers_with_the_readers_span_and_cites_it(tmp_path):
+    settings = Settings(home=tmp_path, profile="test").with_overrides(**{"answer.reader": "likelihood",
+                                                                          "answer.min_relevance": 0.0})
+    hits = [Hit(id="nfl.md#0", text=EVIDENCE[0], metadata={"source": "nfl.md", "title": "Super Bowl"}, score=0.9)]
+    lm = BigramLM(FIRST, AFTER)
+    answer = AnswerService(settings, ListRetriever(hits), lm, FakeEmbedder()).ask("Who beat the Carolina Panthers?")
+    assert not answer.refused
+    assert answer.short == "Denver Broncos"
+    assert answer.text.startswith("Denver Broncos [1].")
+    assert answer.extra["reader"] == "likelihood"
+    assert answer.sources[0].cited and lm.prompts  # the span prompt was scored
