@@ -109,7 +109,7 @@ def sentences_of(text: str, spans: Sequence[Sequence[int]]) -> list[str]:
 
 
 def render_page(path: str | Path, page: int, sentences: Sequence[str] = (), *, ocr: bool = False,
-                dpi: int = DISPLAY_DPI) -> PageView:
+                ocr_engine: str = "auto", dpi: int = DISPLAY_DPI) -> PageView:
     """Page `page` (1-based) of the PDF at `path` as a PNG, with `sentences` highlighted where they are found.
 
     Args:
@@ -117,6 +117,7 @@ def render_page(path: str | Path, page: int, sentences: Sequence[str] = (), *, o
         page: 1-based page number.
         sentences: the text to highlight (each found on its own).
         ocr: the page was read by OCR at ingest: find the sentences among OCR word boxes.
+        ocr_engine: the engine to read it with, as the `ingest.ocr_engine` setting names it.
         dpi: display resolution.
 
     Raises:
@@ -142,7 +143,7 @@ def render_page(path: str | Path, page: int, sentences: Sequence[str] = (), *, o
             boxes: list[tuple[int, int, int, int]] = []
             found = 0
         elif ocr:
-            boxes, found, note = _ocr_boxes(pdf_page, wanted, scale)
+            boxes, found, note = _ocr_boxes(pdf_page, wanted, scale, ocr_engine)
         else:
             boxes, found = _text_boxes(pdf_page, wanted, image.size)
         if wanted and not note and found < len(wanted):
@@ -197,23 +198,39 @@ def _text_boxes(pdf_page, sentences: Sequence[str], size: tuple[int, int]) -> tu
 
     textpage = pdf_page.get_textpage()
     try:
+        chars = [chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index) or 32) for index in range(textpage.count_chars())]
         flat = _Flat()
-        for index in range(textpage.count_chars()):
-            code = pdfium_c.FPDFText_GetUnicode(textpage.raw, index)
-            if code:
-                flat.add(chr(code), index)
+        for index, char in enumerate(chars):
+            flat.add(char, index)
         boxes, found = [], 0
         for sentence in sentences:
             hit = flat.find(sentence)
             if hit is None:
                 continue
             found += 1
-            first, last = hit
+            first, last = _with_punctuation(chars, sentence, *hit)
             for i in range(textpage.count_rects(first, last - first + 1)):
                 boxes.append(_to_device(pdf_page, textpage.get_rect(i), size))
         return boxes, found
     finally:
         textpage.close()
+
+
+def _with_punctuation(chars: list[str], sentence: str, first: int, last: int) -> tuple[int, int]:
+    """The matched characters widened to the punctuation the sentence starts or ends with (a quote, a full stop),
+    where the page has it right there."""
+    def edge(text: str) -> int:
+        return len(text) - len(text.lstrip(_PUNCTUATION))
+
+    lead, trail = edge(sentence.strip()), edge(sentence.strip()[::-1])
+    while lead and first > 0 and chars[first - 1] in _PUNCTUATION:
+        first, lead = first - 1, lead - 1
+    while trail and last + 1 < len(chars) and chars[last + 1] in _PUNCTUATION:
+        last, trail = last + 1, trail - 1
+    return first, last
+
+
+_PUNCTUATION = ".,;:!?'\"()[]‘’“”…-"
 
 
 def _to_device(pdf_page, rect: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -234,14 +251,16 @@ def _to_device(pdf_page, rect: tuple[float, float, float, float], size: tuple[in
     return (max(min(xs) - pad, 0), max(min(ys) - pad, 0), min(max(xs) + pad, width), min(max(ys) + pad, height))
 
 
-def _ocr_boxes(pdf_page, sentences: Sequence[str], scale: float) -> tuple[list[tuple[int, int, int, int]], int, str]:
+def _ocr_boxes(pdf_page, sentences: Sequence[str], scale: float,
+               engine_name: str) -> tuple[list[tuple[int, int, int, int]], int, str]:
     """Pixel boxes over each sentence found among the OCR word boxes of the page, how many were found, and a note
-    when the OCR engine gives no word boxes."""
+    when there is no OCR engine."""
     from ingest.loaders.ocr import OCR_DPI, ocr_engine
 
-    engine = ocr_engine()
+    engine = ocr_engine(engine_name)
     if engine is None:
-        return [], 0, "this page was read by OCR and no OCR engine is installed now: shown without highlight"
+        return [], 0, ("this page was read by OCR and no OCR engine is available now (none installed, or "
+                       "ingest.ocr_engine is off): shown without highlight")
     image = pdf_page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()  # as at ingest: the same words
     words = engine.words(image)
     flat = _Flat()
