@@ -167,7 +167,9 @@ def source_cards(sources: Iterable[Any], full_text: bool = False, rag: Any = Non
     the page with the cited sentences boxed (`page_view`); `key` keeps the toggles of different answers apart.
     """
     for index, source in enumerate(sources):
-        with st.expander(source_label(source)):
+        toggle_key = f"{key}_page_{index}"
+        # A card whose page is shown stays open across the rerun its toggle causes.
+        with st.expander(source_label(source), expanded=bool(st.session_state.get(toggle_key))):
             details = card_details(source)
             if details:
                 st.caption(details)
@@ -178,7 +180,7 @@ def source_cards(sources: Iterable[Any], full_text: bool = False, rag: Any = Non
                 spans = field(source, "cited_spans", None) or []
                 st.markdown(highlighted_snippet(text, spans), unsafe_allow_html=True)
             if rag is not None and is_pdf_page(source):
-                if st.toggle("Show page", key=f"{key}_page_{index}",
+                if st.toggle("Show page", key=toggle_key,
                              help="The PDF page, with the cited sentences highlighted"):
                     page_view(rag, collection, source)
 
@@ -201,7 +203,7 @@ def page_view(rag: Any, collection: str | None, source: Any) -> None:
     caption = f"Page {view.page} of {field(source, 'source', '')}"
     if view.highlighted:
         caption += ", the cited sentence highlighted" if view.found == 1 else ", the cited sentences highlighted"
-    st.image(view.png, caption=caption, width="stretch")
+    st.image(view.png, caption=caption, width="stretch", output_format="PNG")  # JPEG would blur the glyphs
     if view.note:
         st.caption(f"Note: {view.note}.")
     elif not sentences:
