@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from ingest.types import LoadError
 
@@ -145,6 +146,28 @@ def _engine(name: str | None) -> OcrEngine | None:
         except (ImportError, RuntimeError, OSError):
             continue
     return None
+
+
+#: Told the pages OCR'd so far of the file being loaded, as (done, total); set by `report_ocr_pages`.
+_PAGES: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("ocr_pages", default=None)
+
+
+@contextlib.contextmanager
+def report_ocr_pages(callback: Callable[[int, int], None]):
+    """Within the block, loaders that OCR pages call `callback(done, total)`: once with 0 before the first page
+    (OCR is slow: a page takes about a second), then after each one."""
+    token = _PAGES.set(callback)
+    try:
+        yield
+    finally:
+        _PAGES.reset(token)
+
+
+def ocr_pages_done(done: int, total: int) -> None:
+    """For loaders: `done` of the `total` pages this file needs OCR'd are read."""
+    callback = _PAGES.get()
+    if callback is not None:
+        callback(done, total)
 
 
 NO_ENGINE = "no OCR engine installed (make ocr-deps installs tesseract-ocr; or pip install rapidocr-onnxruntime)"

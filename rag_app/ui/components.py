@@ -20,8 +20,14 @@ def progress_reporter(bar) -> Callable[[Any], None]:
 
     def report(snapshot) -> None:
         total = max(snapshot.files_total, 1)
-        fraction = min(snapshot.files_done / total, 1.0)
+        pages_total = getattr(snapshot, "pages_total", 0)
+        # While a file is OCR'd (slow), its pages move the bar through most of that file's share (the rest is for
+        # chunking and embedding it).
+        within = 0.9 * snapshot.pages_done / pages_total if pages_total and snapshot.files_done < total else 0.0
+        fraction = min((snapshot.files_done + within) / total, 1.0)
         text = f"{snapshot.files_done}/{snapshot.files_total} files · {snapshot.chunks_written} chunks written"
+        if pages_total:
+            text += f" · OCR page {snapshot.pages_done}/{pages_total}"
         if snapshot.current:
             text += f" · {snapshot.current}"
         bar.progress(fraction, text=text)
