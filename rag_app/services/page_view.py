@@ -84,13 +84,13 @@ def cited_pdf(store: VectorStore, source: str, page: int | None, text: str,
     if not source.lower().endswith(".pdf") or page is None:
         return CitedFile(None, page, ocr, "only PDF pages can be shown")
     found = store.get_where({"$and": [{"source": source}, {"page": int(page)}]}, include_documents=True)
-    metas, documents = found.get("metadatas") or [], found.get("documents") or []
-    paths = [str(meta.get("path", "")) for meta, doc in zip(metas, documents) if doc == text and meta.get("path")]
-    paths = paths or [str(meta.get("path", "")) for meta in metas if meta.get("path")]
-    if not paths:
+    records = list(zip(found.get("metadatas") or [], found.get("documents") or []))
+    if not records:
         return CitedFile(None, page, ocr, f"{source} is no longer in this collection")
-    file = Path(paths[0])
-    if not file.is_absolute() or file.suffix.lower() != ".pdf":
+    meta = next((meta for meta, doc in records if doc == text), records[0][0])
+    file = Path(str(meta.get("path", "")))
+    # A chunk from LangChain documents names a source the app never read itself: not shown.
+    if meta.get("origin") or meta.get("kind") != "pdf" or not file.is_absolute() or file.suffix.lower() != ".pdf":
         return CitedFile(None, page, ocr, f"{source} was not ingested from a PDF file on this machine")
     if not file.is_file():
         return CitedFile(None, page, ocr, f"the file {file} no longer exists: re-ingest it to see its pages")

@@ -140,3 +140,14 @@ def test_cited_pdf_opens_only_what_the_collection_holds(rag, tmp_path):
     (folder / "orchard_survey.pdf").unlink()
     gone = cited_pdf(store, "orchard_survey.pdf", 1, hit.text)
     assert gone.path is None and "no longer exists" in gone.reason
+
+
+def test_a_pdf_named_by_langchain_documents_is_not_opened(rag, tmp_path):
+    from langchain_core.documents import Document
+
+    pdf = tmp_path / "orchard_survey.pdf"
+    shutil.copy(ORCHARD, pdf)  # the file is there, but the app never read it: the documents only name it
+    text = "Its oldest trees were grafted from a single wild seedling found in 1931."
+    rag.ingest_documents([Document(page_content=text, metadata={"source": str(pdf), "page": 1})])
+    found = cited_pdf(rag.store(), str(pdf), 1, text)
+    assert found.path is None and "not ingested from a PDF file" in found.reason
