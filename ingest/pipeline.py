@@ -69,13 +69,16 @@ class IngestSummary:
 
 @dataclass
 class Progress:
-    """A snapshot for progress bars: files done of total, chunks written so far, the current file."""
+    """A snapshot for progress bars: files done of total, chunks written so far, the current file, and while that
+    file is being OCR'd (slow: about a second a page), its pages read of those it needs read."""
 
     files_done: int
     files_total: int
     chunks_written: int
     chunks_pending: int
     current: str = ""
+    pages_done: int = 0
+    pages_total: int = 0  # 0: the current file is not being OCR'd
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -190,6 +193,7 @@ class IngestService:
             except OSError as exc:
                 summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
             self._writer.files_done = index + 1
+            self._writer.pages_done = self._writer.pages_total = 0
             self._writer.report()
         self._writer.flush()
         return seen_keys
@@ -229,9 +233,15 @@ class IngestService:
         if state is not None and state.is_complete(unit_hash, chunking):
             summary.files.unchanged += 1
             return
-        from ingest.loaders.ocr import use_ocr_engine
+        from ingest.loaders.ocr import report_ocr_pages, use_ocr_engine
 
-        with use_ocr_engine(self.settings.ingest.ocr_engine):
+        writer = self._writer
+
+        def ocr_pages(done: int, total: int) -> None:
+            writer.pages_done, writer.pages_total = done, total
+            writer.report()
+
+        with use_ocr_engine(self.settings.ingest.ocr_engine), report_ocr_pages(ocr_pages):
             documents = unit.load()
         chunks: list[tuple[Chunk, Document]] = []
         for document in documents:
@@ -319,6 +329,8 @@ class _BatchWriter:
         self.files_total = files_total
         self.files_done = 0
         self.current = ""
+        self.pages_done = 0  # OCR pages of the current file
+        self.pages_total = 0
         self.buffer: list[tuple[str, Chunk, dict]] = []
         self.waiting: list[_PendingFile] = []
         self.batch = service.settings.ingest.batch_chunks
@@ -364,4 +376,5 @@ class _BatchWriter:
 
     def report(self) -> None:
         if self.progress is not None:
-            self.progress(Progress(self.files_done, self.files_total, self.summary.chunks_written, len(self.buffer), self.current))
+            self.progress(Progress(self.files_done, self.files_total, self.summary.chunks_written, len(self.buffer),
+                                   self.current, self.pages_done, self.pages_total))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from ingest.loaders.base import Loader, default_title, short_reason
-from ingest.loaders.ocr import NO_ENGINE, ocr_engine, read_image
+from ingest.loaders.ocr import NO_ENGINE, ocr_engine, ocr_pages_done, read_image
 from ingest.loaders.segments import Joiner
 from ingest.types import Document, LoadError
 
@@ -32,11 +32,13 @@ class ImageLoader(Loader):
             raise LoadError(NO_ENGINE)
         joiner = Joiner()
         n_frames = getattr(image, "n_frames", 1)
+        ocr_pages_done(0, min(n_frames, MAX_FRAMES))
         for number, frame in enumerate(ImageSequence.Iterator(image), 1):
             if number > MAX_FRAMES:
                 break
             page = number if n_frames > 1 else None
             joiner.add(read_image(engine, frame), page=page, extra={"ocr": True})
+            ocr_pages_done(number, min(n_frames, MAX_FRAMES))
         if not joiner.segments:
             raise LoadError("no text found by OCR")
         return [Document(doc_id=rel, title=default_title(rel), kind="image", segments=joiner.segments,

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from ingest.types import LoadError
 
@@ -35,6 +36,11 @@ class OcrEngine(ABC):
     @abstractmethod
     def read(self, image) -> str:
         """The text of a PIL image (any mode)."""
+
+    @abstractmethod
+    def words(self, image) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """The text of a PIL image as boxes in reading order: (text, (left, top, right, bottom) in pixels); a box
+        is a word (tesseract) or a line (rapidocr). Used to highlight a cited sentence on an OCR'd page."""
 
 
 class RapidOcrEngine(OcrEngine):
@@ -53,6 +59,17 @@ class RapidOcrEngine(OcrEngine):
         result, _ = self._ocr(np.asarray(image.convert("RGB")))
         return lines_to_text([(box, text) for box, text, _score in (result or [])])
 
+    def words(self, image) -> list[tuple[str, tuple[int, int, int, int]]]:
+        import numpy as np
+
+        result, _ = self._ocr(np.asarray(image.convert("RGB")))
+        out = []
+        for box, text, _score in result or []:
+            xs, ys = [point[0] for point in box], [point[1] for point in box]
+            out.append((text, (int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys)))))
+        out.sort(key=lambda item: ((item[1][1] + item[1][3]) / 2, item[1][0]))
+        return out
+
 
 class TesseractEngine(OcrEngine):
     name = "tesseract"
@@ -63,16 +80,28 @@ class TesseractEngine(OcrEngine):
             raise RuntimeError("the tesseract command is not installed (make ocr-deps)")
 
     def read(self, image) -> str:
+        return self._run(image).replace("\f", "").strip()
+
+    def words(self, image) -> list[tuple[str, tuple[int, int, int, int]]]:
+        out = []
+        for row in self._run(image, "tsv").splitlines()[1:]:  # level page block par line word left top width height conf text
+            cells = row.split("\t")
+            if len(cells) == 12 and cells[0] == "5" and cells[11].strip():
+                left, top, width, height = (int(cells[i]) for i in range(6, 10))
+                out.append((cells[11], (left, top, left + width, top + height)))
+        return out
+
+    def _run(self, image, *config: str) -> str:
         import io
 
         raw = io.BytesIO()
         image.convert("L").save(raw, format="PNG")
-        done = subprocess.run([self._binary, "-", "-", "-l", "eng", "--psm", "3"], input=raw.getvalue(),
+        done = subprocess.run([self._binary, "-", "-", "-l", "eng", "--psm", "3", *config], input=raw.getvalue(),
                               capture_output=True, timeout=300, check=False,
                               env={**os.environ, "OMP_THREAD_LIMIT": "1"})
         if done.returncode != 0:
             raise LoadError(f"tesseract failed: {done.stderr.decode(errors='replace').strip()[:160]}")
-        return done.stdout.decode("utf-8", "replace").replace("\f", "").strip()
+        return done.stdout.decode("utf-8", "replace")
 
 
 #: name → engine class, in order of preference
@@ -117,6 +146,28 @@ def _engine(name: str | None) -> OcrEngine | None:
         except (ImportError, RuntimeError, OSError):
             continue
     return None
+
+
+#: Told the pages OCR'd so far of the file being loaded, as (done, total); set by `report_ocr_pages`.
+_PAGES: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("ocr_pages", default=None)
+
+
+@contextlib.contextmanager
+def report_ocr_pages(callback: Callable[[int, int], None]):
+    """Within the block, loaders that OCR pages call `callback(done, total)`: once with 0 before the first page
+    (OCR is slow: a page takes about a second), then after each one."""
+    token = _PAGES.set(callback)
+    try:
+        yield
+    finally:
+        _PAGES.reset(token)
+
+
+def ocr_pages_done(done: int, total: int) -> None:
+    """For loaders: `done` of the `total` pages this file needs OCR'd are read."""
+    callback = _PAGES.get()
+    if callback is not None:
+        callback(done, total)
 
 
 NO_ENGINE = "no OCR engine installed (make ocr-deps installs tesseract-ocr; or pip install rapidocr-onnxruntime)"

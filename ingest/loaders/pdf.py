@@ -11,7 +11,7 @@ import io
 import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
-from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, read_image
+from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, ocr_pages_done, read_image
 from ingest.loaders.pdf_tables import pages_with_tables
 from ingest.loaders.segments import Joiner
 from ingest.types import Document, LoadError
@@ -86,7 +86,8 @@ def usable_text(text: str) -> bool:
 
 
 def _ocr_pages(data: bytes, indexes: list[int]) -> tuple[dict[int, str], bool]:
-    """OCR text of the given pages that hold an image, and whether OCR was needed but no engine is installed."""
+    """OCR text of the given pages that hold an image, and whether OCR was needed but no engine is installed.
+    Pages done of those to read are reported as they go (`ocr_pages_done`)."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -96,16 +97,18 @@ def _ocr_pages(data: bytes, indexes: list[int]) -> tuple[dict[int, str], bool]:
     except Exception:  # noqa: BLE001 - pypdf read it; pdfium may still refuse (e.g. some encryptions)
         return out, False
     try:
-        engine = None
-        for index in indexes:
-            page = document[index]
-            if not any(True for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2)):
-                continue  # blank or vector-only: nothing to read
-            engine = engine or ocr_engine()
-            if engine is None:
-                return out, True
-            image = page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
+        scans = [index for index in indexes  # blank or vector-only pages have nothing to read
+                 if any(True for _ in document[index].get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2))]
+        if not scans:
+            return out, False
+        engine = ocr_engine()
+        if engine is None:
+            return out, True
+        ocr_pages_done(0, len(scans))
+        for done, index in enumerate(scans, 1):
+            image = document[index].render(scale=OCR_DPI / 72, grayscale=True).to_pil()
             out[index] = read_image(engine, image)
+            ocr_pages_done(done, len(scans))
         return out, False
     finally:
         document.close()

@@ -49,8 +49,9 @@ def sidebar_settings() -> dict[str, Any]:
     return overrides
 
 
-def render_answer(entry: dict) -> None:
-    """An assistant turn from the history: the text (or the refusal), the source cards and the timings."""
+def render_answer(entry: dict, rag=None, collection: str | None = None) -> None:
+    """An assistant turn from the history: the text (or the refusal), the source cards (with `rag`, a PDF source's
+    card can show its page) and the timings."""
     answer = entry.get("answer")
     if answer is not None and field(answer, "refused", False):
         st.info(entry["content"] or REFUSAL_NOTE, icon=":material/search_off:")
@@ -69,10 +70,16 @@ def render_answer(entry: dict) -> None:
     if shown:
         heading = f"Retrieved chunks ({len(shown)}, cited ones marked)" if show_all else f"Sources ({len(shown)})"
         st.caption(heading)
-        source_cards(shown, full_text=show_all)
+        source_cards(shown, full_text=show_all, rag=rag, collection=collection, key=entry.setdefault("id", _new_id()))
     caption = timings_caption(entry.get("timings"), field(answer, "model"))
     if caption:
         st.caption(caption)
+
+
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:12]
 
 
 def timings_of(answer: Any) -> dict[str, Any]:
@@ -109,10 +116,10 @@ def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dic
         timings.setdefault("first_token_ms", (first[0] - started) * 1000)
     timings.setdefault("total_ms", total_ms)
     entry = {"role": "assistant", "content": field(answer, "text", None) or text, "answer": answer,
-             "timings": timings}
+             "timings": timings, "id": _new_id()}
     placeholder.empty()
     with placeholder.container():
-        render_answer(entry)
+        render_answer(entry, rag, collection)
     return entry
 
 
@@ -130,7 +137,7 @@ def render() -> None:
                 if entry["role"] == "user":
                     st.markdown(entry["content"])
                 else:
-                    render_answer(entry)
+                    render_answer(entry, rag, collection)
         if question := st.chat_input("Ask a question about your documents"):
             with st.chat_message("user"):
                 st.markdown(question)

@@ -1,4 +1,5 @@
-"""Small pieces the pages share: progress bars, source cards with the cited span highlighted, timings."""
+"""Small pieces the pages share: progress bars, source cards with the cited span highlighted (and, for a PDF, the
+page itself with the cited sentences boxed), timings."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ def progress_reporter(bar) -> Callable[[Any], None]:
 
     def report(snapshot) -> None:
         total = max(snapshot.files_total, 1)
-        fraction = min(snapshot.files_done / total, 1.0)
+        pages_total = getattr(snapshot, "pages_total", 0)
+        # While a file is OCR'd (slow), its pages move the bar through most of that file's share (the rest is for
+        # chunking and embedding it).
+        within = 0.9 * snapshot.pages_done / pages_total if pages_total and snapshot.files_done < total else 0.0
+        fraction = min((snapshot.files_done + within) / total, 1.0)
         text = f"{snapshot.files_done}/{snapshot.files_total} files · {snapshot.chunks_written} chunks written"
+        if pages_total:
+            text += f" · OCR page {snapshot.pages_done}/{pages_total}"
         if snapshot.current:
             text += f" · {snapshot.current}"
         bar.progress(fraction, text=text)
@@ -144,20 +151,78 @@ def format_lines(lines: Any) -> str:
     return f"line {lines}"
 
 
-def source_cards(sources: Iterable[Any], full_text: bool = False) -> None:
+def card_details(source: Any) -> str:
+    """The line beside the snippet: the title and the full locator ("slide 4", "sheet Q3, rows 2-9",
+    "page 3 (OCR)", "lines 10-20"), or the lines for a plain dict source."""
+    locate = getattr(source, "location", None)
+    place = locate() if callable(locate) else format_lines(field(source, "lines"))
+    return " · ".join(str(d) for d in (field(source, "title"), place) if d)
+
+
+def is_pdf_page(source: Any) -> bool:
+    """Whether the card can show its page: a chunk of a PDF with a page number."""
+    return str(field(source, "source", "")).lower().endswith(".pdf") and field(source, "page") not in (None, "", 0)
+
+
+def source_cards(sources: Iterable[Any], full_text: bool = False, rag: Any = None, collection: str | None = None,
+                 key: str = "cards") -> None:
     """One expander per numbered source: where it comes from, and the snippet with its `cited_spans` highlighted
-    (the sentences the answer service says the answer rests on)."""
-    for source in sources:
-        with st.expander(source_label(source)):
-            details = [d for d in (field(source, "title"), format_lines(field(source, "lines"))) if d]
+    (the sentences the answer service says the answer rests on).
+
+    With `rag` (and the `collection` the answer came from), a PDF source's card has a "Show page" toggle that draws
+    the page with the cited sentences boxed (`page_view`); `key` keeps the toggles of different answers apart.
+    """
+    for index, source in enumerate(sources):
+        toggle_key = f"{key}_page_{index}"
+        # A card whose page is shown stays open across the rerun its toggle causes.
+        with st.expander(source_label(source), expanded=bool(st.session_state.get(toggle_key))):
+            details = card_details(source)
             if details:
-                st.caption(" · ".join(str(d) for d in details))
+                st.caption(details)
             text = field(source, "text", "") or ""
             if full_text:
                 st.text(text)
             else:
                 spans = field(source, "cited_spans", None) or []
                 st.markdown(highlighted_snippet(text, spans), unsafe_allow_html=True)
+            if rag is not None and is_pdf_page(source):
+                if st.toggle("Show page", key=toggle_key,
+                             help="The PDF page, with the cited sentences highlighted"):
+                    page_view(rag, collection, source)
+
+
+def page_view(rag: Any, collection: str | None, source: Any) -> None:
+    """The source's PDF page as an image with its cited sentences highlighted, or a note saying why it cannot be
+    shown (the file is gone, or is not a PDF file on this machine)."""
+    from rag_app.services.page_view import cited_pdf, sentences_of
+
+    text = field(source, "text", "") or ""
+    cited = cited_pdf(rag.store(collection), str(field(source, "source", "")), field(source, "page"), text,
+                      field(source, "locator", None))
+    if cited.path is None:
+        st.info(f"The page cannot be shown: {cited.reason}.", icon=":material/hide_image:")
+        return
+    sentences = tuple(sentences_of(text, field(source, "cited_spans", None) or []))
+    with st.spinner(f"Rendering page {cited.page}…"):
+        view = _rendered_page(str(cited.path), cited.path.stat().st_mtime_ns, cited.page, sentences, cited.ocr,
+                              rag.settings.ingest.ocr_engine)
+    caption = f"Page {view.page} of {field(source, 'source', '')}"
+    if view.highlighted:
+        caption += ", the cited sentence highlighted" if view.found == 1 else ", the cited sentences highlighted"
+    st.image(view.png, caption=caption, width="stretch", output_format="PNG")  # JPEG would blur the glyphs
+    if view.note:
+        st.caption(f"Note: {view.note}.")
+    elif not sentences:
+        st.caption("This source is not cited by the answer: nothing is highlighted.")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _rendered_page(path: str, mtime_ns: int, page: int, sentences: tuple[str, ...], ocr: bool, ocr_engine: str):
+    """`render_page`, cached by file, modification time (a changed file is drawn anew), page and sentences."""
+    del mtime_ns  # part of the cache key only
+    from rag_app.services.page_view import render_page
+
+    return render_page(path, page, sentences, ocr=ocr, ocr_engine=ocr_engine)
 
 
 def timings_caption(timings: dict[str, Any] | None, model: str | None = None) -> str:

@@ -64,6 +64,56 @@ def test_asking_shows_the_answer_and_its_sources(app):
     assert any("retrieve" in c.value and "total" in c.value and "scripted" in c.value for c in assistant[0].caption)
 
 
+@pytest.fixture
+def pdf_app(monkeypatch, _isolated_home, tmp_path):
+    """The app over a default collection holding one PDF (so the bundled corpus is not ingested)."""
+    import shutil
+
+    from rag_app.api import RAG
+    from rag_app.settings import Settings
+
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    shutil.copy(FIXTURE_DOCS / "orchard_survey.pdf", folder)
+    assert RAG(Settings(profile="test", home=_isolated_home)).ingest([folder]).files.added == 1
+    monkeypatch.setenv("RAG_PROFILE", "test")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at, folder / "orchard_survey.pdf"
+
+
+def test_a_pdf_source_card_shows_the_cited_page(pdf_app):
+    app, pdf = pdf_app
+    app.chat_input[0].set_value("When were the oldest Velvet Pippin trees grafted?").run()
+    assert not app.exception, app.exception
+    answer = app.session_state["chat"]["default"][-1]["answer"]
+    assert not answer.refused and answer.sources[0].cited and answer.sources[0].page == 1
+    assistant = app.chat_message[1]
+    assert labels(assistant.expander)[0].startswith("[1] orchard_survey.pdf — page 1")
+    card = assistant.expander[0]
+    assert not card.image, "the page is drawn only when asked for"
+    toggle = next(t for t in card.toggle if t.label == "Show page")
+    toggle.set_value(True).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    card = app.chat_message[1].expander[0]
+    (image,) = card.image
+    assert image.captions == ["Page 1 of orchard_survey.pdf, the cited sentence highlighted"]
+    assert image.value[0].endswith(".png")
+    assert not [c for c in card.caption if c.value.startswith("Note:")]
+
+
+def test_a_pdf_whose_file_is_gone_says_so_in_its_card(pdf_app):
+    app, pdf = pdf_app
+    app.chat_input[0].set_value("When were the oldest Velvet Pippin trees grafted?").run()
+    pdf.unlink()
+    next(t for t in app.chat_message[1].expander[0].toggle if t.label == "Show page").set_value(True).run()
+    assert not app.exception, app.exception
+    card = app.chat_message[1].expander[0]
+    assert not card.image
+    assert any("no longer exists" in i.value and "re-ingest" in i.value for i in card.info)
+
+
 def test_the_temperature_slider_shows_only_where_it_has_an_effect(app, monkeypatch):
     assert "Temperature" not in labels(app.slider)  # extractive decoding is greedy
     monkeypatch.setenv("RAG_ANSWER__STRATEGY", "generative")

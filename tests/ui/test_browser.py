@@ -6,8 +6,10 @@ Playwright never downloads a browser here: it is pointed at the system executabl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,9 +53,9 @@ def wait_until_served(url: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"streamlit did not serve {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def served_app(tmp_path):
-    """The app on a free loopback port, on the fakes, with its data under tmp_path."""
+@contextlib.contextmanager
+def serve(tmp_path: Path):
+    """The app on a free loopback port, on the fakes, with its data under tmp_path/rag_home."""
     port = free_port()
     env = {**os.environ, "RAG_PROFILE": "test", "RAG_HOME": str(tmp_path / "rag_home")}
     log = tmp_path / "streamlit.log"
@@ -76,12 +78,37 @@ def served_app(tmp_path):
             server.wait()
 
 
+@pytest.fixture
+def served_app(tmp_path):
+    """The app, whose first start ingests the bundled corpus."""
+    with serve(tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def served_pdf_app(tmp_path):
+    """The app over a default collection holding one PDF, ingested by `rag ingest` before the server starts."""
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    shutil.copy(REPO / "tests" / "fixtures" / "docs" / "orchard_survey.pdf", folder)
+    env = {**os.environ, "RAG_PROFILE": "test", "RAG_HOME": str(tmp_path / "rag_home"), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "rag_app", "ingest", str(folder)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with serve(tmp_path) as served:
+        yield served
+
+
+def launch(sync_api, playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+
+
 def test_ask_in_a_real_browser(served_app, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     url, log = served_app
 
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = launch(sync_api, playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url, timeout=60_000)
@@ -107,4 +134,42 @@ def test_ask_in_a_real_browser(served_app, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "chat.png").stat().st_size > 10_000
+    assert "Traceback" not in log.read_text()
+
+
+def test_the_cited_pdf_page_in_a_real_browser(served_pdf_app, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    url, log = served_pdf_app
+
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(sync_api, playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url, timeout=60_000)
+            chat = page.get_by_test_id("stChatInputTextArea")
+            chat.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            chat.fill("When were the oldest Velvet Pippin trees grafted?")
+            chat.press("Enter")
+
+            assistant = page.get_by_test_id("stChatMessage").filter(has=page.get_by_test_id("stExpander"))
+            assistant.first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+            card = assistant.first.get_by_test_id("stExpander").first
+            card_title = card.locator("summary").inner_text()
+            assert re.search(r"\[1\] orchard_survey\.pdf — page 1", card_title), card_title
+            card.locator("summary").click()
+            card.get_by_text("Show page").click()  # the toggle: the page is drawn only now
+
+            image = card.locator("img").first
+            image.wait_for(timeout=60_000)
+            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                                   timeout=30_000)
+            natural = image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
+            assert natural[0] > 600 and natural[1] > natural[0], natural  # a portrait page, at display resolution
+            assert "the cited sentence highlighted" in card.inner_text()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(tmp_path / "page_view.png"), full_page=True)
+            assert page.get_by_test_id("stException").count() == 0
+        finally:
+            browser.close()
+    assert (tmp_path / "page_view.png").stat().st_size > 10_000
     assert "Traceback" not in log.read_text()

@@ -73,3 +73,22 @@ def test_token_stream_passes_strings_and_keeps_the_answer():
     final = object()
     tokens = TokenStream(iter(["a", "b", final]))
     assert list(tokens) == ["a", "b"] and tokens.answer is final
+
+
+def test_the_card_says_where_beside_the_snippet_and_offers_the_page_only_for_pdfs():
+    from types import SimpleNamespace
+
+    from rag_app.services.answer import Source
+    from rag_app.ui.components import card_details, is_pdf_page
+
+    def source(name: str, **meta) -> Source:
+        hit = SimpleNamespace(metadata={"source": name, "title": "Ferry budget", **meta}, score=0.5, text="t", id="i")
+        return Source.from_hit(1, hit)
+
+    assert card_details(source("budget.xlsx", sheet="Q3", start_line=2, end_line=9)) == "Ferry budget · sheet Q3, rows 2-9"
+    assert card_details(source("deck.pptx", slide=4)) == "Ferry budget · slide 4"
+    assert card_details(source("notes.md", start_line=10, end_line=20)) == "Ferry budget · lines 10-20"
+    assert card_details(source("scan.pdf", page=2, ocr=True)) == "Ferry budget · page 2 (OCR)"
+    assert card_details({"title": "T", "lines": "3-4"}) == "T · lines 3–4"
+    assert is_pdf_page(source("scan.PDF", page=2)) and not is_pdf_page(source("scan.pdf"))
+    assert not is_pdf_page(source("deck.pptx", slide=4, page=4))
