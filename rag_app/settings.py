@@ -180,19 +180,23 @@ class AnswerSettings(Section):
     evidence_margin: float = Field(0.5, ge=0.0, le=3.0)
     # Sentences of the retrieved chunks scored per question (bounds the embedding work).
     max_sentences: int = Field(64, ge=1)
-    # Cap on the tokens of an extracted answer span.
+    # Cap on the tokens of a greedily decoded answer span.
     span_max_tokens: int = Field(24, ge=1)
-    # Added to the end-of-answer logits during span decoding: > 0 favours short answers.
+    # Added to the end-of-answer logits during greedy span decoding: > 0 favours short answers.
     span_end_bias: float = Field(2.0, ge=-10.0, le=20.0)
     # How the extractive span is picked. "likelihood": every span starting at one of the `reader_starts` likeliest
     # first words is scored by the LM's probability of the whole span and then of ending the reply (one batched
     # pass over the prompt's KV cache), divided by (tokens + 1) ** reader_length_power, minus reader_rank_penalty
     # per rank of its sentence. "greedy": token-by-token constrained decoding, which commits to its first word.
     # Both keep the span verbatim; an LM without logits generates and is snapped onto the evidence either way.
+    # The likelihood reader's constants were fitted on the first 140 squad dev questions (docs/benchmarks.md); the
+    # end bias is added to the log-probability of ending, as span_end_bias is for greedy decoding.
     reader: Literal["likelihood", "greedy"] = "likelihood"
     reader_starts: int = Field(12, ge=1, le=64)
-    reader_length_power: float = Field(0.5, ge=0.0, le=3.0)
-    reader_rank_penalty: float = Field(0.0, ge=0.0, le=10.0)
+    reader_max_tokens: int = Field(12, ge=1, le=64)
+    reader_end_bias: float = Field(3.0, ge=-10.0, le=20.0)
+    reader_length_power: float = Field(0.75, ge=0.0, le=3.0)
+    reader_rank_penalty: float = Field(0.75, ge=0.0, le=10.0)
     # Follow the short answer with its supporting sentence (and the best-ranked one, when different), quoted.
     quote: bool = True
     # Open and why/how questions ("explain", "compare", "how does"): follow the short answer with up to this many

@@ -287,19 +287,19 @@ class AnswerService:
         """The short answer's span of `evidence`, streamed: by the likelihood reader or greedy decoding (see
         `settings.answer.reader`)."""
         cfg = self.settings.answer
-        hints = {"end_bias": cfg.span_end_bias, "avoid_start": question_words(run.standalone),
-                 "answer_type": answer_type(run.standalone)}
+        hints = {"avoid_start": question_words(run.standalone), "answer_type": answer_type(run.standalone)}
         if cfg.reader == "likelihood" and self.llm.exposes_logits:
             run.extra["reader"] = "likelihood"
-            best = span_candidates(self.llm, messages, evidence, prefix=SPAN_PREFIX, max_tokens=cfg.span_max_tokens,
-                                   starts=cfg.reader_starts, length_power=cfg.reader_length_power,
-                                   rank_penalty=cfg.reader_rank_penalty, **hints)
+            best = span_candidates(self.llm, messages, evidence, prefix=SPAN_PREFIX, max_tokens=cfg.reader_max_tokens,
+                                   starts=cfg.reader_starts, end_bias=cfg.reader_end_bias,
+                                   length_power=cfg.reader_length_power, rank_penalty=cfg.reader_rank_penalty,
+                                   **hints)
             if best:
                 yield best[0].text
             return
         run.extra["reader"] = "greedy" if self.llm.exposes_logits else "snapped"
         yield from stream_span(self.llm, messages, evidence, max_new_tokens=cfg.span_max_tokens, prefix=SPAN_PREFIX,
-                               **hints)
+                               end_bias=cfg.span_end_bias, **hints)
 
     def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
         """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
