@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rag_app.errors import RagError
@@ -77,7 +79,7 @@ def test_a_store_url_alone_means_a_server():
 
 
 def test_rag_settings_lists_every_variable_and_a_typo_is_exit_code_2(monkeypatch, capsys):
-    import json
+
 
     from rag_app.cli import main
 
@@ -89,3 +91,19 @@ def test_rag_settings_lists_every_variable_and_a_typo_is_exit_code_2(monkeypatch
     monkeypatch.setenv("RAG_RETRIEVE__TOPK", "8")
     assert main(["collections"]) == 2
     assert "did you mean RAG_RETRIEVE__K?" in capsys.readouterr().err
+
+
+def test_rag_prepare_indexes_the_bundled_corpus_once(monkeypatch, capsys):
+    from rag_app.cli import main
+
+    monkeypatch.setenv("RAG_PROFILE", "test")
+    assert main(["prepare"]) == 0
+    first = capsys.readouterr().out
+    assert "indexed the bundled corpus" in first and "LM ready" in first
+    assert main(["collections", "--json"]) == 0
+    counts = {c["name"]: c["count"] for c in json.loads(capsys.readouterr().out)}
+    assert counts["default"] > 100
+    assert main(["prepare"]) == 0  # again: nothing to index
+    assert "already holds documents" in capsys.readouterr().out
+    assert main(["collections", "--json"]) == 0
+    assert {c["name"]: c["count"] for c in json.loads(capsys.readouterr().out)} == counts
