@@ -239,6 +239,21 @@ def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None 
     return target
 
 
+@functools.cache
+def _cache_argument(model_class) -> str:
+    """The name transformers gives the KV-cache argument: `cache` from 5.x on, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def forward_cached(model, input_ids, cache):
+    """One forward pass that extends `cache` (None: a new one); returns (logits, cache)."""
+    name = _cache_argument(type(model))
+    out = model(input_ids=input_ids, use_cache=True, **({name: cache} if cache is not None else {}))
+    return out.logits, getattr(out, name)
+
+
 class TransformersLLM(LLM):
     """A local Hugging Face causal LM, loaded on first use; greedy/sampled decoding in a KV-cached loop.
 
@@ -368,7 +383,7 @@ class TransformersLLM(LLM):
             model, tokenizer = self._load()
             ids = tokenizer(head, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
             with torch.inference_mode():
-                past = model(input_ids=ids, use_cache=True).past_key_values
+                _, past = forward_cached(model, ids, None)
             if len(self._prefix_cache) >= 8:
                 self._prefix_cache.pop(next(iter(self._prefix_cache)))
             cached = self._prefix_cache[head] = (ids.shape[1], past)
@@ -410,9 +425,8 @@ class TransformersLLM(LLM):
         generated: list[int] = []
         for _ in range(max_new_tokens):
             with torch.inference_mode():
-                out = model(input_ids=ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                logits = out.logits[0, -1].float()  # (V,)
+                all_logits, past = forward_cached(model, ids, past)
+                logits = all_logits[0, -1].float()  # (V,)
                 token = choose(logits, generated)
             if token is None:
                 return
@@ -449,8 +463,8 @@ class TransformersLLM(LLM):
         with self._lock:
             ids, past = self._prompt_inputs(self.render(messages, prefix), self._head(messages), reserve)
             with torch.inference_mode():
-                out = model(input_ids=ids, past_key_values=past, use_cache=True)
-            yield _TorchContinuations(model, out.past_key_values, out.logits[0, -1].float(), self.device)
+                logits, past = forward_cached(model, ids, past)
+            yield _TorchContinuations(model, past, logits[0, -1].float(), self.device)
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -496,7 +510,7 @@ class _TorchContinuations(Continuations):
         cache.batch_repeat_interleave(len(conts))
         ends = torch.tensor(sorted(set(end_ids)), dtype=torch.long, device=self.device)
         with torch.inference_mode():
-            logits = self.model(input_ids=batch, past_key_values=cache, use_cache=True).logits.float()  # (K, L, V)
+            logits = forward_cached(self.model, batch, cache)[0].float()  # (K, L, V)
             logprobs = torch.log_softmax(logits, dim=-1)
             # token t (t >= 1) is predicted at position t - 1; token 0 by the prompt's last position
             following = logprobs[:, :-1].gather(-1, batch[:, 1:, None])[..., 0]  # (K, L - 1)
