@@ -1,0 +1,114 @@
+"""The `openai` embedder mode: POST {base}/embeddings, batched, recorded in the collection fingerprint.
+
+Fast tests run a stand-in embeddings server on loopback (the OpenAI shape, vectors from the fake embedder, rows sent
+back out of order with their `index`). The same client against real servers: tests/components/test_openai_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from rag_app.components.embedder import EMBEDDER_BACKENDS, FakeEmbedder, OpenAIEmbedder, get_embedder
+from rag_app.errors import RagError
+from rag_app.settings import Settings
+
+_REFERENCE = FakeEmbedder(dim=48)
+
+
+class _Embeddings(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if body["model"] != "mini":
+            self._send(404, {"error": {"message": f"model {body['model']} not found"}})
+            return
+        vectors = _REFERENCE.embed(body["input"]) * 3.0  # not unit length: the client normalises
+        rows = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+        self._send(200, {"object": "list", "model": "mini", "data": rows[::-1]})  # out of order, with indexes
+
+    def do_GET(self):  # noqa: N802
+        self._send(200, {"object": "list", "data": [{"id": "mini", "object": "model"}]})
+
+    def _send(self, status: int, payload: dict) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def embeddings_server():
+    _Embeddings.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Embeddings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_batches_keep_input_order_and_unit_length(embeddings_server):
+    texts = [f"text number {i} about topic {i % 3}" for i in range(7)]
+    embedder = OpenAIEmbedder(embeddings_server, "mini", api_key="k", batch_size=3)
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (7, 48) and vectors.dtype == np.float32
+    assert np.allclose(vectors, _REFERENCE.embed(texts), atol=1e-6)
+    sent = _Embeddings.requests
+    assert [len(r["body"]["input"]) for r in sent] == [3, 3, 1]
+    assert {r["path"] for r in sent} == {"/v1/embeddings"} and {r["auth"] for r in sent} == {"Bearer k"}
+    assert np.allclose(embedder.embed_query(texts[2]), vectors[2], atol=1e-6)
+
+
+def test_settings_build_it_without_a_call_and_the_fingerprint_names_model_and_dim(embeddings_server, tmp_path):
+    assert EMBEDDER_BACKENDS["openai"] is OpenAIEmbedder
+    settings = Settings(home=tmp_path, embedder={"mode": "openai", "base_url": embeddings_server, "model": "mini"})
+    embedder = get_embedder(settings)
+    assert isinstance(embedder, OpenAIEmbedder) and _Embeddings.requests == []
+    assert embedder.fingerprint == "openai:mini|dim=48"  # one probe request measures the dimension
+    assert len(_Embeddings.requests) == 1
+
+
+def test_settings_need_a_url_and_a_model_name(tmp_path):
+    with pytest.raises(RagError, match="RAG_EMBEDDER__BASE_URL"):
+        get_embedder(Settings(home=tmp_path, embedder={"mode": "openai", "model": "mini"}))
+    with pytest.raises(RagError, match="RAG_EMBEDDER__MODEL"):
+        get_embedder(Settings(home=tmp_path, embedder={"mode": "openai", "base_url": "http://127.0.0.1:9/v1"}))
+
+
+def test_rag_ingests_and_answers_through_the_server_and_the_collection_remembers_it(embeddings_server, tmp_path):
+    from rag_app.api import RAG
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "trains.md").write_text("# Trains\n\nThe first Shinkansen line opened in 1964 between Tokyo and Osaka.\n")
+    (docs / "bread.md").write_text("# Bread\n\nSourdough bread is leavened by a starter of wild yeast.\n")
+    served = {"mode": "openai", "base_url": embeddings_server, "model": "mini"}
+    app = RAG(Settings(home=tmp_path / "home", embedder=served, llm={"mode": "scripted"}))
+    assert app.ingest([docs]).ok
+    answer = app.ask("When did the first Shinkansen line open?")
+    assert not answer.refused and answer.cited_sources[0].source == "trains.md"
+    # The collection records the server's model: a local embedder is refused, not silently mixed in.
+    local = RAG(Settings(home=tmp_path / "home", embedder={"mode": "fake", "fake_dim": 48}, llm={"mode": "scripted"}))
+    with pytest.raises(RagError, match="openai:mini"):
+        local.ask("When did the first Shinkansen line open?")
+
+
+def test_errors_name_the_server(embeddings_server):
+    with pytest.raises(RagError) as caught:
+        OpenAIEmbedder(embeddings_server, "nope").embed(["x"])
+    assert "does not serve model 'nope'" in str(caught.value) and "RAG_EMBEDDER__MODEL" in str(caught.value)
+    with pytest.raises(RagError) as caught:
+        OpenAIEmbedder("http://127.0.0.1:9/v1", "mini", timeout_s=2).embed(["x"])
+    assert "the embedding server at http://127.0.0.1:9/v1 is unreachable" in str(caught.value)
+    assert "RAG_EMBEDDER__BASE_URL" in str(caught.value)
