@@ -112,3 +112,65 @@ def test_errors_name_the_server(embeddings_server):
         OpenAIEmbedder("http://127.0.0.1:9/v1", "mini", timeout_s=2).embed(["x"])
     assert "the embedding server at http://127.0.0.1:9/v1 is unreachable" in str(caught.value)
     assert "RAG_EMBEDDER__BASE_URL" in str(caught.value)
+
+
+# -- against a real server: our own `rag serve` (its /v1/embeddings), once that branch is in --------------------------
+def _serve_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rag_app.serve") is None
+
+
+@pytest.mark.skipif(_serve_missing(), reason="`rag serve` (rag_app/serve/, branch serve) is not merged yet")
+def test_against_rag_serve_embeddings(tmp_path):
+    """`rag serve` in a subprocess (test profile: the fake embedder of dimension 64) is the embeddings server; our
+    client gets its vectors, and a RAG ingests and answers through it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from rag_app.api import RAG
+
+    repo = Path(__file__).resolve().parents[2]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_HOME=str(tmp_path / "served-home"), RAG_PROFILE="test", PYTHONPATH=str(repo), HF_HUB_OFFLINE="1")
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "rag_app", "serve", "--port", str(port)], cwd=repo, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as ready:
+                    if ready.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "rag serve was not ready within 120 s"
+            time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}/v1"
+        texts = ["The first Shinkansen line opened in 1964.", "Sourdough rises for hours.", "short"]
+        vectors = OpenAIEmbedder(base, "rag", batch_size=2).embed(texts)
+        assert np.allclose(vectors, FakeEmbedder(dim=64).embed(texts), atol=1e-6)
+
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        (docs / "trains.md").write_text("# Trains\n\nThe first Shinkansen line opened in 1964 between Tokyo and Osaka.\n")
+        (docs / "bread.md").write_text("# Bread\n\nSourdough bread is leavened by a starter of wild yeast.\n")
+        app = RAG(Settings(home=tmp_path / "home", embedder={"mode": "openai", "base_url": base, "model": "rag"},
+                           llm={"mode": "scripted"}))
+        assert app.ingest([docs]).ok and app.embedder.fingerprint == "openai:rag|dim=64"
+        answer = app.ask("When did the first Shinkansen line open?")
+        assert not answer.refused and answer.cited_sources[0].source == "trains.md"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
