@@ -174,3 +174,85 @@ def test_against_rag_serve_embeddings(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+# -- against a second real implementation: llama.cpp's server (llama-cpp-python), where one is installed ---------------
+def _llama_cpp_python() -> str | None:
+    """An interpreter with `llama_cpp.server`: $LLAMA_CPP_PYTHON (e.g. a separate virtualenv), or this one."""
+    import importlib.util
+    import os
+    import sys
+
+    given = os.environ.get("LLAMA_CPP_PYTHON")
+    if given:
+        return given
+    return sys.executable if importlib.util.find_spec("llama_cpp") is not None else None
+
+
+def _mean_pooled_gguf(target):
+    """The packaged SmolLM2 GGUF with `llama.pooling_type = mean` added, so llama.cpp returns one vector per text
+    (an LM has no pooling of its own: without it the server answers one vector per token)."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata, get_field_data
+
+    from rag_app.components.llm import PACKAGED_GGUF, packaged_gguf_dir
+
+    reader = gguf.GGUFReader(packaged_gguf_dir() / PACKAGED_GGUF, "r")
+    arch = get_field_data(reader, gguf.Keys.General.ARCHITECTURE)
+    writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
+    mean = MetadataDetails(gguf.GGUFValueType.UINT32, 1)  # LLAMA_POOLING_TYPE_MEAN
+    copy_with_new_metadata(reader, writer, {f"{arch}.pooling_type": mean}, [])
+    return target
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(_llama_cpp_python() is None,
+                    reason="llama-cpp-python[server] is not installed (set LLAMA_CPP_PYTHON to a Python that has it)")
+def test_against_llama_cpp_server_embeddings(tmp_path):
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from rag_app.api import RAG
+
+    model = _mean_pooled_gguf(tmp_path / "smollm2-mean.gguf")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path / "llama-server.log").open("wb")
+    proc = subprocess.Popen([_llama_cpp_python(), "-m", "llama_cpp.server", "--model", str(model), "--embedding",
+                             "true", "--model_alias", "smollm2-embed", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "llama-server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(base + "/models", timeout=2):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the llama.cpp server did not start within 120 s"
+            time.sleep(0.2)
+        texts = ["The first Shinkansen line opened in 1964.", "Sourdough rises for hours.", "short"]
+        embedder = OpenAIEmbedder(base, "smollm2-embed", batch_size=2)
+        vectors = embedder.embed(texts)
+        assert vectors.shape == (3, 576) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert embedder.fingerprint == "openai:smollm2-embed|dim=576"
+        assert np.allclose(embedder.embed_query(texts[1]), vectors[1], atol=1e-3)  # batched or alone: one vector
+
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        (docs / "trains.md").write_text("# Trains\n\nThe first Shinkansen line opened in 1964 between Tokyo and Osaka.\n")
+        (docs / "bread.md").write_text("# Bread\n\nSourdough bread is leavened by a starter of wild yeast.\n")
+        app = RAG(Settings(home=tmp_path / "home", llm={"mode": "scripted"},
+                           embedder={"mode": "openai", "base_url": base, "model": "smollm2-embed"}))
+        assert app.ingest([docs]).ok
+        answer = app.ask("When did the first Shinkansen line open?")
+        assert not answer.refused and answer.cited_sources[0].source == "trains.md"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
