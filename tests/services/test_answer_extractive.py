@@ -18,6 +18,7 @@ from rag_app.services.extractive import (
     answers_something,
     clean_span,
     fits_answer_type,
+    question_words,
     snap_to_evidence,
     stream_span,
 )
@@ -250,3 +251,11 @@ def test_a_sentence_split_across_lines_is_still_found(test_settings):
     answer = svc.ask("What is the capital of France?")
     text = answer.sources[0].text
     assert any("Paris" in text[b:e] for b, e in answer.sources[0].cited_spans)
+
+
+def test_snap_prefers_the_run_that_says_what_the_question_does_not():
+    evidence = ['Culturally, Melbourne is home to many museums and is described as the "sporting capital of Australia".']
+    reply = "Melbourne is the sporting capital of Australia."
+    question = question_words("What city in Victoria is called the sporting capital of Australia?")
+    assert snap_to_evidence(reply, evidence) == "sporting capital of Australia"  # the longest run
+    assert snap_to_evidence(reply, evidence, avoid=question) == "Melbourne"
