@@ -202,15 +202,19 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
     """
     table = SpanConstraint(llm, evidence, end_bias=end_bias, avoid_start=avoid_start, answer_type=answer_type)
     flat = table.flat
+    # The constraint lays out only the non-blank texts: map each token position back to its text's own index.
+    kept = [k for k, text in enumerate(evidence) if text.strip()]
     owner, index = [], 0
     for tid in flat:
-        owner.append(index)
+        owner.append(kept[index])
         index += tid < 0
     with llm.continuations(messages, prefix=prefix, reserve=max_tokens) as run:
         first = run.first_logprobs
         opening = [(float(first[flat[i]]) - table.first_penalty.get(flat[i], 0.0), i) for i in range(len(flat))
                    if flat[i] >= 0 and table.starts_word.get(flat[i]) and table.first_penalty.get(flat[i], 0.0) < 50]
-        picked = [i for _, i in sorted(opening, reverse=True)[:starts]]
+        # Best opening first; among equal openings (the same token at several places) the earlier place, i.e. the
+        # better-ranked text, so a repeated word does not spend the starts on the lowest-ranked sentences.
+        picked = [i for _, i in sorted(opening, key=lambda o: (-o[0], o[1]))[:starts]]
         conts = []
         for i in picked:
             stop = next((j for j in range(i, min(len(flat), i + max_tokens)) if flat[j] < 0), min(len(flat), i + max_tokens))
@@ -226,6 +230,10 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
             logprob = float(running[t] + end_lp[t])
             score = (logprob + end_bias - penalty) / (t + 2) ** length_power - rank_penalty * owner[i]
             text = llm.detokenize(cont[: t + 1]).strip()
+            # A byte-level tokenizer may cut a character in two ("10⁻¹⁰" -> "10⁻¹\ufffd"), a normalising one may
+            # respell it: only a verbatim substring of its text is a candidate (the answer must be quotable).
+            if not text or text not in evidence[owner[i]]:
+                continue
             found[(i, t)] = SpanCandidate(text, owner[i], t + 1, logprob, penalty, score, i,
                                           float(token_lp[0]) - penalty)
     return sorted(found.values(), key=lambda c: -c.score)

@@ -164,3 +164,71 @@ def test_the_answer_service_answers_with_the_readers_span_and_cites_it(tmp_path)
     assert answer.text.startswith("Denver Broncos [1].")
     assert answer.extra["reader"] == "likelihood"
     assert answer.sources[0].cited and lm.prompts  # the span prompt was scored
+
+
+def _byte_level() -> dict[int, str]:
+    """GPT-2's byte -> printable character table (byte-level BPE shows a token's bytes this way)."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+BYTE = _byte_level()
+UNBYTE = {c: b for b, c in BYTE.items()}
+
+
+class ByteLevelLM(BigramLM):
+    """BigramLM with a byte-level tokenizer: a non-ASCII character is one token per UTF-8 byte, and decoding a cut
+    character gives U+FFFD, as a real byte-level BPE does for a rare character."""
+
+    def tokenize(self, text):
+        ids = []
+        for piece in re.findall(r"\n|\s?[^\s.,]+|[.,]", text):
+            if piece == "\n":
+                ids.append(self._id("\n"))
+                continue
+            chunk = "Ġ" if piece[:1] == " " else ""
+            for ch in piece.lstrip(" "):
+                if ord(ch) < 128:
+                    chunk += ch
+                    continue
+                if chunk:
+                    ids.append(self._id(chunk))
+                    chunk = ""
+                ids.extend(self._id(BYTE[b]) for b in ch.encode())
+            if chunk:
+                ids.append(self._id(chunk))
+        return ids
+
+    def detokenize(self, ids):
+        data = b"".join(b"\n" if self.vocab[i] == "\n" else bytes(UNBYTE[c] for c in self.vocab[i])
+                        for i in ids if i != 0)
+        return data.decode("utf-8", errors="replace")
+
+
+def test_a_span_that_cuts_a_character_in_two_is_no_candidate():
+    # "°" is two bytes, C2 B0; the second shows as "°", not a letter, so the token table sees a word boundary inside
+    # the character. The LM likes ending there ("100" + the first byte): that text is not in the evidence.
+    evidence = ["Water boils at 100°C."]
+    lm = ByteLevelLM({"Ġ100": 3.0}, {"Ġ100": {"Â": 5.0}, "Â": {EOS: 8.0, "°": 0.0}, "°": {"C": 5.0},
+                                     "C": {EOS: 5.0}})
+    best = span_candidates(lm, CHAT, evidence, length_power=0.0)
+    assert best and all(c.text in evidence[0] for c in best)
+    assert best[0].text == "100°C"
+
+
+def test_equal_openings_start_in_the_better_ranked_text_first():
+    lm = BigramLM({"ĠDenver": 3.0}, {"ĠDenver": {EOS: 5.0}})
+    best = span_candidates(lm, CHAT, ["Denver won.", "Denver lost."], starts=1)
+    assert best[0].evidence_index == 0
+
+
+def test_the_evidence_index_counts_blank_texts():
+    lm = BigramLM({"ĠDenver": 3.0}, {"ĠDenver": {EOS: 5.0}})
+    best = span_candidates(lm, CHAT, ["  ", "Denver won."])
+    assert best[0].text == "Denver" and best[0].evidence_index == 1
