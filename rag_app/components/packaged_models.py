@@ -60,12 +60,20 @@ class PackagedGGUF:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         digest = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            for path in paths:
-                with open(path, "rb") as part:
-                    while block := part.read(1 << 22):
-                        digest.update(block)
-                        out.write(block)
+        try:
+            with open(tmp, "wb") as out:
+                for path in paths:
+                    with open(path, "rb") as part:
+                        while block := part.read(1 << 22):
+                            digest.update(block)
+                            out.write(block)
+        except BaseException as exc:  # a full disk, an unreadable part, Ctrl-C: leave no half-written copy behind
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                need = f"{self.size / 1e6:.0f} MB" if self.size else "room for the model"
+                raise RagError(f"could not join the parts of {self.name} into {target.parent} ({exc}): free {need} "
+                               f"there, or reinstall the packages (`{self.install}`)") from exc
+            raise
         size = tmp.stat().st_size
         if (self.size is not None and size != self.size) or (self.sha256 and digest.hexdigest() != self.sha256):
             tmp.unlink()
