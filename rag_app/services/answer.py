@@ -223,10 +223,15 @@ class AnswerService:
         run.extra["offered"] = [e.text for e in offered]
         passages = [Passage(e.source, e.text, titles.get(e.source, "")) for e in offered]
         count = lambda ms: self.llm.count_prompt_tokens(ms, prefix=SPAN_PREFIX)  # noqa: E731
+        # Room for the span after the prompt: the likelihood reader scores continuations of reader_max_tokens (the
+        # larger of the two caps is kept, so the defaults budget the prompt as the reader was fitted with).
+        span_tokens = cfg.span_max_tokens
+        if cfg.reader == "likelihood" and self.llm.exposes_logits:
+            span_tokens = max(span_tokens, cfg.reader_max_tokens)
         for shots in range(len(SPAN_EXAMPLES), -1, -1):  # fewer few-shot turns when the context window is small
             try:
                 messages, kept = fit_passages(passages, lambda ps: span_messages(run.standalone, ps, shots), count,
-                                              self._budget(cfg.span_max_tokens))
+                                              self._budget(span_tokens))
             except ValueError:
                 if shots == 0:
                     raise

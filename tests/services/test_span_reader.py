@@ -232,3 +232,27 @@ def test_the_evidence_index_counts_blank_texts():
     lm = BigramLM({"ĠDenver": 3.0}, {"ĠDenver": {EOS: 5.0}})
     best = span_candidates(lm, CHAT, ["  ", "Denver won."])
     assert best[0].text == "Denver" and best[0].evidence_index == 1
+
+
+def test_the_prompt_leaves_room_for_the_readers_continuations(tmp_path):
+    # The reader scores continuations of reader_max_tokens after the prompt: the prompt must leave that much of the
+    # context window (a real LM would otherwise cut the prompt from the left, losing its instructions).
+    settings = Settings(home=tmp_path, profile="test").with_overrides(**{
+        "answer.reader": "likelihood", "answer.min_relevance": 0.0, "answer.evidence_margin": 3.0,
+        "answer.reader_max_tokens": 64, "answer.span_max_tokens": 4})
+    filler = " ".join(f"word{i}" for i in range(40))
+    hits = [Hit(id=f"nfl{k}.md#0", text=f"The Denver Broncos beat the Carolina Panthers in game {k} with {filler}.",
+                metadata={"source": f"nfl{k}.md", "title": "Super Bowl"}, score=0.9) for k in range(8)]
+    seen = []
+
+    class Recording(BigramLM):
+        def continuations(self, messages, prefix="", reserve=32):
+            seen.append((self.count_prompt_tokens(messages, prefix), reserve))
+            return super().continuations(messages, prefix, reserve)
+
+    lm = Recording(FIRST, AFTER)
+    lm.context_window = 300
+    answer = AnswerService(settings, ListRetriever(hits), lm, FakeEmbedder()).ask("Who beat the Carolina Panthers?")
+    assert answer.short == "Denver Broncos"
+    (prompt_tokens, reserve), = seen
+    assert reserve == 64 and prompt_tokens + reserve <= lm.context_window
