@@ -1,4 +1,4 @@
-"""Packaged GGUF models split over several packages: joined once into the cache, checked, and never left half-written."""
+"""Packaged GGUF models split over several packages: joined once into the cache, checked, never left half-written."""
 
 from __future__ import annotations
 
