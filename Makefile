@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml Makefile
 
 run: setup ocr-deps
 	$(BIN)/rag doctor --quick
-	# Converts the models and indexes the bundled corpus now (once), so the app's first answer only loads them.
-	$(BIN)/rag prepare
+	# Converts the models and indexes the bundled corpus now (once), so the first answer only loads them; a failure
+	# (e.g. an LM server that is down) is shown and the app starts anyway.
+	-$(BIN)/rag prepare
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 ask: setup
