@@ -204,7 +204,9 @@ class AnswerSettings(Section):
     reader_max_tokens: int = Field(12, ge=1, le=64)
     reader_end_bias: float = Field(3.0, ge=-10.0, le=20.0)
     reader_length_power: float = Field(0.75, ge=0.0, le=3.0)
-    reader_rank_penalty: float = Field(0.75, ge=0.0, le=10.0)
+    reader_rank_penalty: float = Field(1.0, ge=0.0, le=10.0)
+    # Subtracted times log(1 + words between the span and the nearest question word in its sentence).
+    reader_proximity_weight: float = Field(0.75, ge=0.0, le=10.0)
     # Follow the short answer with its supporting sentence (and the best-ranked one, when different), quoted.
     quote: bool = True
     # Open and why/how questions ("explain", "compare", "how does"): follow the short answer with up to this many

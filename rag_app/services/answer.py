@@ -298,6 +298,7 @@ class AnswerService:
             best = span_candidates(self.llm, messages, evidence, prefix=SPAN_PREFIX, max_tokens=cfg.reader_max_tokens,
                                    starts=cfg.reader_starts, end_bias=cfg.reader_end_bias,
                                    length_power=cfg.reader_length_power, rank_penalty=cfg.reader_rank_penalty,
+                                   near=content_words(run.standalone), proximity_weight=cfg.reader_proximity_weight,
                                    **hints)
             if best:
                 yield best[0].text

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -191,14 +192,17 @@ class SpanCandidate:
 
 def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *, prefix: str = "",
                     max_tokens: int = 16, starts: int = 12, end_bias: float = 0.0, avoid_start: Sequence[str] = (),
-                    answer_type: str | None = None, length_power: float = 0.5, rank_penalty: float = 0.0
-                    ) -> list[SpanCandidate]:
+                    answer_type: str | None = None, length_power: float = 0.5, rank_penalty: float = 0.0,
+                    near: Sequence[str] = (), proximity_weight: float = 0.0) -> list[SpanCandidate]:
     """Every span of the evidence that starts at one of the `starts` likeliest first words, scored by the LM.
 
     The prompt runs once; the continuations (each candidate start's text up to `max_tokens` tokens) run in one batch
     against its KV cache, so every end point of every start is scored by the same pass: the log-probability of the
     span's tokens and then of ending the reply, length-normalised, with the answer-type and question-word penalties
-    of the greedy constraint on the first word. Returns the candidates best first.
+    of the greedy constraint on the first word. With `proximity_weight`, a span far from every word of `near` (the
+    question's content-word stems) in its sentence loses proximity_weight * log(1 + distance in words): an answer
+    usually stands next to what the question mentions ("hours: 11" for "how many hours"). Returns the candidates
+    best first.
     """
     table = SpanConstraint(llm, evidence, end_bias=end_bias, avoid_start=avoid_start, answer_type=answer_type)
     flat = table.flat
@@ -234,9 +238,28 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
             # respell it: only a verbatim substring of its text is a candidate (the answer must be quotable).
             if not text or text not in evidence[owner[i]]:
                 continue
+            if proximity_weight and near:
+                score -= proximity_weight * math.log1p(_distance(text, evidence[owner[i]], set(near)))
             found[(i, t)] = SpanCandidate(text, owner[i], t + 1, logprob, penalty, score, i,
                                           float(token_lp[0]) - penalty)
     return sorted(found.values(), key=lambda c: -c.score)
+
+
+def _stems(text: str) -> list[str]:
+    """Each word's stem, "" for a stopword: positions count every word."""
+    return [(content_words(w) or [""])[0] for w in re.findall(r"\w+", text)]
+
+
+def _distance(span: str, text: str, near: set[str], none: int = 10) -> int:
+    """Words between `span` (its first place in `text`) and the closest word of `text` outside it whose stem is in
+    `near`: 1 for a neighbour; `none` when there is no such word."""
+    at = text.find(span)
+    if at < 0:
+        return none
+    before = _stems(text[:at])
+    after = _stems(text[at + len(span):])
+    gaps = [len(before) - k for k, w in enumerate(before) if w in near] + [k + 1 for k, w in enumerate(after) if w in near]
+    return min(gaps, default=none)
 
 
 def snap_to_evidence(reply: str, evidence: Sequence[str], avoid: Sequence[str] = ()) -> str:

@@ -256,3 +256,14 @@ def test_the_prompt_leaves_room_for_the_readers_continuations(tmp_path):
     assert answer.short == "Denver Broncos"
     (prompt_tokens, reserve), = seen
     assert reserve == 64 and prompt_tokens + reserve <= lm.context_window
+
+
+def test_a_span_next_to_the_question_words_wins_a_tie():
+    # "11" and "35" are equally likely answers; "11" stands next to "hours", which the question asks about.
+    lm = BigramLM({"Ġ11": 2.0, "Ġ35": 2.0}, {"Ġ11": {EOS: 5.0}, "Ġ35": {EOS: 5.0}})
+    evidence = ["Mending of gill nets: hours 11, rate per hour in euros 35."]
+    near = ["hour"]
+    assert span_candidates(lm, CHAT, evidence, near=["hour"], proximity_weight=0.75)[0].text == "11"
+    lm = BigramLM({"Ġ11": 2.0, "Ġ35": 2.2}, {"Ġ11": {EOS: 5.0}, "Ġ35": {EOS: 5.0}})
+    assert span_candidates(lm, CHAT, evidence)[0].text == "35"  # without the weight, the likelihood decides
+    assert span_candidates(lm, CHAT, evidence, near=near, proximity_weight=0.75)[0].text == "11"
