@@ -342,6 +342,8 @@ def clean_span(span: str) -> str:
                 span = span.replace(opening, "", 1) if span.startswith(opening) else span.rstrip(opening)
         elif span.count(opening) != span.count(closing):
             span = span.strip(opening + closing)
+            while span.count(opening) > span.count(closing):  # "mixture of experts (MoE": cut before it
+                span = span[: span.rindex(opening)]
     return span.strip().rstrip(",;:").strip()
 
 

@@ -101,6 +101,16 @@ class Relevance:
 _NAME_OR_NUMBER = re.compile(r"[A-Za-z0-9][\w'’-]*")
 
 
+def question_names(question: str) -> list[str]:
+    """The question's names and numbers: capitalised words that do not open a sentence ("Discuss …", "How …"), and
+    words with a digit."""
+    names = []
+    for sentence in re.split(r"(?<=[.?!])\s+", question.strip()):
+        tokens = _NAME_OR_NUMBER.findall(sentence)
+        names += [t for i, t in enumerate(tokens) if (i > 0 and t[0].isupper()) or t[0].isdigit()]
+    return names
+
+
 def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, overlap_weight: float = 0.5,
               entity_weight: float = 0.2, coverage_weight: float = 0.4) -> Relevance:
     """Combine sentence-level and chunk-level signals into one relevance score (higher: the documents say more).
@@ -116,8 +126,7 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, ov
     for hit in hits:
         title = str((hit.metadata or {}).get("title") or "").replace("_", " ")
         available.update(content_words(title + " " + hit.text))
-    tokens = _NAME_OR_NUMBER.findall(question)
-    names = [t for i, t in enumerate(tokens) if (i > 0 and t[0].isupper()) or t[0].isdigit()]
+    names = question_names(question)
     name_stems = [content_words(t) for t in names]
     name_stems = [w[0] for w in name_stems if w]
     entity_coverage = sum(w in available for w in name_stems) / len(name_stems) if name_stems else 1.0

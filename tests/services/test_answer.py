@@ -204,3 +204,10 @@ def test_answer_type_of_questions(question, kind):
     from rag_app.services.extractive import answer_type
 
     assert answer_type(question) == kind
+
+
+def test_a_word_that_opens_a_sentence_of_the_question_is_not_a_name():
+    from rag_app.services.grounding import question_names
+
+    assert question_names("When generating text, how can you handle long contexts? Discuss techniques for Llama 3.") == [
+        "Llama", "3"]

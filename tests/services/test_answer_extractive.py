@@ -195,6 +195,9 @@ def test_fits_answer_type():
 
 def test_span_checks():
     assert clean_span(' (Paris, ') == "Paris"
+    assert clean_span("A mixture of experts (MoE") == "A mixture of experts"
+    assert clean_span("the VAE (a latent (variable) model") == "the VAE"
+    assert clean_span("Denoising (DDPM) models") == "Denoising (DDPM) models"
     assert answers_something("Paris", "What is the capital of France?")
     assert not answers_something("capital of France", "What is the capital of France?")
     assert answer_type("How many moons does Mars have?") == "number"
