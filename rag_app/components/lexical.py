@@ -48,8 +48,6 @@ from rag_app.errors import RagError
 #: Bumped when the on-disk layout or the tokenisation changes, so old indexes are rebuilt rather than misread.
 FORMAT_VERSION = 2
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)  # words and numbers; "max_tokens" → "max", "tokens"
-#: A delta always may hold this many chunks and tombstones, however small the main segment.
-_MIN_DELTA = 2000
 #: Names in an index folder that belong to a state (or a crash's leftovers) and may be swept.
 _SWEPT = ("index-", "tmp-", "main-", "seg-", "manifest-", ".CURRENT.", ".manifest-", ".seg-")
 
@@ -404,18 +402,19 @@ class DerivedLexicalIndex:
         store: the vector store it derives from.
         config: BM25 and tokenisation choices.
         check_s: how often `current()` re-reads the store's generation stamp (a metadata read).
-        delta_fraction: the delta (chunks plus tombstones) may grow to this share of the main segment (at least
-            2000) before a write rebuilds the main segment.
+        delta_fraction: the delta (chunks plus tombstones) may grow to this share of the main segment (or to
+            `delta_min`, if larger) before a write rebuilds the main segment.
         mmap: map the main segment's arrays from disk (shared page cache between processes) instead of reading them.
     """
 
     def __init__(self, root: Path, store: RecordSource, config: LexicalConfig = LexicalConfig(), check_s: float = 0.5,
-                 delta_fraction: float = 0.1, mmap: bool = False):
+                 delta_fraction: float = 0.1, mmap: bool = False, delta_min: int = 2000):
         self.folder = Path(root) / store.name
         self.store = store
         self.config = config
         self.check_s = check_s
         self.delta_fraction = delta_fraction
+        self.delta_min = delta_min
         self.mmap = mmap
         self._index: LexicalIndex | None = None
         self._main: tuple[str, MainSegment] | None = None  # (folder name, segment): kept while manifests name it
@@ -495,7 +494,7 @@ class DerivedLexicalIndex:
                     return
                 written = sorted(set(written))
                 removed = sorted(set(removed) - set(written))
-                limit = max(_MIN_DELTA, int(self.delta_fraction * manifest["main_count"]))
+                limit = max(self.delta_min, int(self.delta_fraction * manifest["main_count"]))
                 if manifest["delta_size"] + len(written) + len(removed) > limit:
                     self._full_refresh(wanted)
                     return
