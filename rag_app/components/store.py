@@ -6,7 +6,8 @@ records the embedder that built it; using it with another embedder is refused.
 The write protocol: every change goes through `with store.write():` (`upsert`, `update_metadata` and `delete`
 refuse to run outside it). It takes the single-writer lock of an embedded store, changes the collection's
 generation stamp before the first change and after the last, and on the way out brings the indexes derived from
-the collection (the BM25 index, `store.lexical`) up to date, so readers in every process see the change.
+the collection (the BM25 index, `store.lexical`) up to date, so readers in every process see the change: the ids
+the run touched are handed to the index, which appends them as a delta segment instead of rebuilding.
 """
 
 from __future__ import annotations
