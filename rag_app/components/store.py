@@ -236,7 +236,7 @@ class VectorStore:
             cfg = self.settings.retrieve
             self._lexical = DerivedLexicalIndex(self.settings.lexical_dir, self, LexicalConfig.from_settings(cfg),
                                                 cfg.lexical_check_s, cfg.lexical_delta_fraction,
-                                                delta_min=cfg.lexical_delta_min)
+                                                mmap=cfg.lexical_mmap, delta_min=cfg.lexical_delta_min)
         return self._lexical
 
     # -- generation stamp: changes before and after every write run, so derived indexes know when to rebuild ------
