@@ -292,6 +292,33 @@ def results_machine(results: dict) -> str:
     return f"{info.get('cpu', '?')}, {info.get('cores', '?')} cores"
 
 
+TABLE = [("chunks", "chunks", "{:,}"), ("first ingest, chunks/s (fake embed s)", ("ingest_chunks_per_s", "fake_embed_s"),
+          "{:,} ({})"), ("re-ingest unchanged, s (share of first)", ("reingest_s", "reingest_share"), "{} ({:.1%})"),
+         ("add one doc: ingest s", "add_ingest_s", "{}"),
+         ("add one doc: found by BM25 / dense, s", ("add_lexical_visible_s", "add_dense_visible_s"), "{} / {}"),
+         ("before (full rebuild): found by BM25, s", "baseline_add_lexical_visible_s", "{}"),
+         ("retrieve p50 / p95, 8 clients, ms", ("p50_ms", "p95_ms"), "{} / {}"),
+         ("serving RSS ready / steady / peak, MB", ("rss_ready_mb", "rss_steady_mb", "rss_peak_mb"), "{} / {} / {}"),
+         ("BM25 main-segment arrays, MB", "lexical_arrays_mb", "{}"),
+         ("disk: store / BM25, MB", ("disk_store_mb", "disk_lexical_mb"), "{:,} / {}"),
+         ("cold start to first answer, s", "cold_start_s", "{}")]
+
+
+def table(results: dict) -> str:
+    rows = sorted(results.values(), key=lambda r: r["chunks"])
+    lines = ["| | " + " | ".join(f"{r['size_target']:,}" for r in rows) + " |", "|---" * (len(rows) + 1) + "|"]
+    for label, keys, fmt in TABLE:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        cells = []
+        for r in rows:
+            try:
+                cells.append(fmt.format(*(r[k] for k in keys)))
+            except (KeyError, ValueError, TypeError):
+                cells.append("—")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[])
@@ -300,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=40, help="queries per client")
     parser.add_argument("--baseline", type=Path, help="also time add-one with the code of this checkout")
     parser.add_argument("--plot", type=Path, help="draw the saved results into this PNG")
+    parser.add_argument("--table", action="store_true", help="print the saved results as a Markdown table")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
@@ -318,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in row.items() if k != "machine"}))
     if args.plot:
         plot(results, args.plot)
+    if args.table:
+        print(table(results))
     return 0
 
 
