@@ -130,12 +130,19 @@ def add_one(home: Path, tag: str) -> dict:
 
 def serve(home: Path, clients: int, queries: int) -> dict:
     """Child: first answer (cold start), then `clients` threads retrieving (hybrid) SciFact dev claims."""
-    import resource
-
     import psutil
 
     from rag_app.api import RAG
 
+    # Peak RSS is sampled: ru_maxrss would report the forking parent's high-water mark (kept across exec).
+    process, peak, serving = psutil.Process(), [0], [True]
+
+    def sample() -> None:
+        while serving[0]:
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
     claims = [json.loads(line)["text"] for line in open(EVAL / "scifact" / "queries_dev.jsonl", encoding="utf-8")]
     rag = RAG(settings_for(home))
     rag.ask(claims[0])
@@ -163,6 +170,7 @@ def serve(home: Path, clients: int, queries: int) -> dict:
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    serving[0] = False
     ordered = sorted(latencies)
     lexical = rag.store().lexical.current()
     index_mb = (lexical.main.data.nbytes + lexical.main.indices.nbytes + lexical.main.indptr.nbytes
@@ -170,7 +178,7 @@ def serve(home: Path, clients: int, queries: int) -> dict:
     return {"p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
             "qps": round(len(ordered) / wall, 1), "clients": clients, "queries": len(ordered),
             "rss_ready_mb": round(rss_ready / 1e6), "rss_steady_mb": round(psutil.Process().memory_info().rss / 1e6),
-            "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3),
+            "rss_peak_mb": round(max(peak[0], process.memory_info().rss) / 1e6),
             "lexical_arrays_mb": round(index_mb, 1)}
 
 
@@ -327,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=40, help="queries per client")
     parser.add_argument("--baseline", type=Path, help="also time add-one with the code of this checkout")
     parser.add_argument("--plot", type=Path, help="draw the saved results into this PNG")
+    parser.add_argument("--reserve", action="store_true",
+                        help="rerun only the serving measurement of --sizes (their homes exist) and update the results")
     parser.add_argument("--table", action="store_true", help="print the saved results as a Markdown table")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -338,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     saved = args.data / "scale_results.json"
     results = json.loads(saved.read_text()) if saved.exists() else {}
     for size in args.sizes:
+        if args.reserve:
+            results[str(size)].update(run_serving(args.data / f"home-{size}", args.clients, args.queries))
+            saved.write_text(json.dumps(results, indent=1))
+            continue
         row = measure(size, args.data, args.clients, args.queries, args.baseline)
         row["machine"] = machine()
         row["command"] = " ".join([Path(sys.executable).name, *sys.argv])
