@@ -105,6 +105,10 @@ class _PendingFile:
     is_new: bool
 
 
+#: Up to this many units, an ingest reads the stored state of just those units (by `path`), not the collection's.
+_LOOKUP_MAX_UNITS = 200
+
+
 def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> str:
     material = f"{path_key}\x00{doc_id}\x00{occurrence}\x00{embed_text}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
@@ -149,7 +153,7 @@ class IngestService:
             summary.skipped.extend(batch.skipped)
             summary.files.seen = len(batch.units) + len(batch.failed)
             summary.files.skipped = len(batch.skipped)
-            states = self._stored_state()
+            states = self._stored_state(None if prune else [unit.key for unit in batch.units])
             seen = self._ingest_units(batch.units, states, summary, progress)
             if prune:
                 gone = [key for key, state in states.items() if key not in seen and state.origins == {LANGCHAIN_ORIGIN}]
@@ -167,8 +171,9 @@ class IngestService:
         summary.files.seen = len(found.files) + len(found.problems)
         summary.files.skipped = len(found.skipped)
 
-        states = self._stored_state()
-        seen_keys = self._ingest_units([file_unit(item) for item in found.files], states, summary, progress)
+        units = [file_unit(item) for item in found.files]
+        states = self._stored_state(None if prune else [unit.key for unit in units])
+        seen_keys = self._ingest_units(units, states, summary, progress)
         if prune:
             self._prune(found.roots, seen_keys, states, summary)
         return self._finish(summary, started)
@@ -199,10 +204,15 @@ class IngestService:
         return seen_keys
 
     # ---------------------------------------------------------------------------------------------------------------
-    def _stored_state(self) -> dict[str, _FileState]:
-        """Per unit (file path or document source): the ids, hashes and expected chunk count currently stored."""
+    def _stored_state(self, keys: list[str] | None = None) -> dict[str, _FileState]:
+        """Per unit (file path or document source): the ids, hashes and expected chunk count currently stored.
+
+        Args:
+            keys: the units wanted; a few are looked up by their `path` (adding one file to a big collection
+                need not read every record's metadata), None or many read the whole collection once.
+        """
         states: dict[str, _FileState] = defaultdict(_FileState)
-        for record_id, meta, _ in self.store.iter_records():
+        for record_id, meta, _ in self._records_of(keys):
             state = states[meta.get("path", "")]
             state.ids.add(record_id)
             state.hashes[meta.get("file_hash", "")] += 1
@@ -210,6 +220,15 @@ class IngestService:
             state.origins.add(str(meta.get("origin", "")))
             state.n_chunks = int(meta.get("n_chunks", -1))
         return dict(states)
+
+    def _records_of(self, keys: list[str] | None) -> Iterable[tuple[str, dict, None]]:
+        if keys is None or len(keys) > _LOOKUP_MAX_UNITS:
+            yield from self.store.iter_records()
+            return
+        for start in range(0, len(keys), 100):
+            batch = keys[start:start + 100]
+            got = self.store.get_where({"path": batch[0]} if len(batch) == 1 else {"path": {"$in": batch}})
+            yield from zip(got["ids"], got["metadatas"], [None] * len(got["ids"]))
 
     def _chunking(self) -> str:
         from ingest.chunking import chunking_signature

@@ -159,6 +159,13 @@ class RetrieveSettings(Section):
     title_weight: int = Field(2, ge=0, le=5)
     # How often a retriever re-reads the store's generation stamp to notice writes by other processes.
     lexical_check_s: float = Field(0.5, ge=0.0)
+    # A write appends its chunks to the BM25 index as a delta segment; once the delta (chunks plus deletes) exceeds
+    # this share of the main segment, or lexical_delta_min if larger, the next write rebuilds the main segment.
+    lexical_delta_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    lexical_delta_min: int = Field(2000, ge=0)
+    # Map the BM25 main segment's arrays from disk (read-only) instead of reading them into each process: the OS page
+    # cache holds one copy for every worker, and a process keeps only the pages its queries touch.
+    lexical_mmap: bool = True
     # Optional cross-encoder reranking: a local sentence-transformers CrossEncoder folder (off when unset).
     rerank_model: str | None = None
     # Fused candidates the cross-encoder rescores.

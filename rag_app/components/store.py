@@ -6,7 +6,8 @@ records the embedder that built it; using it with another embedder is refused.
 The write protocol: every change goes through `with store.write():` (`upsert`, `update_metadata` and `delete`
 refuse to run outside it). It takes the single-writer lock of an embedded store, changes the collection's
 generation stamp before the first change and after the last, and on the way out brings the indexes derived from
-the collection (the BM25 index, `store.lexical`) up to date, so readers in every process see the change.
+the collection (the BM25 index, `store.lexical`) up to date, so readers in every process see the change: the ids
+the run touched are handed to the index, which appends them as a delta segment instead of rebuilding.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from rag_app.settings import Settings
 
 EMBEDDER_KEY = "rag:embedder"
 GENERATION_KEY = "rag:generation"
+#: Most ids one write run remembers for the lexical delta; a bigger run rebuilds the lexical index in full.
+_MAX_TRACKED = 200_000
 
 
 @dataclass
@@ -232,7 +235,8 @@ class VectorStore:
 
             cfg = self.settings.retrieve
             self._lexical = DerivedLexicalIndex(self.settings.lexical_dir, self, LexicalConfig.from_settings(cfg),
-                                                cfg.lexical_check_s)
+                                                cfg.lexical_check_s, cfg.lexical_delta_fraction,
+                                                mmap=cfg.lexical_mmap, delta_min=cfg.lexical_delta_min)
         return self._lexical
 
     # -- generation stamp: changes before and after every write run, so derived indexes know when to rebuild ------
@@ -276,27 +280,41 @@ class VectorStore:
             return
         with self.writer_lock(timeout_s):
             state.depth, state.changed = 1, False
+            state.before, state.written, state.removed = None, set(), set()
             try:
                 yield self
             finally:
                 state.depth = 0
                 if state.changed:
                     self._bump_generation()
-            self._refresh_derived(changed=state.changed)
+            self._refresh_derived(state)
 
-    def _refresh_derived(self, changed: bool) -> None:
+    def _refresh_derived(self, state) -> None:
         if self.settings.retrieve.mode == "dense":
             return  # no lexical index in use: built from the records on first need
-        if changed:
-            self.lexical.refresh()
+        if not state.changed:
+            self.lexical.ensure()  # e.g. built for the first time, or after another process's write
+        elif self.url is None:
+            # We held the writer lock: the run's own changes are all there is to add (a delta segment).
+            self.lexical.apply_write(state.before, state.written, state.removed)
         else:
-            self.lexical.current()  # e.g. built for the first time, or after another process's write
+            self.lexical.refresh()  # a server has no writer lock: others may have written meanwhile
+
+    def _track(self, kind: str, ids: Sequence[str]) -> None:
+        """Remember the ids a write run touched (for the lexical delta); past a bound, give up (full rebuild)."""
+        state = self._writing
+        if state.written is None:
+            return
+        getattr(state, kind).update(ids)
+        if len(state.written) + len(state.removed) > _MAX_TRACKED:
+            state.written = state.removed = None
 
     def _before_change(self) -> None:
         state = self._writing
         if not getattr(state, "depth", 0):
             raise RuntimeError(f"write to collection {self.name!r} outside `with store.write():` (see store.py)")
         if not state.changed:
+            state.before = self.generation()  # re-read: another process may have written since we last looked
             self._bump_generation()  # tell derived indexes a change has started, before it happens
             state.changed = True
 
@@ -308,6 +326,7 @@ class VectorStore:
 
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
         self._before_change()
+        self._track("written", ids)
         step = self._max_batch()
         for start in range(0, len(ids), step):
             end = start + step
@@ -321,6 +340,7 @@ class VectorStore:
 
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
         self._before_change()
+        self._track("written", ids)
         step = self._max_batch()
         for start in range(0, len(ids), step):
             with _server_errors(self.url):
@@ -331,6 +351,7 @@ class VectorStore:
         if not ids:
             return
         self._before_change()
+        self._track("removed", ids)
         step = self._max_batch()
         for start in range(0, len(ids), step):
             with _server_errors(self.url):

@@ -11,8 +11,8 @@ hybrid mode. Every hit also carries `extra["dense_score"]` (cosine, when the chu
 `extra["lexical_score"]`, and the 1-based `extra["dense_rank"]` / `extra["lexical_rank"]` where it had one.
 
 The lexical index is derived from the store (`store.lexical`, see `rag_app.components.lexical`): it is checked
-against the store's generation stamp before queries and rebuilt when they differ, so deletes and updates show up in
-both; every write through `store.write()` refreshes it.
+against the store's generation stamp before queries and reloaded (or rebuilt) when they differ, so deletes and
+updates show up in both; every write through `store.write()` appends its changes to it as a delta segment.
 """
 
 from __future__ import annotations

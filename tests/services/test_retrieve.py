@@ -140,29 +140,33 @@ def test_a_write_by_another_process_is_noticed_by_the_stamp(concept_rag):
     assert retriever.retrieve("XJ9000", k=3, mode="lexical") == []
 
 
+def _manifest(folder):
+    import json
+
+    return json.loads((folder / (folder / "CURRENT").read_text().strip()).read_text())
+
+
 def test_stale_or_broken_index_on_disk_is_rebuilt(concept_rag, test_settings):
     from rag_app.components.lexical import DerivedLexicalIndex
 
     folder = test_settings.lexical_dir / concept_rag.store().name
-    current = (folder / "CURRENT").read_text().strip()
-    assert (folder / current / "stamp.json").exists()
+    assert (folder / _manifest(folder)["main"] / "stamp.json").exists()
     # A crash mid-build leaves a temp folder; a crash mid-cleanup a pointer to nothing.
     (folder / "tmp-crashed").mkdir()
-    (folder / "CURRENT").write_text("index-gone")
+    (folder / "CURRENT").write_text("manifest-gone.json")
     fresh = DerivedLexicalIndex(test_settings.lexical_dir, concept_rag.store(), check_s=0.0)
     index = fresh.current()
+    assert fresh.counters["full_builds"] == 1
     assert index.search("XJ9000", 1)[0][0] in {rid for rid, _, _ in concept_rag.store().iter_records()}
     assert not (folder / "tmp-crashed").exists()
-    assert (folder / (folder / "CURRENT").read_text().strip() / "stamp.json").exists()
+    assert (folder / _manifest(folder)["main"] / "stamp.json").exists()
 
 
 def test_ingest_hook_writes_the_index_with_the_store_stamp(concept_rag, test_settings):
-    import json
-
     folder = test_settings.lexical_dir / concept_rag.store().name
-    stamp = json.loads((folder / (folder / "CURRENT").read_text().strip() / "stamp.json").read_text())
-    assert stamp["generation"] == concept_rag.store().generation()
-    assert stamp["count"] == concept_rag.store().count()
+    manifest = _manifest(folder)
+    assert manifest["generation"] == concept_rag.store().generation()
+    assert manifest["count"] == concept_rag.store().count()
 
 
 def test_mmr_returns_distinct_hits(test_settings, corpus):

@@ -82,3 +82,76 @@ def test_cli_rebuild_leaves_no_stale_lexical_hits(tree, tmp_path, capsys, monkey
     assert summary["files"]["added"] == 1
     rag = RAG()
     assert lexical_sources(rag, "QX17") == [] and lexical_sources(rag, "flowers") == ["bees.md"]
+
+
+# -- the lexical delta: writes are appended, not rebuilt ---------------------------------------------------------------
+def lexical_of(rag: RAG):
+    return rag.store().lexical
+
+
+def test_an_added_document_is_found_without_a_full_rebuild(slow_check, tree, tmp_path):
+    rag = RAG(slow_check)
+    rag.ingest([tree])
+    lexical = lexical_of(rag)
+    builds = lexical.counters["full_builds"]
+    bees = write(tmp_path / "more" / "bees.md", "# Bees\n\nBees dance for the hive KW88.\n")
+    rag.ingest([bees])
+    assert lexical_sources(rag, "KW88") == ["bees.md"]
+    assert rag.retrieve("KW88", k=1)[0].metadata["source"] == "bees.md"  # hybrid, the default
+    assert [h.metadata["source"] for h in rag.retriever().retrieve("KW88", k=2, mode="lexical")] == ["bees.md"]
+    assert lexical.counters["full_builds"] == builds and lexical.counters["delta_writes"] == 1
+    assert lexical.current().stats["delta"] == 1
+    # A reader that loads the index from disk sees main + delta, and builds nothing itself.
+    reader = RAG(slow_check)
+    assert lexical_sources(reader, "KW88") == ["bees.md"] and lexical_sources(reader, "QX17") == ["otters.md"]
+    assert lexical_of(reader).counters["full_builds"] == 0
+    assert set(lexical_of(reader).current().ids) == {rid for rid, _, _ in rag.store().iter_records()}
+
+
+def test_deleted_and_replaced_chunks_never_resurface(slow_check, tree, tmp_path):
+    rag = RAG(slow_check)
+    rag.ingest([tree])
+    builds = lexical_of(rag).counters["full_builds"]
+    otters = next(d for d in rag.documents() if d.source == "otters.md")
+    rag.delete_document(otters.path)  # a tombstone in the main segment
+    write(tree / "moles.md", "# Moles\n\nMoles now farm worms PL55.\n")
+    rag.ingest([tree / "moles.md"])  # the old chunk replaced: another tombstone, the new one in the delta
+    rag.ingest([write(tmp_path / "more" / "bees.md", "# Bees\n\nBees dance for the hive KW88.\n")])
+    assert lexical_of(rag).counters["full_builds"] == builds
+    for reader in (rag, RAG(slow_check)):
+        assert lexical_sources(reader, "QX17") == [] and lexical_sources(reader, "ZB42") == []
+        assert lexical_sources(reader, "PL55") == ["moles.md"] and lexical_sources(reader, "KW88") == ["bees.md"]
+        assert set(lexical_of(reader).current().ids) == {rid for rid, _, _ in rag.store().iter_records()}
+
+
+def test_a_delta_past_its_bound_is_merged_by_a_full_rebuild(test_settings, tree, tmp_path):
+    settings = test_settings.with_overrides(**{"retrieve.lexical_check_s": 60.0, "retrieve.lexical_delta_min": 2,
+                                               "retrieve.lexical_delta_fraction": 0.0})
+    rag = RAG(settings)
+    rag.ingest([tree])
+    lexical = lexical_of(rag)
+    otters = next(d for d in rag.documents() if d.source == "otters.md")
+    rag.delete_document(otters.path)  # delta: 1 of at most 2
+    assert lexical.counters == {**lexical.counters, "full_builds": 1, "delta_writes": 1}
+    rag.ingest([write(tmp_path / "more" / "bees.md", "# Bees\n\nBees dance for the hive KW88.\n")])  # delta: 2
+    rag.ingest([write(tmp_path / "more" / "ants.md", "# Ants\n\nAnts carry leaves JT31.\n")])  # 3 > 2: merged
+    assert lexical.counters["full_builds"] == 2 and lexical.counters["delta_writes"] == 2
+    assert lexical.current().stats == {"main": 3, "delta": 0, "removed": 0, "segments": 0}
+    folder = settings.lexical_dir / rag.store().name
+    assert sorted(p.name.split("-")[0] for p in folder.iterdir()) == ["CURRENT", "build.lock", "main", "manifest"]
+    for reader in (rag, RAG(settings)):
+        assert lexical_sources(reader, "QX17") == [] and lexical_sources(reader, "JT31") == ["ants.md"]
+        assert lexical_sources(reader, "KW88") == ["bees.md"]
+
+
+def test_a_write_the_index_missed_is_not_appended_onto_a_stale_index(slow_check, tree, tmp_path):
+    """A dense-mode writer refreshes no lexical index: the next hybrid write must rebuild, not append onto it."""
+    rag = RAG(slow_check)
+    rag.ingest([tree])
+    dense = RAG(slow_check.with_overrides(**{"retrieve.mode": "dense"}))
+    otters = next(d for d in dense.documents() if d.source == "otters.md")
+    dense.delete_document(otters.path)
+    before = lexical_of(rag).counters["full_builds"]
+    rag.ingest([write(tmp_path / "more" / "bees.md", "# Bees\n\nBees dance for the hive KW88.\n")])
+    assert lexical_of(rag).counters["full_builds"] == before + 1
+    assert lexical_sources(rag, "QX17") == [] and lexical_sources(rag, "KW88") == ["bees.md"]

@@ -1,0 +1,36 @@
+"""Run by test_crash_safety_lexical: `python lexical_child.py FILE` ingests one file in the profile and home of its
+environment. Around each durable write of a lexical index file (a delta segment, a main segment's files, a manifest)
+it prints `lexical-step=N NAME` / `lexical-done=N` on stderr and pauses, so the test can kill it at every step of a
+delta write or a merge. The pause is the only change: the files written are the real ones."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rag_app.api import RAG
+from rag_app.components import lexical
+
+_write = lexical._write_json_durably
+_steps = 0
+
+
+def _paused_write(path, payload):
+    global _steps
+    _steps += 1
+    print(f"lexical-step={_steps} {path.name}", file=sys.stderr, flush=True)
+    time.sleep(0.4)
+    _write(path, payload)
+    print(f"lexical-done={_steps}", file=sys.stderr, flush=True)
+    time.sleep(0.4)
+
+
+def main() -> None:
+    lexical._write_json_durably = _paused_write
+    summary = RAG().ingest([sys.argv[1]])
+    print(f"lexical-steps={_steps}", file=sys.stderr, flush=True)
+    assert summary.ok, summary.failed
+
+
+if __name__ == "__main__":
+    main()
