@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES_DIR = REPO / "tests" / "fixtures" / "docs"
 sys.path.insert(0, str(REPO / "tests" / "reliability"))
 from reliability_support import ChromaServer, free_port, make_corpus  # noqa: E402,F401 - re-exported
 
