@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from rag_app.serve.errors import BadRequest, NotFound, PayloadTooLarge
 from rag_app.serve.routers import state_of
@@ -22,7 +23,7 @@ async def ingest(request: Request, files: list[UploadFile] = File(...), collecti
     state = state_of(request)
     name = check_collection_name((collection or "").strip().removeprefix("rag:") or state.collection)
     uploads = [(upload.filename or "", await upload.read()) for upload in files]
-    result = save_uploads(state.settings, name, uploads)
+    result = await run_in_threadpool(save_uploads, state.settings, name, uploads)  # file writes: off the loop
     if not result.saved:
         reasons = "; ".join(f"{r['name']}: {r['error']}" for r in result.rejected) or "no files"
         too_big = result.rejected and all("larger than" in r["error"] for r in result.rejected)
