@@ -6,6 +6,8 @@ FastAPI cannot parse (bad JSON, a missing field) is a 400 naming the field; noth
 
 from __future__ import annotations
 
+import re
+
 from rag_app.errors import EmbedderMismatchError, RagError, StoreLockedError, StoreUnavailableError
 from rag_app.settings import SettingsError
 
@@ -93,13 +95,18 @@ def install(app) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
 
 
+_TYPE_TAG = re.compile(r"str|int|float|bool|dict|list|none|[a-z_-]+\[.*\]")
+
+
 def describe_validation(errors) -> tuple[str, str | None]:
     """The first validation error as (message, param): `messages: Field required`, `body: invalid JSON ...`."""
     errors = list(errors)
     if not errors:
         return "invalid request", None
     first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    # Drop the request part ("body") and pydantic's union-member tags ("str", "list[str]") from the location.
+    loc = [str(part) for part in first.get("loc", ())
+           if part not in ("body", "query", "path", "header") and not _TYPE_TAG.fullmatch(str(part))]
     if first.get("type") == "json_invalid":
         ctx = first.get("ctx") or {}
         return f"the request body is not valid JSON ({ctx.get('error', 'parse error')})", "body"

@@ -251,3 +251,12 @@ def test_uploads_over_the_limits_are_413(http):
     bad_collection = http.post("/v1/ingest", data={"collection": "no/slashes"},
                                files=[("files", ("ok.md", b"# ok\n\ntext\n", "text/markdown"))])
     assert bad_collection.status_code == 400 and "collection name" in bad_collection.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, param", [({"input": [101, 2023]}, "input"), ({"input": []}, "input"),
+                                         ({"model": "any"}, "input"), ({"input": "x", "encoding_format": "hex"},
+                                                                      "encoding_format")])
+def test_bad_embedding_requests_are_400_naming_the_field(http, body, param):
+    response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
