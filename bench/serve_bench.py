@@ -48,7 +48,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(home: Path, real: bool, log_path: Path) -> tuple[subprocess.Popen, str, float]:
+def start_server(home: Path, real: bool, log_path: Path, extra_env: dict[str, str] | None = None
+                 ) -> tuple[subprocess.Popen, str, float]:
     import httpx
 
     port = free_port()
@@ -56,6 +57,7 @@ def start_server(home: Path, real: bool, log_path: Path) -> tuple[subprocess.Pop
     env.update({"RAG_HOME": str(home), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"})
     if not real:
         env["RAG_PROFILE"] = "test"
+    env.update(extra_env or {})
     started = time.perf_counter()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "rag_app", "serve", "--port", str(port)], cwd=REPO, env=env,
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", action="store_true", help="the packaged models instead of the test profile's fakes")
     parser.add_argument("--mix", default="chat=2,stream=2,retrieve=2,embed=1",
                         help="operation weights (default chat=2,stream=2,retrieve=2,embed=1)")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     weights = {k: int(v) for k, v in (part.split("=") for part in args.mix.split(","))}
@@ -201,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
-        proc, url, startup_s = start_server(Path(tmp) / "home", args.real, Path(tmp) / "serve.log")
+        extra_env = dict(item.split("=", 1) for item in args.server_env)
+        proc, url, startup_s = start_server(Path(tmp) / "home", args.real, Path(tmp) / "serve.log", extra_env)
         try:
             results = Results()
             samples: list[tuple[float, float]] = []
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(results.count.values())
     report = {
         "clients": args.clients, "seconds": round(elapsed, 1), "lm": "SmolLM2 (packaged)" if args.real else "scripted",
-        "embedder": "MiniLM (packaged)" if args.real else "fake", "mix": weights, "startup_s": round(startup_s, 1),
+        "embedder": "MiniLM (packaged)" if args.real else "fake", "mix": weights, "server_env": args.server_env, "startup_s": round(startup_s, 1),
         "requests": total, "errors": len(results.errors), "throughput_rps": round(total / elapsed, 2),
         "ops": {op: {"n": results.count[op], "p50_ms": round(percentile(v, 50), 1),
                      "p95_ms": round(percentile(v, 95), 1), "p99_ms": round(percentile(v, 99), 1)}
