@@ -208,6 +208,9 @@ class ServeSettings(Section):
     max_upload_mb: float = Field(100.0, gt=0)
     # At start-up, ingest the bundled corpus into the default collection when it is empty (as `rag ask` does).
     bundled_corpus: bool = True
+    # Answers worked on at once, each start to end on one thread of a fixed pool (the LM still generates one at a
+    # time, behind its lock; retrieval runs in parallel). More requests wait for a free thread.
+    answer_threads: int = Field(16, ge=1, le=256)
     # Finished ingest jobs remembered for GET /v1/jobs/{id} (the oldest are forgotten first).
     jobs_kept: int = Field(100, ge=1)
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from rag_app.errors import RagError
 from rag_app.serve.errors import NotFound, Unavailable
@@ -37,6 +38,9 @@ class ServeState:
         self.collection = settings.store.collection
         self.ensure_corpus = ensure_corpus
         self.jobs = JobRegistry(rag, keep=settings.serve.jobs_kept)
+        # Answers run on a fixed pool: a bounded number of threads (and of allocator arenas) however many requests.
+        self.answer_pool = ThreadPoolExecutor(max_workers=settings.serve.answer_threads,
+                                              thread_name_prefix="rag-answer")
         self.step = "starting"
         self.failure: str | None = None
         self.ready = threading.Event()
@@ -99,6 +103,7 @@ class ServeState:
 
     def close(self) -> None:
         self.jobs.close()
+        self.answer_pool.shutdown(wait=False, cancel_futures=True)
 
     # -- collections -------------------------------------------------------------------------------------------------
     def collection_names(self) -> list[str]:

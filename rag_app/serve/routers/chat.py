@@ -120,19 +120,21 @@ async def chat_completions(body: ChatRequest, request: Request):
     collection = await run_in_threadpool(state.resolve, body.model, param="model")
     reply = _Reply(body.model or f"rag:{collection}", question, history)
     if not body.stream:
-        answer = await run_in_threadpool(state.rag.ask, question, history, collection=collection, k=body.k)
+        answer = await asyncio.get_running_loop().run_in_executor(
+            state.answer_pool, lambda: state.rag.ask(question, history, collection=collection, k=body.k))
         return reply.completion(answer)
-    pieces = _stream_on_a_thread(lambda: state.rag.stream(question, history, collection=collection, k=body.k))
+    pieces = _stream_on_a_thread(state.answer_pool,
+                                 lambda: state.rag.stream(question, history, collection=collection, k=body.k))
     first = await anext(pieces)  # an error before the first piece (e.g. the store is down) is a plain HTTP error
     return StreamingResponse(_sse(reply, first, pieces), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _stream_on_a_thread(start):
-    """Run `start()`'s generator to the end on one thread of its own and yield its items here.
+async def _stream_on_a_thread(pool, start):
+    """Run `start()`'s generator to the end on one thread of `pool` and yield its items here.
 
-    One thread per answer: the LM's lock is taken and released by the same thread, whatever thread the event loop
-    resumes this generator on. Closing this generator (a client that hangs up) stops the answer at its next piece.
+    One thread for the whole answer: the LM's lock is taken and released by the same thread, whatever thread the
+    event loop resumes this generator on. Closing this generator (a client that hangs up) stops the answer at its next piece.
     Raises what the generator raised.
     """
     loop = asyncio.get_running_loop()
@@ -142,6 +144,8 @@ async def _stream_on_a_thread(start):
     def produce() -> None:
         generator = None
         try:
+            if stop.is_set():  # the client left while this answer waited for a thread
+                return
             generator = start()
             for item in generator:
                 loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
@@ -157,7 +161,7 @@ async def _stream_on_a_thread(start):
             except RuntimeError:  # the loop is closed: the server is shutting down
                 pass
 
-    threading.Thread(target=produce, name="rag-answer", daemon=True).start()
+    pool.submit(produce)
     try:
         while True:
             kind, item = await queue.get()
