@@ -224,6 +224,27 @@ class AnswerSettings(Section):
     history_turns: int = Field(4, ge=0)
 
 
+class ServeSettings(Section):
+    """`rag serve`: the OpenAI-compatible HTTP API (rag_app/serve/)."""
+
+    # Loopback by default; any other address needs `api_key` (the server refuses to start without one).
+    host: str = "127.0.0.1"
+    port: int = Field(8800, ge=1, le=65535)
+    # Bearer token for every /v1 route (`Authorization: Bearer <key>`); unset: no key (loopback only).
+    api_key: str | None = None
+    # Largest JSON request body; bigger ones get 413.
+    max_body_kb: int = Field(1024, ge=1)
+    # Largest multipart upload to /v1/ingest, all files together (each file is also held to ingest.max_file_mb).
+    max_upload_mb: float = Field(100.0, gt=0)
+    # At start-up, ingest the bundled corpus into the default collection when it is empty (as `rag ask` does).
+    bundled_corpus: bool = True
+    # Answers worked on at once, each start to end on one thread of a fixed pool (the LM still generates one at a
+    # time, behind its lock; retrieval runs in parallel). More requests wait for a free thread.
+    answer_threads: int = Field(16, ge=1, le=256)
+    # Finished ingest jobs remembered for GET /v1/jobs/{id} (the oldest are forgotten first).
+    jobs_kept: int = Field(100, ge=1)
+
+
 class DemoSettings(Section):
     # A folder of the four MNIST idx files (gzipped or not) for the image demos; unset: the bundled sklearn digits.
     mnist_dir: Path | None = None
@@ -247,6 +268,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     demos: DemoSettings = Field(default_factory=DemoSettings)
 
     def __init__(self, **values):

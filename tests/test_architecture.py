@@ -85,6 +85,22 @@ def test_services_import_no_face():
         if not rel.startswith(("rag_app/services/", "ingest/")):
             continue
         for line, module, _ in imported(tree):
-            if module.startswith(("rag_app.ui", "rag_app.cli", "rag_app.api", "streamlit", "argparse")):
+            if module.startswith(FACES):
+                offences.append(f"{rel}:{line} imports {module}")
+    assert not offences, "\n".join(offences)
+
+
+#: The faces and their frameworks: services and ingest import none of them.
+FACES = ("rag_app.ui", "rag_app.cli", "rag_app.api", "rag_app.serve", "streamlit", "argparse", "fastapi", "starlette",
+         "uvicorn")
+
+
+def test_the_http_face_goes_through_the_rag_class_not_components():
+    offences = []
+    for rel, tree in modules():
+        if not rel.startswith("rag_app/serve/"):
+            continue
+        for line, module, _ in imported(tree):
+            if module.startswith(("rag_app.components", "ingest")):
                 offences.append(f"{rel}:{line} imports {module}")
     assert not offences, "\n".join(offences)
