@@ -83,7 +83,8 @@ def ensure_corpus(rag: RAG) -> None:
 
 
 def warm_up(rag: RAG) -> None:
-    """Load the embedder and the LM in the background, once per process, so the first question does not wait.
+    """Load and warm the embedder and the LM in the background, once per process, so the first question does not
+    wait.
 
     Both components serialise their own loading, so a question asked meanwhile simply waits for it; a loading
     error is logged here and shown when a question needs the model.
@@ -96,8 +97,9 @@ def warm_up(rag: RAG) -> None:
 
     def load() -> None:
         try:
-            rag.embedder.count_tokens("warm up")
-            rag.llm.count_tokens("warm up")
+            # One real question, not just the loading: it also compiles the embedder, runs the LM's first forward
+            # passes and caches the span prompt's KV state, which the first user question would otherwise pay for.
+            rag.ask("What is a variational autoencoder?")
         except Exception:  # noqa: BLE001 - reported again, as a message, on first use
             log.warning("warming up the models failed", exc_info=True)
 
