@@ -14,7 +14,7 @@ import psutil
 from rag_app.api import RAG
 from rag_app.settings import Settings
 qs = []
-for page in sorted(REPO / "corpus".rglob("*.md")):
+for page in sorted((REPO / "corpus").rglob("*.md")):
     qs += [f"What is {h.strip().rstrip('?')}?" for h in re.findall(r"^##+\s+(.+?)\s*$", page.read_text(), flags=re.M)]
 tmp = tempfile.mkdtemp()
 rag = RAG(Settings(home=Path(tmp) / "home"))
