@@ -225,6 +225,7 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
             conts.append(flat[i:stop])
         scored = run.score(conts, table.end_ids | table.punct_ids) if conts else []
     found: dict[tuple[int, int], SpanCandidate] = {}
+    nearby: dict[int, _NearWords] = {}  # evidence index -> its words, stemmed once for the proximity term
     for i, cont, (token_lp, end_lp) in zip(picked, conts, scored):
         penalty = table.first_penalty.get(flat[i], 0.0)
         running = np.cumsum(token_lp)
@@ -239,27 +240,32 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
             if not text or text not in evidence[owner[i]]:
                 continue
             if proximity_weight and near:
-                score -= proximity_weight * math.log1p(_distance(text, evidence[owner[i]], set(near)))
+                if owner[i] not in nearby:
+                    nearby[owner[i]] = _NearWords(evidence[owner[i]], set(near))
+                score -= proximity_weight * math.log1p(nearby[owner[i]].distance(text))
             found[(i, t)] = SpanCandidate(text, owner[i], t + 1, logprob, penalty, score, i,
                                           float(token_lp[0]) - penalty)
     return sorted(found.values(), key=lambda c: -c.score)
 
 
-def _stems(text: str) -> list[str]:
-    """Each word's stem, "" for a stopword: positions count every word."""
-    return [(content_words(w) or [""])[0] for w in re.findall(r"\w+", text)]
+class _NearWords:
+    """The words of one evidence text, stemmed once, marked when their stem is one of the question's (`near`)."""
 
+    def __init__(self, text: str, near: set[str]):
+        self.text = text
+        self.words = [(m.start(), m.end(), (content_words(m.group()) or [""])[0] in near)
+                      for m in re.finditer(r"\w+", text)]
 
-def _distance(span: str, text: str, near: set[str], none: int = 10) -> int:
-    """Words between `span` (its first place in `text`) and the closest word of `text` outside it whose stem is in
-    `near`: 1 for a neighbour; `none` when there is no such word."""
-    at = text.find(span)
-    if at < 0:
-        return none
-    before = _stems(text[:at])
-    after = _stems(text[at + len(span):])
-    gaps = [len(before) - k for k, w in enumerate(before) if w in near] + [k + 1 for k, w in enumerate(after) if w in near]
-    return min(gaps, default=none)
+    def distance(self, span: str, none: int = 10) -> int:
+        """Words between `span` (its first place in the text) and the closest marked word outside it: 1 for a
+        neighbour; `none` when there is no such word."""
+        at = self.text.find(span)
+        if at < 0:
+            return none
+        before = [w for w in self.words if w[0] < at]  # a word the span's first place cuts counts on both sides
+        after = [w for w in self.words if w[1] > at + len(span)]
+        gaps = [len(before) - k for k, w in enumerate(before) if w[2]] + [k + 1 for k, w in enumerate(after) if w[2]]
+        return min(gaps, default=none)
 
 
 def snap_to_evidence(reply: str, evidence: Sequence[str], avoid: Sequence[str] = ()) -> str:
