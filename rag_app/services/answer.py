@@ -301,7 +301,11 @@ class AnswerService:
                                    near=content_words(run.standalone), proximity_weight=cfg.reader_proximity_weight,
                                    **hints)
             if best:
-                yield best[0].text
+                top = best[0]
+                # How sure the reader is of its span, for refusal analysis (`rag eval answers --details`).
+                run.extra["span"] = {"logprob": round(top.logprob, 4), "score": round(top.score, 4),
+                                     "tokens": top.tokens, "opening": round(top.opening, 4)}
+                yield top.text
             return
         run.extra["reader"] = "greedy" if self.llm.exposes_logits else "snapped"
         yield from stream_span(self.llm, messages, evidence, max_new_tokens=cfg.span_max_tokens, prefix=SPAN_PREFIX,

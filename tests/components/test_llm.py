@@ -280,6 +280,10 @@ def test_continuations_score_like_a_full_forward_pass(tiny_lm_dir, tmp_path):
     with llm.continuations(CHAT, prefix="Answer:") as run:
         scored = run.score(conts, llm.stop_ids())
         assert run.first_logprobs.shape == (len(_VOCAB),)
+        # Scoring leaves the prompt's cache as it was: a second call (other order) gives the same figures.
+        again = run.score(conts[::-1], llm.stop_ids())[::-1]
+        for (lp, end), (lp2, end2) in zip(scored, again):
+            assert lp2 == pytest.approx(lp, abs=1e-5) and end2 == pytest.approx(end, abs=1e-5)
     model, tokenizer = llm._load()
     prompt = tokenizer(llm.render(CHAT, "Answer:"), return_tensors="pt", add_special_tokens=False)["input_ids"]
     for cont, (token_lp, end_lp) in zip(conts, scored):
