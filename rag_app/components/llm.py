@@ -255,13 +255,13 @@ def _keeps_last_logits(model_class) -> bool:
     return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
-def forward_cached(model, input_ids, cache, last_only: bool = True):
-    """One forward pass that extends `cache` (None: a new one); returns (logits, cache). With `last_only` the logits
-    are those of the last position only, where the model allows it: over a 1,500-token prompt the full logits are
-    1,500 x the vocabulary (~300 MB in fp32 for SmolLM2), of which decoding reads one row."""
+def forward_cached(model, input_ids, cache):
+    """One forward pass that extends `cache` (None: a new one); returns (logits, cache). The logits are those of the
+    last position only where the model allows it: over a 1,500-token prompt the full logits are 1,500 x the
+    vocabulary (~300 MB in fp32 for SmolLM2), of which every caller reads one row."""
     name = _cache_argument(type(model))
     kwargs = {name: cache} if cache is not None else {}
-    if last_only and _keeps_last_logits(type(model)):
+    if _keeps_last_logits(type(model)):
         kwargs["logits_to_keep"] = 1
     out = model(input_ids=input_ids, use_cache=True, **kwargs)
     return out.logits, getattr(out, name)
@@ -539,7 +539,8 @@ class _TorchContinuations(Continuations):
             self.cache.crop(-n)  # negative: drop the last n tokens (the spelling every transformers >= 4.56 accepts)
             logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)  # (n, V)
             # following[i]: log-probability of flat[i + 1] after flat[i] (used only inside one candidate)
-            following = logprobs[:-1].gather(-1, torch.tensor(flat[1:], device=self.device, dtype=torch.long)[:, None])[:, 0]
+            targets = torch.tensor(flat[1:], dtype=torch.long, device=self.device)
+            following = logprobs[:-1].gather(-1, targets[:, None])[:, 0]
             end_lp = torch.logsumexp(logprobs[:, ends], dim=-1) if len(ends) else torch.full((n,), -1e9)
         following, end_lp = following.cpu().numpy(), end_lp.cpu().numpy()
         first = self.first_logprobs
