@@ -12,19 +12,24 @@ Why it cannot duplicate or lose data:
   deleted: a crash at any point leaves old data in place, and the next run converges to the same final state.
 - Every change goes through `store.write()`: the writer lock, the generation stamp before the first change and
   after the last, and the refresh of the derived lexical index (see `rag_app.components.store`).
+
+What is stored per unit comes from the unit catalog (`ingest.catalog`) when its stamp says it is current, else
+from the records' metadata (for a few units, looked up by `path`; else the whole collection's, once); a run that
+ends normally then writes the catalog afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.catalog import UnitCatalog, UnitState
 from ingest.discover import discover
 from ingest.types import Chunk, Document, LoadError
 from ingest.units import LANGCHAIN_ORIGIN, IngestUnit, document_units, file_unit
@@ -82,19 +87,6 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-
-
-@dataclass
-class _FileState:
-    ids: set[str] = field(default_factory=set)
-    hashes: Counter = field(default_factory=Counter)
-    chunkings: set[str] = field(default_factory=set)
-    origins: set[str] = field(default_factory=set)
-    n_chunks: int = -1
-
-    def is_complete(self, file_hash: str, chunking: str) -> bool:
-        return (set(self.hashes) == {file_hash} and self.hashes[file_hash] == self.n_chunks == len(self.ids)
-                and self.chunkings == {chunking})
 
 
 @dataclass
@@ -158,6 +150,7 @@ class IngestService:
             if prune:
                 gone = [key for key, state in states.items() if key not in seen and state.origins == {LANGCHAIN_ORIGIN}]
                 self._delete_units(gone, states, summary)
+            self._save_catalog()
             return self._finish(summary, started)
 
     def _run(self, paths: list[str | Path], prune: bool, progress: ProgressCallback | None) -> IngestSummary:
@@ -176,6 +169,7 @@ class IngestService:
         seen_keys = self._ingest_units(units, states, summary, progress)
         if prune:
             self._prune(found.roots, seen_keys, states, summary)
+        self._save_catalog()
         return self._finish(summary, started)
 
     def _finish(self, summary: IngestSummary, started: float) -> IngestSummary:
@@ -183,7 +177,7 @@ class IngestService:
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
-    def _ingest_units(self, units: list[IngestUnit], states: dict[str, _FileState], summary: IngestSummary,
+    def _ingest_units(self, units: list[IngestUnit], states: dict[str, UnitState], summary: IngestSummary,
                       progress: ProgressCallback | None) -> set[str]:
         """Ingest each unit (a failure is reported and the rest go on); returns the keys of all of them."""
         self._writer = _BatchWriter(self, summary, progress, len(units))
@@ -204,22 +198,32 @@ class IngestService:
         return seen_keys
 
     # ---------------------------------------------------------------------------------------------------------------
-    def _stored_state(self, keys: list[str] | None = None) -> dict[str, _FileState]:
-        """Per unit (file path or document source): the ids, hashes and expected chunk count currently stored.
+    def _stored_state(self, keys: list[str] | None = None) -> dict[str, UnitState]:
+        """Per unit (file path or document source): what is stored of it (see the module docstring).
 
         Args:
-            keys: the units wanted; a few are looked up by their `path` (adding one file to a big collection
-                need not read every record's metadata), None or many read the whole collection once.
+            keys: the units wanted; without a current catalog, a few are looked up by their `path` (adding one
+                file to a big collection need not read every record's metadata), None or many read the whole
+                collection once.
         """
-        states: dict[str, _FileState] = defaultdict(_FileState)
+        self._catalog = UnitCatalog(self.settings.catalog_dir, self.store.name) if self.store.single_writer else None
+        self._catalog_state: dict[str, UnitState] | None = None  # the whole collection's states, when known
+        self._run_changed = self._catalog_current = False
+        if self._catalog is not None:
+            self._start_stamp = self.store.generation()  # under the writer lock: no one else moves it now
+            loaded = self._catalog.load(self._start_stamp)
+            if loaded is not None:
+                self._catalog_state, self._catalog_current = loaded, True
+                return loaded
+        states: dict[str, UnitState] = {}
+        if self.store.count() == 0:
+            self._catalog_state = states  # an empty collection: the whole state is known
+            return states
         for record_id, meta, _ in self._records_of(keys):
-            state = states[meta.get("path", "")]
-            state.ids.add(record_id)
-            state.hashes[meta.get("file_hash", "")] += 1
-            state.chunkings.add(str(meta.get("chunking", "")))
-            state.origins.add(str(meta.get("origin", "")))
-            state.n_chunks = int(meta.get("n_chunks", -1))
-        return dict(states)
+            states.setdefault(meta.get("path", ""), UnitState()).add_record(record_id, meta)
+        if keys is None or len(keys) > _LOOKUP_MAX_UNITS:
+            self._catalog_state = states
+        return states
 
     def _records_of(self, keys: list[str] | None) -> Iterable[tuple[str, dict, None]]:
         if keys is None or len(keys) > _LOOKUP_MAX_UNITS:
@@ -229,6 +233,20 @@ class IngestService:
             batch = keys[start:start + 100]
             got = self.store.get_where({"path": batch[0]} if len(batch) == 1 else {"path": {"$in": batch}})
             yield from zip(got["ids"], got["metadatas"], [None] * len(got["ids"]))
+
+    def _ids_of(self, key: str, state: UnitState) -> set[str]:
+        """A unit's stored ids (looked up by `path` if its state came from the catalog)."""
+        if state.ids is None:
+            got = self.store.get_where({"path": key})
+            state.ids = set(got["ids"])
+        return state.ids
+
+    def _save_catalog(self) -> None:
+        """After a run that knew the whole collection's state, write the catalog (unless it is current already)."""
+        if self._catalog is None or self._catalog_state is None or (self._catalog_current and not self._run_changed):
+            return
+        catalog, snapshot = self._catalog, dict(self._catalog_state)
+        self.store.after_write(lambda stamp: catalog.save(stamp, snapshot))
 
     def _chunking(self) -> str:
         from ingest.chunking import chunking_signature
@@ -246,7 +264,7 @@ class IngestService:
         return chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=cfg.overlap_tokens,
                               target_tokens=min(cfg.chunk_tokens, limit))
 
-    def _ingest_unit(self, unit: IngestUnit, state: _FileState | None, summary: IngestSummary) -> None:
+    def _ingest_unit(self, unit: IngestUnit, state: UnitState | None, summary: IngestSummary) -> None:
         chunking = self._chunking()
         unit_hash = unit.hash
         if state is not None and state.is_complete(unit_hash, chunking):
@@ -279,15 +297,20 @@ class IngestService:
             new_records[record_id] = (chunk, _metadata(chunk, unit, unit_hash, chunking, position, len(chunks), now,
                                                        kind, document.extra.get("stored_metadata")))
 
-        stored_ids = state.ids if state else set()
+        stored_ids = self._ids_of(unit.key, state) if state else set()
         retained = {rid: meta for rid, (_, meta) in new_records.items() if rid in stored_ids}
         stale = sorted(stored_ids - new_records.keys())
         is_new = not stored_ids
         pending = _PendingFile(unit, retained, stale, is_new)
         to_write = [(rid, chunk, meta) for rid, (chunk, meta) in new_records.items() if rid not in stored_ids]
         self._writer.add_file(pending, to_write)
+        # The state this unit has once the run ends normally (the catalog is written only then).
+        self._run_changed = True
+        if self._catalog_state is not None:
+            self._catalog_state[unit.key] = UnitState.written(unit_hash, chunking, str(unit.origin or ""), len(chunks),
+                                                              len(new_records))
 
-    def _prune(self, roots: list[Path], seen_keys: set[str], states: dict[str, _FileState], summary: IngestSummary) -> None:
+    def _prune(self, roots: list[Path], seen_keys: set[str], states: dict[str, UnitState], summary: IngestSummary) -> None:
         prefixes = [str(root).rstrip("/") + "/" for root in roots]
         gone = []
         for path_key, state in states.items():
@@ -300,12 +323,15 @@ class IngestService:
             gone.append(path_key)
         self._delete_units(gone, states, summary)
 
-    def _delete_units(self, keys: list[str], states: dict[str, _FileState], summary: IngestSummary) -> None:
+    def _delete_units(self, keys: list[str], states: dict[str, UnitState], summary: IngestSummary) -> None:
         for key in keys:
-            state = states[key]
-            self.store.delete(sorted(state.ids))
+            ids = self._ids_of(key, states[key])
+            self.store.delete(sorted(ids))
             summary.files.deleted += 1
-            summary.chunks_deleted += len(state.ids)
+            summary.chunks_deleted += len(ids)
+            self._run_changed = True
+            if self._catalog_state is not None:
+                self._catalog_state.pop(key, None)
 
 
 def _metadata(chunk: Chunk, unit: IngestUnit, unit_hash: str, chunking: str, position: int, total: int, now: str,

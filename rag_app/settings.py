@@ -295,6 +295,10 @@ class Settings(BaseSettings):
         return self.home / "lexical"
 
     @property
+    def catalog_dir(self) -> Path:
+        return self.home / "catalog"
+
+    @property
     def uploads_dir(self) -> Path:
         return self.home / "uploads"
 

@@ -281,13 +281,32 @@ class VectorStore:
         with self.writer_lock(timeout_s):
             state.depth, state.changed = 1, False
             state.before, state.written, state.removed = None, set(), set()
+            state.hooks = []
+            final = None
             try:
                 yield self
             finally:
                 state.depth = 0
                 if state.changed:
-                    self._bump_generation()
+                    final = self._bump_generation()
             self._refresh_derived(state)
+            hooks, state.hooks = state.hooks, []
+            if hooks:
+                stamp = final or self.generation()
+                for hook in hooks:
+                    hook(stamp)
+
+    @property
+    def single_writer(self) -> bool:
+        """True for an embedded store: `write()` holds a lock that no other writer gets past."""
+        return self.url is None
+
+    def after_write(self, hook) -> None:
+        """Call `hook(stamp)` when the current write run ends normally, still under the writer lock, with the
+        generation stamp the collection then has (for files derived from the collection, stamped with it)."""
+        if not getattr(self._writing, "depth", 0):
+            raise RuntimeError("after_write() outside `with store.write():`")
+        self._writing.hooks.append(hook)
 
     def _refresh_derived(self, state) -> None:
         if self.settings.retrieve.mode == "dense":
@@ -365,6 +384,7 @@ class VectorStore:
         with self.writer_lock():
             _delete_collection(self.settings, self.name)
             shutil.rmtree(self.settings.lexical_dir / self.name, ignore_errors=True)
+            (self.settings.catalog_dir / f"{self.name}.json").unlink(missing_ok=True)
 
 
 class _WriterLock:
