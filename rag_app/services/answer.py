@@ -277,15 +277,17 @@ class AnswerService:
             return
         run.extra["form"] = "short"
         tail = f" [{home.n}]."
+        quoted = [home]
         if cfg.quote:
-            # The sentence the answer comes from, and the best-ranked sentence when that is another one: the reader
-            # sees the evidence, and a wrong pick by the small LM still shows the best supporting sentence.
-            quoted = [home] if home is kept[0] else [kept[0], home]
+            # The best-ranked sentences and the one the answer comes from, in rank order: the reader sees the
+            # evidence, and a wrong pick by the small LM still shows the best supporting sentences.
+            best = kept[:cfg.quote_sentences]
+            quoted = best + ([home] if home not in best else [])
             if not (len(quoted) == 1 and _norm(clean) == _norm(home.text)):
                 tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
         yield from run.emit(tail)
-        cited = sorted({home.n, kept[0].n}) if cfg.quote else [home.n]
-        rests_on = [(home.n, home.text)] + ([(kept[0].n, kept[0].text)] if cfg.quote and home is not kept[0] else [])
+        cited = sorted({p.n for p in quoted})
+        rests_on = [(home.n, home.text)] + [(p.n, p.text) for p in quoted if p != home]
         yield run.finish(clean + tail, short=clean, cited=cited, rests_on=rests_on)
 
     def _span(self, run: _Run, messages: list[dict], evidence: list[str]) -> Iterator[str]:

@@ -1,7 +1,7 @@
 """The form of a question (who, when, how many, what, why-how, open): what kind of reply fits it.
 
-The answer service explains (several cited sentences) for open and why/how questions; the evaluation breaks its
-figures down by the same forms.
+The answer service explains (several cited sentences) for open, why/how and definition questions; the evaluation
+breaks its figures down by the same forms.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ _WHEN = re.compile(r"^\W*when\b|\b(what|which|in\s+what|in\s+which)\s+(year|year
 _WHO = re.compile(r"^\W*(who|whom|whose)\b|\b(who|whom|whose)\s+(was|is|were|did|had|has)\b", re.I)
 _OPEN = re.compile(r"^\W*(explain|describe|compare|contrast|discuss|summari[sz]e|outline|list|tell|give)\b|"
                    r"\b(difference|differences|differ|compare|pros\s+and\s+cons|advantages|trade-?offs?)\b", re.I)
+#: "What are the (main) challenges of …": a list of points, answered as an explanation.
+_LIST = re.compile(r"^\W*what\s+are\s+(the\s+|some\s+)?([\w-]+\s+){0,2}(challenges|benefits|limitations|drawbacks|"
+                   r"disadvantages|strategies|techniques|methods|ways|steps|applications|risks|components|properties|"
+                   r"characteristics)\b", re.I)
+#: "What is X?" / "What are X?" about a term (a few words, no "the"): a definition, which a sentence or two explains.
+_DEFINITION = re.compile(r"^\W*what\s+(is|are)\s+(an?\s+)?(?!the\b|it\b|this\b|that\b)[\w-]+(\s+[\w-]+){0,4}\s*\?\s*$",
+                         re.I)
 _WHY_HOW = re.compile(r"^\W*(why|how)\b|\b(why|how)\s+(does|do|did|is|are|was|were|can|could|would)\b", re.I)
 _WHAT = re.compile(r"^\W*(what|which|where)\b|\b(what|which|where)\b", re.I)
 QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
@@ -22,13 +29,19 @@ QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
 
 def question_type(question: str) -> str:
     """The form of a question, for the per-type breakdown (first match of how many, when, who, open, why-how, what)."""
-    for name, pattern in (("how many", _HOW_MANY), ("when", _WHEN), ("who", _WHO), ("open", _OPEN),
+    for name, pattern in (("how many", _HOW_MANY), ("when", _WHEN), ("who", _WHO), ("open", _OPEN), ("open", _LIST),
                           ("why-how", _WHY_HOW), ("what", _WHAT)):
         if pattern.search(question):
             return name
     return "other"
 
 
+def is_definition(question: str) -> bool:
+    """ "What is X?" about a term: the short answer names it; the reply should also say what it is."""
+    return bool(_DEFINITION.search(question))
+
+
 def wants_explanation(question: str) -> bool:
-    """Open ("explain", "compare", "what is the difference") and why/how questions want more than one fact."""
-    return question_type(question) in {"open", "why-how"}
+    """Open ("explain", "compare", "what is the difference", "what are the challenges"), why/how and definition
+    questions want more than one fact."""
+    return question_type(question) in {"open", "why-how"} or is_definition(question)

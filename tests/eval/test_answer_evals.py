@@ -40,6 +40,16 @@ def test_question_types():
         "What is a VAE?", "Why are VAE samples blurry?", "How does DDIM sample faster?", "Compare GANs and VAEs.",
         "What is the difference between a GAN and a VAE?", "Name the tool.",
     )] == ["how many", "when", "when", "who", "what", "why-how", "why-how", "open", "open", "other"]
+    assert question_type("What are the main challenges of training GANs?") == "open"
+    assert question_type("What techniques did Project Apollo use?") == "what"
+
+
+def test_definitions_want_an_explanation_and_factoids_do_not():
+    from rag_app.services.questions import wants_explanation
+
+    assert wants_explanation("What is a VAE?") and wants_explanation("What are mixture of experts models?")
+    assert not wants_explanation("What is the name of the river?")
+    assert not wants_explanation("What is the largest city in Poland?")
 
 
 def test_refusal_precision_and_recall():

@@ -49,3 +49,14 @@ def test_explanations_can_be_switched_off(test_settings, tmp_path):
     rag = RAG(test_settings, **{"answer.explain_sentences": 0})
     rag.ingest([docs])
     assert rag.ask("How does a variational autoencoder learn?").extra["form"] in {"short", "quote"}
+
+
+def test_a_definition_question_is_explained(test_settings, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "vae.md").write_text(VAE, encoding="utf-8")
+    rag = RAG(test_settings)
+    rag.ingest([docs])
+    answer = rag.ask("What is a variational autoencoder?")
+    assert not answer.refused and answer.extra["form"] == "explain"
+    assert len(re.findall(r"\[\d+\]\.", answer.text.split("\n\n")[-1])) >= 2

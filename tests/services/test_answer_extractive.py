@@ -262,3 +262,16 @@ def test_snap_prefers_the_run_that_says_what_the_question_does_not():
     question = question_words("What city in Victoria is called the sporting capital of Australia?")
     assert snap_to_evidence(reply, evidence) == "sporting capital of Australia"  # the longest run
     assert snap_to_evidence(reply, evidence, avoid=question) == "Melbourne"
+
+
+@pytest.mark.parametrize("quote_sentences, quoted", [
+    (1, ['"Paris is the capital of France."']),
+    (2, ['"Paris is the capital of France."', '"The Seine is a river."']),
+])
+def test_the_reply_quotes_the_best_ranked_offered_sentences(test_settings, quote_sentences, quoted):
+    hits = [hit("notes/a.md", "Paris is the capital of France. It lies on the Seine.\n\nThe Seine is a river.")]
+    llm = LogitsLM({"ĠParis": 5, EOS: 4})
+    settings = test_settings.with_overrides(**{"answer.evidence_margin": 3.0, "answer.quote_sentences": quote_sentences})
+    answer = AnswerService(settings, ListRetriever(hits), llm, FakeEmbedder()).ask("What is the capital of France?")
+    assert answer.short == "Paris" and answer.extra["form"] == "short"
+    assert re.findall(r'^".*" \[1\]$', answer.text, flags=re.M) == [f"{q} [1]" for q in quoted]
