@@ -239,6 +239,8 @@ class AnswerService:
             if kept or shots == 0:
                 break
         kept = kept or passages[:1]
+        # An explanation's form (does the short answer open it?) is known only once the span is: hold the span back.
+        explaining = wants_explanation(run.standalone)
         pieces: list[str] = []
         for piece in self._span(run, messages, [p.text for p in kept]):
             if not pieces:
@@ -246,27 +248,34 @@ class AnswerService:
                 if not piece:
                     continue
             pieces.append(piece)
-            yield from run.emit(piece)
+            if not explaining:
+                yield from run.emit(piece)
         span = "".join(pieces).strip()
         clean = clean_span(span)
         home = next((p for p in kept if clean and clean in p.text), None)
         run.extra["home_rank"] = kept.index(home) if home is not None else None
         usable = home is not None and answers_something(clean, run.standalone)
-        explanation = self._explanation(run, evidence) if wants_explanation(run.standalone) else []
+        explanation = self._explanation(run, evidence) if explaining else []
         if len(explanation) >= 2:
             # An open question: the short answer (when there is one), then the sentences that together explain.
             run.extra["form"] = "explain"
-            body = " ".join(f"{_with_citation(e.text, e.source)}" for e in explanation)
+            sentences = [_with_citation(e.text, e.source) for e in explanation]
+            body = " ".join(sentences)
             # The short answer opens the reply, unless it is (nearly) a whole sentence of the explanation.
             opens = usable and not any(_similar(set(content_words(clean)), set(content_words(e.text)))
                                        for e in explanation)
-            yield from run.emit(f" [{home.n}].\n\n{body}" if opens else ("\n" if span else "") + body)
             short = clean if usable else kept[0].text  # the best-ranked sentence, as the quote form has it
             rests_on = ([(home.n, home.text)] if usable else []) + [(e.source, e.text) for e in explanation]
             cited = sorted({n for n, _ in rests_on})
-            text = (clean + f" [{home.n}].\n\n" if opens else "") + body
+            opener = clean + f" [{home.n}].\n\n" if opens else ""
+            text = opener + body
+            for index, piece in enumerate([opener, *sentences]):  # streamed sentence by sentence
+                if piece:
+                    yield from run.emit(piece if index <= 1 else " " + piece)
             yield run.finish(text, short=short, cited=cited, rests_on=rests_on, fallback=bool(span) and not usable)
             return
+        if explaining and span:
+            yield from run.emit(span)  # held back above; the short and quote forms follow it
         if not usable:
             # Nothing usable came out: answer with the best supporting sentence, quoted.
             run.extra["form"] = "quote"
@@ -283,10 +292,12 @@ class AnswerService:
             # evidence, and a wrong pick by the small LM still shows the best supporting sentences.
             best = kept[:cfg.quote_sentences]
             quoted = best + ([home] if home not in best else [])
-            if not (len(quoted) == 1 and _norm(clean) == _norm(home.text)):
+            if _norm(clean) == _norm(home.text):  # the short answer is its whole sentence: not quoted again
+                quoted = [p for p in quoted if p != home]
+            if quoted:
                 tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
         yield from run.emit(tail)
-        cited = sorted({p.n for p in quoted})
+        cited = sorted({home.n, *(p.n for p in quoted)})
         rests_on = [(home.n, home.text)] + [(p.n, p.text) for p in quoted if p != home]
         yield run.finish(clean + tail, short=clean, cited=cited, rests_on=rests_on)
 
