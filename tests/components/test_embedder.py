@@ -215,9 +215,11 @@ def test_openvino_int8_is_calibrated_once_beside_the_fp32_ir_and_stays_close_to_
     assert embedder.backend == "openvino-int8" and embedder.describe()["precision"].startswith("int8")
     assert vectors.shape == (len(TEXTS), 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-    cosine = (vectors * fp32.embed(TEXTS)).sum(axis=1)
-    # Measured: min 0.978 on these texts' kind ("short"), 0.993 over SciFact abstracts; fp32 backends give 0.9999.
-    assert 0.97 <= float(cosine.min()) < 0.9999, cosine
+    cosine = dict(zip(TEXTS, (vectors * fp32.embed(TEXTS)).sum(axis=1)))
+    # Measured: 0.993-0.998 on these sentences (0.993 min over SciFact abstracts; fp32 backends give 0.9999); the
+    # shorter the text the bigger the drift, down to 0.914 for the empty text (nothing but [CLS] [SEP]).
+    assert all(0.97 <= c < 0.9999 for t, c in cosine.items() if t), cosine
+    assert cosine[""] >= 0.9, cosine
     int8_models = list(cache_dir.rglob("model_int8.xml"))
     assert len(int8_models) == 1 and (int8_models[0].parent / "model.xml").exists()
     again = SentenceTransformerEmbedder(PACKAGED_EMBEDDER, device="cpu", backend="openvino-int8", cache_dir=cache_dir)
