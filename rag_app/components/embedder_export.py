@@ -239,8 +239,13 @@ def _export_openvino(wrapper, example: tuple, names: list[str], work: Path) -> l
 
 def _export_openvino_int8(wrapper, example: tuple, names: list[str], work: Path, folder: Path,
                           feed: Callable[[list[str]], dict[str, np.ndarray]]) -> list[str]:
-    import nncf
     import openvino as ov
+
+    try:
+        import nncf
+    except ImportError as exc:
+        raise RagError("the openvino-int8 backend quantises with NNCF, which is not installed: run "
+                       "`pip install nncf` (the `int8` extra), or set RAG_EMBEDDER__BACKEND=auto") from exc
 
     files: list[str] = []
     if (folder / "model.xml").exists():  # int8 after fp32: quantise the IR already there
