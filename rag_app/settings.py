@@ -45,9 +45,11 @@ class EmbedderSettings(Section):
     # auto: bf16 where the CPU has AMX or AVX512-BF16, or on a bf16-capable GPU (cosine >= 0.9999 to fp32), else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # Inference backend. auto: OpenVINO on CPU where installed (measured fastest, see docs/benchmarks.md), else
-    # torch. onnx / onnx-int8 run an ONNX export with ONNX Runtime (int8 is opt-in: its vectors drift from fp32).
+    # torch. openvino-int8: the OpenVINO model statically quantised by NNCF (the `int8` extra; fastest on CPUs with
+    # AVX512-VNNI). onnx / onnx-int8 run an ONNX export with ONNX Runtime. The int8 backends are opt-in: their
+    # vectors drift from fp32, so their collections record the quantisation and open only with the same backend.
     # Converted models are cached under `cache_dir` and checked against torch fp32 when built.
-    backend: Literal["auto", "torch", "openvino", "onnx", "onnx-int8"] = "auto"
+    backend: Literal["auto", "torch", "openvino", "openvino-int8", "onnx", "onnx-int8"] = "auto"
     # CPU threads for inference; 0 lets the runtime choose (all cores).
     threads: int = Field(0, ge=0)
     # Rows per batch for full-window texts; shorter texts go in proportionally bigger batches.

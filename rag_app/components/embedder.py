@@ -9,6 +9,8 @@ The sentence-transformers embedder runs one of several inference backends (`Embe
 - ``torch``: the sentence-transformers model itself, in bf16 where the hardware runs it fast, else fp32.
 - ``openvino``: the same model converted once to OpenVINO IR (cached under the data home), run with bf16 inference
   precision where the CPU has AVX512-BF16 or AMX. Fastest measured on CPU (see docs/benchmarks.md).
+- ``openvino-int8``: that IR statically quantised to int8 by NNCF (needs the ``int8`` extra), calibrated on the
+  bundled corpus; fastest on CPUs with AVX512-VNNI / AVX-VNNI. Opt-in.
 - ``onnx`` / ``onnx-int8``: an ONNX export run by ONNX Runtime, fp32 or dynamically quantised to int8 (opt-in:
   int8 moves vectors too far from fp32 for this model; see docs/benchmarks.md).
 - ``auto``: OpenVINO on CPU when it is installed, else torch.
@@ -17,8 +19,9 @@ All backends share one path: texts are tokenised once with the model's own fast 
 cut into padded batches of similar length (little padding), then run and put back in input order. The conversions,
 their cache and their check live in `embedder_export`: every converted model is checked against the torch fp32 model
 on probe texts when it is loaded; a backend that disagrees, or cannot be built, falls back to torch with a warning.
-Vectors of all backends stay within cosine ~0.9999 of fp32 (int8 aside), which is why the collection fingerprint
-names the model only and backends may be switched freely.
+Vectors of the unquantised backends stay within cosine ~0.9999 of fp32, which is why their collection fingerprint
+names the model only and they may be switched freely. The int8 backends' vectors drift further (cosine ~0.99), so
+their fingerprint adds the quantisation (`QUANTISED_BACKENDS`): a collection built with one opens only with it.
 """
 
 from __future__ import annotations
@@ -151,15 +154,27 @@ def packaged_embedder_path() -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Backends
 
-BACKENDS = ("torch", "openvino", "onnx", "onnx-int8")
+BACKENDS = ("torch", "openvino", "openvino-int8", "onnx", "onnx-int8")
+#: Backends whose vectors are not interchangeable with fp32 ones → the tag their collections' fingerprint carries.
+QUANTISED_BACKENDS = {"openvino-int8": "int8-static-nncf", "onnx-int8": "int8-dynamic-ort"}
+
+
+def backend_hint(recorded: str, configured: str) -> str:
+    """For a fingerprint mismatch of the same model: the setting that opens the collection, e.g.
+    ``RAG_EMBEDDER__BACKEND=openvino-int8``; '' when the models differ (the backend is not the fix)."""
+    model, _, tag = recorded.partition("|")
+    if model != configured.partition("|")[0]:
+        return ""
+    backend = next((b for b, t in QUANTISED_BACKENDS.items() if t == tag), None if tag else "auto")
+    return f"RAG_EMBEDDER__BACKEND={backend}" if backend else ""
 
 
 def backend_available(backend: str) -> bool:
     """True if the Python packages a backend needs are importable (nothing is loaded)."""
     import importlib.util
 
-    needs = {"auto": [], "torch": ["torch"], "openvino": ["openvino"], "onnx": ["onnxruntime", "onnx"],
-             "onnx-int8": ["onnxruntime", "onnx"]}[backend]
+    needs = {"auto": [], "torch": ["torch"], "openvino": ["openvino"], "openvino-int8": ["openvino", "nncf"],
+             "onnx": ["onnxruntime", "onnx"], "onnx-int8": ["onnxruntime", "onnx"]}[backend]
     return all(importlib.util.find_spec(name) is not None for name in needs)
 
 
@@ -236,8 +251,11 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def fingerprint(self) -> str:
-        # The name alone identifies the vector space; the dimension is checked by the store on write.
-        return self.name
+        # The name identifies the vector space of the unquantised backends (the store checks the dimension on
+        # write); an int8 backend adds its quantisation. Known before loading: an explicitly requested backend
+        # never falls back to another.
+        tag = QUANTISED_BACKENDS.get(self.requested_backend)
+        return f"{self.name}|{tag}" if tag else self.name
 
     # -----------------------------------------------------------------------------------------------------------------
     # Loading
@@ -252,6 +270,9 @@ class SentenceTransformerEmbedder(Embedder):
 
             self.device = resolve_device(self.requested_device)
             backend = resolve_backend(self.requested_backend, self.device)
+            if backend in QUANTISED_BACKENDS and self.device != "cpu":
+                raise RagError(f"embedder backend {backend!r} runs on CPU only (device is {self.device}): set "
+                               "RAG_DEVICE=cpu, or RAG_EMBEDDER__BACKEND=auto for a new collection")
             if backend != "torch" and self.device != "cpu":
                 log.warning("embedder backend %s runs on CPU only; using torch on %s", backend, self.device)
                 backend = "torch"
@@ -372,7 +393,7 @@ class SentenceTransformerEmbedder(Embedder):
         meta = {"name": self.name, "dim": int(probe_vectors.shape[1]), "max_tokens": max_tokens, "lower": lower,
                 "pad_id": pad_id, "input_names": names, "probe_vectors": probe_vectors.tolist()}
         return ExportSource(model=model, input_names=names, trace_batch=trace_batch, tokenizer_json=raw.to_str(),
-                            meta=meta)
+                            meta=meta, feed=lambda texts: self._pad(self._encode(texts), names))
 
     # -----------------------------------------------------------------------------------------------------------------
     # Interface
@@ -414,12 +435,14 @@ class SentenceTransformerEmbedder(Embedder):
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return {name: feed[name] for name in names}
 
+    def _encode(self, texts: Sequence[str]) -> list:
+        # As sentence-transformers does: strip, and lowercase where the model config asks for it.
+        return self._tokenizer.encode_batch([t.strip().lower() if self._lower else t.strip() for t in texts])
+
     def _embed_with(self, runner: _Runner, texts: Sequence[str],
                     progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Tokenise once, sort by length, run padded batches of similar length, restore input order."""
-        # As sentence-transformers does: strip, and lowercase where the model config asks for it.
-        texts = [t.strip().lower() if self._lower else t.strip() for t in texts]
-        encodings = self._tokenizer.encode_batch(texts)
+        encodings = self._encode(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")  # longest first: the biggest batch shows memory trouble early
         # Batches hold about `batch_size` full-window rows' worth of tokens, so short texts go in bigger batches.

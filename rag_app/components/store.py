@@ -158,10 +158,13 @@ class VectorStore:
                     raise
         recorded = (self._collection.metadata or {}).get(EMBEDDER_KEY)
         if recorded and recorded != embedder_fingerprint:
+            from rag_app.components.embedder import backend_hint
+
+            fix = backend_hint(recorded, embedder_fingerprint) or "RAG_EMBEDDER__MODEL, RAG_EMBEDDER__BACKEND"
             raise EmbedderMismatchError(
                 f"collection {self.name!r} was built with embedder {recorded!r}, but the configured embedder is "
-                f"{embedder_fingerprint!r}. Use the original embedder, pick another --collection, or rebuild it "
-                f"with `rag ingest PATH --collection {self.name} --rebuild`"
+                f"{embedder_fingerprint!r}. Use the original embedder ({fix}), pick another --collection, or "
+                f"rebuild it with `rag ingest PATH --collection {self.name} --rebuild`"
             )
 
     # -- reads -----------------------------------------------------------------------------------------------------
