@@ -207,23 +207,23 @@ class IngestService:
                 collection once.
         """
         self._catalog = UnitCatalog(self.settings.catalog_dir, self.store.name) if self.store.single_writer else None
-        self._catalog_state: dict[str, UnitState] | None = None  # the whole collection's states, when known
-        self._run_changed = self._catalog_current = False
+        # The run keeps `_states` up to date as it writes; with the whole collection's states it saves them.
+        self._whole = self._catalog_current = self._run_changed = False
+        self._states: dict[str, UnitState] = {}
         if self._catalog is not None:
-            self._start_stamp = self.store.generation()  # under the writer lock: no one else moves it now
-            loaded = self._catalog.load(self._start_stamp)
+            # Read under the writer lock: no one else moves the stamp now.
+            loaded = self._catalog.load(self.store.generation())
             if loaded is not None:
-                self._catalog_state, self._catalog_current = loaded, True
+                self._states, self._whole = loaded, True
+                self._catalog_current = True
                 return loaded
-        states: dict[str, UnitState] = {}
         if self.store.count() == 0:
-            self._catalog_state = states  # an empty collection: the whole state is known
-            return states
+            self._whole = True  # an empty collection: the whole state is known
+            return self._states
         for record_id, meta, _ in self._records_of(keys):
-            states.setdefault(meta.get("path", ""), UnitState()).add_record(record_id, meta)
-        if keys is None or len(keys) > _LOOKUP_MAX_UNITS:
-            self._catalog_state = states
-        return states
+            self._states.setdefault(meta.get("path", ""), UnitState()).add_record(record_id, meta)
+        self._whole = keys is None or len(keys) > _LOOKUP_MAX_UNITS
+        return self._states
 
     def _records_of(self, keys: list[str] | None) -> Iterable[tuple[str, dict, None]]:
         if keys is None or len(keys) > _LOOKUP_MAX_UNITS:
@@ -243,9 +243,9 @@ class IngestService:
 
     def _save_catalog(self) -> None:
         """After a run that knew the whole collection's state, write the catalog (unless it is current already)."""
-        if self._catalog is None or self._catalog_state is None or (self._catalog_current and not self._run_changed):
+        if self._catalog is None or not self._whole or (self._catalog_current and not self._run_changed):
             return
-        catalog, snapshot = self._catalog, dict(self._catalog_state)
+        catalog, snapshot = self._catalog, dict(self._states)
         self.store.after_write(lambda stamp: catalog.save(stamp, snapshot))
 
     def _chunking(self) -> str:
@@ -306,9 +306,8 @@ class IngestService:
         self._writer.add_file(pending, to_write)
         # The state this unit has once the run ends normally (the catalog is written only then).
         self._run_changed = True
-        if self._catalog_state is not None:
-            self._catalog_state[unit.key] = UnitState.written(unit_hash, chunking, str(unit.origin or ""), len(chunks),
-                                                              len(new_records))
+        self._states[unit.key] = UnitState.written(unit_hash, chunking, str(unit.origin or ""), len(chunks),
+                                                   len(new_records))
 
     def _prune(self, roots: list[Path], seen_keys: set[str], states: dict[str, UnitState], summary: IngestSummary) -> None:
         prefixes = [str(root).rstrip("/") + "/" for root in roots]
@@ -330,8 +329,7 @@ class IngestService:
             summary.files.deleted += 1
             summary.chunks_deleted += len(ids)
             self._run_changed = True
-            if self._catalog_state is not None:
-                self._catalog_state.pop(key, None)
+            self._states.pop(key, None)
 
 
 def _metadata(chunk: Chunk, unit: IngestUnit, unit_hash: str, chunking: str, position: int, total: int, now: str,

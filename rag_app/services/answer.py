@@ -269,9 +269,10 @@ class AnswerService:
             cited = sorted({n for n, _ in rests_on})
             opener = clean + f" [{home.n}].\n\n" if opens else ""
             text = opener + body
-            for index, piece in enumerate([opener, *sentences]):  # streamed sentence by sentence
-                if piece:
-                    yield from run.emit(piece if index <= 1 else " " + piece)
+            if opener:
+                yield from run.emit(opener)
+            for index, sentence in enumerate(sentences):  # streamed sentence by sentence
+                yield from run.emit((" " if index else "") + sentence)
             yield run.finish(text, short=short, cited=cited, rests_on=rests_on, fallback=bool(span) and not usable)
             return
         if explaining and span:
