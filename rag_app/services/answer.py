@@ -3,13 +3,13 @@
 Two strategies (`settings.answer.strategy`):
 
 - **extractive** (default; right for the tiny packaged LM). The retrieved chunks are split into sentences and ranked
-  as support for the question (embedding cosine + question-word overlap). When even the best sentence is weak, the
-  service refuses. Otherwise the best few sentences, numbered by source, go into a few-shot prompt, and the LM
-  decodes the answer under a constraint: every token must extend a verbatim span of those sentences
-  (`rag_app.services.extractive`; an LM without logits generates, and its reply is snapped onto them). The reply is
-  that short span, its citation, and the supporting sentence quoted: grounded by construction. Open and why/how
-  questions get an explanation instead of the quote: 2-4 supporting sentences in reading order, each cited
-  (`Answer.extra["form"]` says which form was used: "short", "explain" or "quote").
+  as support for the question (embedding cosine, question-word overlap, chunk rank, length, answer kind). When
+  even the best sentence is weak, the service refuses. Otherwise the best few sentences, numbered by source, go
+  into a few-shot prompt, and the LM decodes the answer under a constraint: every token must extend a verbatim span
+  of those sentences (`rag_app.services.extractive`; an LM without logits generates, and its reply is snapped onto
+  them). The reply is that short span, its citation, and the supporting sentence quoted: grounded by construction.
+  Open and why/how questions get an explanation instead of the quote: 2-4 supporting sentences in reading order,
+  each cited (`Answer.extra["form"]` says which form was used: "short", "explain" or "quote").
 - **generative** (for capable models, e.g. over an OpenAI-compatible server). Numbered chunks fill the prompt up to
   the token budget; the reply is streamed, then every sentence is checked against the source it cites. An
   unsupported reply is replaced by a quote of the best supporting sentence.
@@ -35,7 +35,7 @@ from rag_app.services.extractive import (
     span_candidates,
     stream_span,
 )
-from rag_app.services.grounding import Evidence, rank_evidence, relevance, support
+from rag_app.services.grounding import Evidence, SentenceWeights, rank_evidence, relevance, support
 from rag_app.services.questions import wants_explanation
 from rag_app.services.prompting import (
     SPAN_EXAMPLES,
@@ -189,7 +189,7 @@ class AnswerService:
         run.sources = [Source.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
         run.timings.retrieve_ms = run.elapsed()
         cfg = self.settings.answer
-        evidence = rank_evidence(run.standalone, hits, self.embedder, overlap_weight=cfg.overlap_weight,
+        evidence = rank_evidence(run.standalone, hits, self.embedder, weights=SentenceWeights(*cfg.sentence_weights),
                                  max_sentences=cfg.max_sentences)
         run.timings.evidence_ms = run.elapsed() - run.timings.retrieve_ms
         weights = cfg.relevance_weights
@@ -313,6 +313,7 @@ class AnswerService:
                                    starts=cfg.reader_starts, end_bias=cfg.reader_end_bias,
                                    length_power=cfg.reader_length_power, rank_penalty=cfg.reader_rank_penalty,
                                    near=content_words(run.standalone), proximity_weight=cfg.reader_proximity_weight,
+                                   shape_weights=cfg.reader_shape_weights,
                                    **hints)
             if best:
                 top = best[0]
@@ -328,15 +329,18 @@ class AnswerService:
     def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
         """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
 
-        Candidates score within `evidence_margin` of the best sentence; those from the best sentence's source come
-        first (one section reads best), then the rest by score. Overlapping chunks repeat sentences: kept once.
+        Candidates are ranked by how much they are about the question (`Evidence.topical`, not the answer-finding
+        score) and kept within `explain_margin` of the best; those from the best sentence's source come first (one
+        section reads best), then the rest. Overlapping chunks repeat sentences: kept once; a sentence a chunk
+        boundary cut is left out.
         """
         cfg = self.settings.answer
-        if cfg.explain_sentences < 2 or not evidence:
+        whole = [e for e in evidence if not e.fragment]
+        if cfg.explain_sentences < 2 or not whole:
             return []
-        floor = evidence[0].score - cfg.evidence_margin
-        top = evidence[0].source
-        pool = sorted((e for e in evidence if e.score >= floor), key=lambda e: (e.source != top, -e.score))
+        best = max(whole, key=lambda e: e.topical)
+        floor = best.topical - cfg.explain_margin
+        pool = sorted((e for e in whole if e.topical >= floor), key=lambda e: (e.source != best.source, -e.topical))
         picked: list[Evidence] = []
         for candidate in pool:
             if len(picked) >= cfg.explain_sentences:

@@ -188,12 +188,14 @@ class SpanCandidate:
     score: float  # (logprob - penalty) / (tokens + 1) ** length_power, minus the evidence-rank penalty
     start: int = 0  # token position of its first word in the evidence (the texts' tokens laid end to end)
     opening: float = 0.0  # its first word's log-probability minus the penalty: how the starts were picked
+    end_logprob: float = 0.0  # log p(the end of the reply | span), included in `logprob`
 
 
 def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *, prefix: str = "",
                     max_tokens: int = 16, starts: int = 12, end_bias: float = 0.0, avoid_start: Sequence[str] = (),
                     answer_type: str | None = None, length_power: float = 0.5, rank_penalty: float = 0.0,
-                    near: Sequence[str] = (), proximity_weight: float = 0.0) -> list[SpanCandidate]:
+                    near: Sequence[str] = (), proximity_weight: float = 0.0,
+                    shape_weights: Sequence[float] = (0.0, 0.0, 0.0, 0.0)) -> list[SpanCandidate]:
     """Every span of the evidence that starts at one of the `starts` likeliest first words, scored by the LM.
 
     The prompt runs once; the continuations (each candidate start's text up to `max_tokens` tokens) run in one batch
@@ -201,9 +203,13 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
     span's tokens and then of ending the reply, length-normalised, with the answer-type and question-word penalties
     of the greedy constraint on the first word. With `proximity_weight`, a span far from every word of `near` (the
     question's content-word stems) in its sentence loses proximity_weight * log(1 + distance in words): an answer
-    usually stands next to what the question mentions ("hours: 11" for "how many hours"). Returns the candidates
-    best first.
+    usually stands next to what the question mentions ("hours: 11" for "how many hours"). `shape_weights` add, in
+    order: × the span's mean token log-probability, × the share of its content words that the question has (an
+    answer says something new), + when it starts with an article (a whole noun phrase), × log(tokens + 1).
+    Returns the candidates best first.
     """
+    mean_weight, asked_weight, article_weight, length_weight = shape_weights
+    asked = set(near)
     table = SpanConstraint(llm, evidence, end_bias=end_bias, avoid_start=avoid_start, answer_type=answer_type)
     flat = table.flat
     # The constraint lays out only the non-blank texts: map each token position back to its text's own index.
@@ -243,8 +249,12 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
                 if owner[i] not in nearby:
                     nearby[owner[i]] = _NearWords(evidence[owner[i]], set(near))
                 score -= proximity_weight * math.log1p(nearby[owner[i]].distance(text))
+            words = content_words(text)
+            score += (mean_weight * float(running[t]) / (t + 2) + length_weight * math.log(t + 2)
+                      + (asked_weight * sum(w in asked for w in words) / len(words) if words else 0.0)
+                      + (article_weight if text.split()[0].lower() in {"the", "a", "an"} else 0.0))
             found[(i, t)] = SpanCandidate(text, owner[i], t + 1, logprob, penalty, score, i,
-                                          float(token_lp[0]) - penalty)
+                                          float(token_lp[0]) - penalty, float(end_lp[t]))
     return sorted(found.values(), key=lambda c: -c.score)
 
 

@@ -1,8 +1,10 @@
 """Grounding: find the sentences of the retrieved chunks that support an answer, and check that an answer is supported.
 
 Everything here is plain text processing plus the embedder; no LM. The answer service uses it three ways:
-- `rank_evidence`: the question's best supporting sentences across the retrieved chunks (embedding cosine of
-  question vs sentence, plus overlap of the question's content words), each tied to its numbered source;
+- `rank_evidence`: the question's best supporting sentences across the retrieved chunks, each tied to its numbered
+  source. A small linear ranker (`SentenceWeights`): embedding cosine of question and sentence, overlap of the
+  question's content words, the rank of its chunk in the retrieval and in BM25, its length, and whether it holds a
+  word of the kind the question asks for (a number for "how many", a date for "when", a name for "who");
 - `support`: how well a claim (an answer sentence) is backed by a text, used to check every generated sentence
   against the source it cites;
 - the refusal signal: when even the best sentence is weak support, the documents don't say.
@@ -17,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag_app.services.extractive import answer_type, fits_answer_type
 from rag_app.text import content_words, split_sentences
 
 
@@ -35,9 +38,44 @@ class Evidence:
 
     text: str
     source: int  # 1-based number of the source (the hit) it comes from
-    score: float  # combined score, used for ranking and for the refusal decision
+    score: float  # combined score (`SentenceWeights`), used for ranking and for the margins of what is offered
     cosine: float  # embedding similarity of question and sentence
     overlap: float  # share of the question's (IDF-weighted) content words found in the sentence and its chunk title
+
+    @property
+    def topical(self) -> float:
+        """How much the sentence is about the question (cosine + overlap), whatever it answers: what an explanation
+        is built from."""
+        return self.cosine + self.overlap
+
+    @property
+    def fragment(self) -> bool:
+        """A piece of a sentence that a chunk boundary cut (it starts in lower case)."""
+        return self.text[:1].islower()
+
+
+@dataclass(frozen=True)
+class SentenceWeights:
+    """The sentence ranker: score = cosine + the sum of these weights times their features (the fitted values are
+    the defaults of `settings.answer.sentence_weights`)."""
+
+    overlap: float  # × the IDF-weighted share of the question's words in the sentence and its title
+    chunk_rank: float  # × 1 / the rank of the sentence's chunk in the retrieval
+    lexical_rank: float  # × 1 / the chunk's BM25 rank (hybrid retrieval; 0 when BM25 did not find it)
+    length: float  # × log(1 + words): a longer sentence says more
+    answer_type: float  # the sentence holds a word of the asked-for kind that is not in the question
+
+
+_TOKEN = re.compile(r"[\w'’-]+")
+
+
+def holds_answer_type(sentence: str, kind: str | None, asked: set[str]) -> bool:
+    """Does the sentence hold a word of `kind` ("number", "date", "name"; see `answer_type`) that the question
+    (lower-cased words `asked`) does not? A capitalised first word is not a name."""
+    if not kind:
+        return False
+    return any(fits_answer_type(t, kind) and t.lower() not in asked
+               for i, t in enumerate(_TOKEN.findall(sentence)) if kind != "name" or i > 0)
 
 
 def _idf_weights(question_words: list[str], documents: Sequence[set[str]]) -> dict[str, float]:
@@ -45,15 +83,15 @@ def _idf_weights(question_words: list[str], documents: Sequence[set[str]]) -> di
     return {w: math.log(1 + (n + 1) / (1 + sum(w in d for d in documents))) for w in set(question_words)}
 
 
-def rank_evidence(question: str, hits: Sequence, embedder, *, cosine_weight: float = 1.0,
-                  overlap_weight: float = 0.5, max_sentences: int = 64) -> list[Evidence]:
+def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceWeights,
+                  max_sentences: int = 64) -> list[Evidence]:
     """Score every sentence of the retrieved chunks as support for the question; best first.
 
     Args:
         question: the (standalone) question.
         hits: retrieved chunks, best first; sentence i of hit j is cited as source j+1.
         embedder: embeds the question and the sentences (question and sentences share one batch).
-        cosine_weight, overlap_weight: the mix of the combined score.
+        weights: the ranker's weights (`SentenceWeights`).
         max_sentences: cap on sentences embedded (from the best hits first), to bound latency.
 
     Returns:
@@ -75,10 +113,16 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, cosine_weight: flo
                       for _, sentence, title in items]
     idf = _idf_weights(q_words, sentence_words)
     total = sum(idf[w] for w in set(q_words)) or 1.0
+    kind = answer_type(question)
+    asked = {t.lower() for t in _TOKEN.findall(question)}
     ranked = []
     for (number, sentence, _), words, cosine in zip(items, sentence_words, cosines):
         overlap = sum(idf[w] for w in set(q_words) if w in words) / total
-        score = cosine_weight * float(cosine) + overlap_weight * overlap
+        lexical_rank = (getattr(hits[number - 1], "extra", None) or {}).get("lexical_rank")
+        score = (float(cosine) + weights.overlap * overlap + weights.chunk_rank / number
+                 + (weights.lexical_rank / lexical_rank if lexical_rank else 0.0)
+                 + weights.length * math.log1p(len(_TOKEN.findall(sentence)))
+                 + weights.answer_type * holds_answer_type(sentence, kind, asked))
         ranked.append(Evidence(sentence, number, score, float(cosine), overlap))
     ranked.sort(key=lambda e: e.score, reverse=True)
     return ranked

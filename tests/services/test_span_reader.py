@@ -13,6 +13,7 @@ from rag_app.components.store import Hit
 from rag_app.services.answer import AnswerService
 from rag_app.services.extractive import span_candidates
 from rag_app.settings import Settings
+from rag_app.text import content_words
 
 EOS = "</s>"
 CHAT = [{"role": "user", "content": "q"}]
@@ -267,3 +268,29 @@ def test_a_span_next_to_the_question_words_wins_a_tie():
     lm = BigramLM({"Ġ11": 2.0, "Ġ35": 2.2}, {"Ġ11": {EOS: 5.0}, "Ġ35": {EOS: 5.0}})
     assert span_candidates(lm, CHAT, evidence)[0].text == "35"  # without the weight, the likelihood decides
     assert span_candidates(lm, CHAT, evidence, near=near, proximity_weight=0.75)[0].text == "11"
+
+
+def test_a_span_that_repeats_the_question_loses_to_one_that_says_something_new():
+    # "Denver" (a question word) and "Broncos" are equally likely answers; the question-share weight picks the word
+    # the question does not have. The article weight prefers a whole noun phrase, the length weight a shorter span.
+    lm = BigramLM({"ĠDenver": 2.0, "ĠBroncos": 2.0}, {"ĠDenver": {EOS: 5.0}, "ĠBroncos": {EOS: 5.0}})
+    evidence = ["Denver Broncos"]
+    asked = content_words("Which team is Denver's?")  # the question's stems, as the service passes them
+    shape = (0.0, -0.42, 0.0, 0.0)
+    assert span_candidates(lm, CHAT, evidence, near=asked)[0].text == "Denver"  # without the weight: the first
+    assert span_candidates(lm, CHAT, evidence, near=asked, shape_weights=shape)[0].text == "Broncos"
+    lm = BigramLM({"Ġthe": 2.0, "Ġbig": 2.0}, {"Ġthe": {"Ġbig": 6.0}, "Ġbig": {"Ġdog": 6.0}, "Ġdog": {EOS: 6.0}})
+    assert span_candidates(lm, CHAT, ["the big dog"], shape_weights=(0.0, 0.0, 2.0, 0.0))[0].text == "the big dog"
+    assert span_candidates(lm, CHAT, ["the big dog"], shape_weights=(0.0, 0.0, -2.0, 0.0))[0].text == "big dog"
+
+
+def test_the_shape_terms_add_to_the_likelihood_score():
+    lm = BigramLM(FIRST, AFTER)
+    plain = {c.text: c for c in span_candidates(lm, CHAT, EVIDENCE, length_power=0.0)}
+    weights = (-0.5, 0.0, 0.0, -0.25)
+    shaped = {c.text: c for c in span_candidates(lm, CHAT, EVIDENCE, length_power=0.0, shape_weights=weights)}
+    first = log_softmax(lm._logits(FIRST))
+    after_denver = log_softmax(lm._logits(AFTER["ĠDenver"]))
+    span_lp = first[lm._id("ĠDenver")] + after_denver[lm._id("ĠBroncos")]  # the span's tokens, without the end
+    expected = plain["Denver Broncos"].score - 0.5 * span_lp / 3 - 0.25 * np.log(3)
+    assert np.isclose(shaped["Denver Broncos"].score, expected, atol=1e-5)

@@ -54,8 +54,10 @@ def test_asking_shows_the_answer_and_its_sources(app):
     assert answer == entry["content"] == entry["answer"].text and not entry["answer"].refused
     cited = re.search(r"\[(\d+)\]", answer).group(1)
     cards = labels(assistant[0].expander)
-    assert cards and cards[0].startswith(f"[{cited}] ") and ".md — " in cards[0] and cards[0].endswith("· cited")
-    snippet = assistant[0].expander[0].markdown[0].value
+    # One card per source, in source order; the one the answer cites first says so.
+    at = next(i for i, card in enumerate(cards) if card.startswith(f"[{cited}] "))
+    assert ".md — " in cards[at] and cards[at].endswith("· cited")
+    snippet = assistant[0].expander[at].markdown[0].value
     assert "<mark>" in snippet
     source = entry["answer"].sources[int(cited) - 1]  # the marks are the spans the answer service says were cited
     spans = [" ".join(source.text[begin:end].split()) for begin, end in source.cited_spans]
