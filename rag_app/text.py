@@ -2,7 +2,8 @@
 
 The bottom layer: standard library only, so `ingest/`, `rag_app.services` and `rag_app.ui` can all import it.
 
-- `STOPWORDS`, `WORD`, `stem`, `content_words`: the words that carry meaning, as grounding scores them;
+- `STOPWORDS`, `WORD`, `stem`, `fold`, `content_words`: the words that carry meaning, as grounding scores them
+  (any script; accents folded);
 - `word_tokens`: words and punctuation marks, for matching a reply against evidence;
 - `split_sentences`: sentences (and markdown lines) of a text, for evidence ranking and claim checking;
 - `SENTENCE_GAP`: the whitespace after a sentence end, where the chunker may cut a long text;
@@ -13,6 +14,7 @@ The bottom layer: standard library only, so `ingest/`, `rag_app.services` and `r
 from __future__ import annotations
 
 import re
+import unicodedata
 
 STOPWORDS = frozenset("""
 a an the and or but if then else of to in on at by for with from into onto upon about as is are was were be been being
@@ -23,8 +25,8 @@ more most other some any all many much one ones s t don now off out over under a
 after above below between through while because until against among within without via per name named called kind type
 """.split())
 
-#: A word: letters and digits, with an optional apostrophe suffix ("don't", "Curie's").
-WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+#: A word: letters (of any script) and digits, with an optional apostrophe suffix ("don't", "Curie's", "Möngke").
+WORD = re.compile(r"[^\W_]+(?:['’][^\W\d_]+)?")
 
 #: A word (with inner hyphens, apostrophes or dots: "24-10", "U.S") or a single punctuation mark: the unit in which
 #: a free reply is matched against evidence, and the scripted LM's "tokens".
@@ -35,9 +37,12 @@ _WORD_OR_MARK = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 #: letter, so it also cuts lower-case and non-Latin text; `split_sentences` is stricter.
 SENTENCE_GAP = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
 
-# Split after . ! ? (optionally followed by a closing quote or bracket) when the next sentence starts with a capital,
-# a digit or a quote; and at line breaks (markdown lists, headings). Abbreviations are protected below.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
+# Split after . ! ? (optionally followed by a closing quote or bracket) and whitespace, when the next sentence starts
+# with a letter or digit that is not lower case (checked in `split_sentences`: "Ögedei" opens one, "e.g. the" does
+# not), possibly after a quote; after the CJK full stops; and at line breaks (markdown lists, headings).
+# Abbreviations are protected below.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[^\W_])|(?<=[。！？])\s*|\n+")
+_OPENING_MARKS = "\"'“‘(["
 _ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|"
                             r"Jan|Feb|"
                             r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$")
@@ -53,6 +58,8 @@ def split_sentences(text: str) -> list[str]:
     pending = ""
     position = 0
     for match in _SENTENCE_END.finditer(text):
+        if "\n" not in match.group(0) and text[match.end():match.end() + 2].lstrip(_OPENING_MARKS)[:1].islower():
+            continue  # "... etc. and more": the next word is no sentence start
         piece = text[position:match.start()]
         position = match.end()
         candidate = (pending + " " + piece).strip() if pending else piece.strip()
@@ -73,15 +80,28 @@ def split_sentences(text: str) -> list[str]:
     return cleaned
 
 
+_ORDINALS = dict(zip("1st 2nd 3rd 4th 5th 6th 7th 8th 9th 10th".split(),
+                     "first second third fourth fifth sixth seventh eighth ninth tenth".split()))
+
+
 def stem(word: str) -> str:
-    """A tiny suffix stripper: enough to match "trained" with "training" and "engines" with "engine"."""
-    word = word.lower().replace("’", "'")
+    """A tiny suffix stripper: enough to match "trained" with "training" and "engines" with "engine" (and "3rd" with
+    "third")."""
+    word = fold(word.lower().replace("’", "'"))
+    word = _ORDINALS.get(word, word)
     if word.endswith("'s"):
         word = word[:-2]
     for suffix in ("ations", "ation", "ingly", "ings", "ing", "edly", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
+
+
+def fold(word: str) -> str:
+    """The word without its accents ("Möngke" -> "Mongke"), so that spellings with and without them match."""
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 def content_words(text: str) -> list[str]:

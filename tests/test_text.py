@@ -27,3 +27,20 @@ def test_find_span_allows_other_whitespace():
 
 def test_content_words_drop_stopwords_and_stem():
     assert content_words("The engines were training") == ["engin", "train"]
+
+
+def test_words_of_any_script_stay_whole_and_accents_fold():
+    # "Möngke" was split into "m" and "ngke", so a question spelling it "Mongke" found neither.
+    assert content_words("Möngke Khan's résumé") == content_words("Mongke Khan's resume") == ["mongke", "khan",
+                                                                                             "resume"]
+    assert content_words("東京 is large") == ["東京", "large"]
+    assert content_words("Genghis's 3rd son") == content_words("Genghis's third son")
+
+
+def test_sentences_may_open_with_any_capital_and_end_with_a_cjk_full_stop():
+    text = "The Jin fell in 1234. Ögedei offered Kublai a post. He used e.g. the bow. 東京は大きい。大阪も大きい。"
+    assert split_sentences(text) == ["The Jin fell in 1234.", "Ögedei offered Kublai a post.",
+                                     "He used e.g. the bow.", "東京は大きい。", "大阪も大きい。"]
+    assert split_sentences("Dogs, cats etc. are pets. Birds too.") == ["Dogs, cats etc. are pets.", "Birds too."]
+    # A sentence without a single Latin letter is still a sentence (it used to be dropped as "no words").
+    assert split_sentences("Зима. Лето.") == ["Зима.", "Лето."]

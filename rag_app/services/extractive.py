@@ -346,7 +346,7 @@ def fits_answer_type(word: str, answer_type: str | None) -> bool:
 # -- checks on a span -------------------------------------------------------------------------------------------------
 def question_words(question: str) -> list[str]:
     """The question's meaningful words, as written (lower-cased)."""
-    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", question) if w.lower() not in STOPWORDS]
+    return [w.lower() for w in re.findall(r"[^\W_]+", question) if w.lower() not in STOPWORDS]
 
 
 def clean_span(span: str) -> str:

@@ -142,7 +142,7 @@ class Relevance:
         return {k: round(v, 4) for k, v in self.__dict__.items()}
 
 
-_NAME_OR_NUMBER = re.compile(r"[A-Za-z0-9][\w'’-]*")
+_NAME_OR_NUMBER = re.compile(r"[^\W_][\w'’-]*")
 
 
 def question_names(question: str) -> list[str]:

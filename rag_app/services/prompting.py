@@ -137,7 +137,7 @@ _NOT_TOPIC = STOPWORDS | _QWORDS | frozenset(
 
 def topic_of(question: str) -> str:
     """The question's topic: its first run of meaningful words, preferring a run with a proper noun or acronym."""
-    tokens = re.findall(r"[A-Za-z0-9][\w'’-]*", question)
+    tokens = re.findall(r"[^\W_][\w'’-]*", question)
     runs: list[list[str]] = []
     current: list[str] = []
     for token in tokens:
