@@ -9,7 +9,9 @@
 real default models over the answerable dev questions; fitting is a softmax over each question's sentences (label:
 the sentence holds a gold answer) or candidate spans (objective: expected F1), scored by leave-one-article-out
 cross-validation, so a figure is never measured on the article it was fitted on. Dev only: the held-out sets are
-never read. The fitted values are the defaults of `answer.sentence_weights` and `answer.reader_shape_weights`.
+never read. The fitted values are the defaults of `answer.sentence_weights` and `answer.reader_shape_weights` (first
+fitted at commit 429f379, before `rag_app/text.py` read words of any script; a rerun lands near them, see
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -91,10 +93,8 @@ def record_candidates(args) -> None:
             seen.clear()
             answer = service.ask(q.text)
             candidates = seen.get("candidates", [])
-            openings = sorted({(-c.opening, c.start) for c in candidates})
-            rank = {start: r for r, (_, start) in enumerate(openings)}
             rows = [{"text": c.text, "score": c.score, "tokens": c.tokens, "span_logprob": c.logprob - c.end_logprob,
-                     "start_rank": rank[c.start], "f1": best_over(f1_score, c.text, q.answers)} for c in candidates]
+                     "start_rank": c.start_rank, "f1": best_over(f1_score, c.text, q.answers)} for c in candidates]
             out.write(json.dumps({"id": q.id, "article": titles.get(q.corpus_id), "refused": answer.refused,
                                   "near": seen.get("near", []), "rows": rows}) + "\n")
             if n % 50 == 0:

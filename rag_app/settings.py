@@ -196,9 +196,10 @@ class AnswerSettings(Section):
     sentence_weights: tuple[float, float, float, float, float] = (1.47, 0.65, 0.58, 0.29, 0.49)
     # Best sentences offered to the LM as the places an answer span may come from ...
     evidence_sentences: int = Field(3, ge=1, le=20)
-    # ... if they score within this margin of the best one (an unrelated sentence, e.g. a planted instruction, is
-    # never offered); generated sentences are checked against the same set.
-    evidence_margin: float = Field(1.0, ge=0.0, le=3.0)
+    # ... if their topic score (cosine + overlap, `Evidence.topical`) is within this margin of the best one (an
+    # unrelated sentence, e.g. a planted instruction, is never offered); generated sentences are checked against the
+    # same set, and explanations are drawn from it.
+    evidence_margin: float = Field(0.5, ge=0.0, le=3.0)
     # Sentences of the retrieved chunks scored per question (bounds the embedding work).
     max_sentences: int = Field(64, ge=1)
     # Cap on the tokens of a greedily decoded answer span.
@@ -220,7 +221,7 @@ class AnswerSettings(Section):
     reader_rank_penalty: float = Field(1.0, ge=0.0, le=10.0)
     # Subtracted times log(1 + words between the span and the nearest question word in its sentence).
     reader_proximity_weight: float = Field(0.75, ge=0.0, le=10.0)
-    # Added to a span's score: these weights times (its mean token log-probability, the share of its content words
+    # Added to a span's score: these weights times (its tokens' log-probability / (tokens + 1), the share of its words
     # the question has, 1 if it starts with "the"/"a"/"an", log(tokens + 1)). Fitted on squad dev over every
     # candidate's recorded score parts (softmax on F1, leave-one-article-out CV, forward selection), together with
     # reader_starts 24: CV F1 of the picked span 45.6 -> 52.0 over the answered questions (docs/benchmarks.md).
@@ -235,8 +236,6 @@ class AnswerSettings(Section):
     # supporting sentences (from the same source first, in reading order, each cited) instead of one or two quotes;
     # 0 or 1 turns it off.
     explain_sentences: int = Field(4, ge=0, le=8)
-    # An explanation's sentences are those within this margin of the one most about the question (cosine + overlap).
-    explain_margin: float = Field(0.5, ge=0.0, le=3.0)
     # Previous turns used to rewrite a follow-up question into a standalone one.
     history_turns: int = Field(4, ge=0)
 

@@ -25,8 +25,15 @@ more most other some any all many much one ones s t don now off out over under a
 after above below between through while because until against among within without via per name named called kind type
 """.split())
 
-#: A word: letters (of any script) and digits, with an optional apostrophe suffix ("don't", "Curie's", "Möngke").
-WORD = re.compile(r"[^\W_]+(?:['’][^\W\d_]+)?")
+# Combining marks, which `\w` does not match but which belong to the word they follow: the Latin/Greek/Cyrillic
+# diacritics of decomposed text, and the vowel signs and viramas of the Indic, Thai and Lao scripts.
+_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0900-\u0dff\u0e31-\u0e4e\u0eb1-\u0ecd"
+
+#: A word: letters (of any script, with their combining marks) and digits, with an optional apostrophe suffix
+#: ("don't", "Curie's", "Möngke", "हिन्दी").
+WORD = re.compile(rf"[^\W_](?:[^\W_]|[{_MARKS}])*(?:['’][^\W\d_]+)?")
+# Scripts written without spaces: a run of them is read as its overlapping character pairs.
+_UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+)")
 
 #: A word (with inner hyphens, apostrophes or dots: "24-10", "U.S") or a single punctuation mark: the unit in which
 #: a free reply is matched against evidence, and the scripted LM's "tokens".
@@ -41,11 +48,11 @@ SENTENCE_GAP = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")
 # with a letter or digit that is not lower case (checked in `split_sentences`: "Ögedei" opens one, "e.g. the" does
 # not), possibly after a quote; after the CJK full stops; and at line breaks (markdown lists, headings).
 # Abbreviations are protected below.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[^\W_])|(?<=[。！？])\s*|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[^\W_])|(?<=[。！？])[”’」』）)]*\s*(?![\[”’」』）)])|\n+")
 _OPENING_MARKS = "\"'“‘(["
 _ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|"
                             r"Jan|Feb|"
-                            r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$")
+                            r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[^\W\d_a-z])\.$")
 _LIST_MARK = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 
 #: A citation marker: `[1]` or `[1, 2]`, with the whitespace before it (so that stripping leaves clean text).
@@ -98,15 +105,32 @@ def stem(word: str) -> str:
 
 
 def fold(word: str) -> str:
-    """The word without its accents ("Möngke" -> "Mongke"), so that spellings with and without them match."""
+    """The word without the diacritics of the Latin, Greek and Cyrillic scripts ("Möngke" -> "Mongke"), so that
+    spellings with and without them match; other scripts' marks (Japanese voicing, Indic vowel signs) stay."""
     if word.isascii():
         return word
-    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    bare = "".join(c for c in unicodedata.normalize("NFD", word) if not "\u0300" <= c <= "\u036f")
+    return unicodedata.normalize("NFC", bare)
 
 
 def content_words(text: str) -> list[str]:
-    """Lower-cased stems of the words that carry meaning (stopwords dropped)."""
-    return [stem(w) for w in WORD.findall(text) if w.lower() not in STOPWORDS]
+    """Lower-cased stems of the words that carry meaning (stopwords dropped); a run of a script written without
+    spaces (Chinese, Japanese, Korean) gives its overlapping character pairs."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    words = []
+    for w in WORD.findall(text):
+        if w.lower() in STOPWORDS:
+            continue
+        if w.isascii() or not _UNSPACED.search(w):
+            words.append(stem(w))
+            continue
+        for k, part in enumerate(_UNSPACED.split(w)):  # odd parts are the unspaced runs
+            if k % 2:
+                words += [part[i:i + 2] for i in range(len(part) - 1)] or [part]
+            elif part:
+                words.append(stem(part))
+    return words
 
 
 def word_tokens(text: str) -> list[str]:

@@ -44,3 +44,11 @@ def test_sentences_may_open_with_any_capital_and_end_with_a_cjk_full_stop():
     assert split_sentences("Dogs, cats etc. are pets. Birds too.") == ["Dogs, cats etc. are pets.", "Birds too."]
     # A sentence without a single Latin letter is still a sentence (it used to be dropped as "no words").
     assert split_sentences("Зима. Лето.") == ["Зима.", "Лето."]
+
+
+def test_marks_stay_with_their_letters_and_only_latin_greek_cyrillic_diacritics_fold():
+    import unicodedata
+
+    assert content_words("हिन्दी भाषा") == ["हिन्दी", "भाषा"]  # vowel signs and viramas do not split a word
+    assert content_words(unicodedata.normalize("NFD", "Möngke")) == ["mongke"]
+    assert content_words("ガス") != content_words("カス")  # Japanese voicing marks are letters, not accents

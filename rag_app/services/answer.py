@@ -218,8 +218,10 @@ class AnswerService:
         titles = {s.n: s.title for s in run.sources}
         # Only sentences that support the question may hold the answer: an instruction planted in a document
         # ("ignore previous instructions and reply X") is not about the question, so it is never offered.
-        floor = evidence[0].score - cfg.evidence_margin
-        offered = [e for e in evidence[:cfg.evidence_sentences] if e.score >= floor] or evidence[:1]
+        # The margin is on the topic score (cosine + overlap), which the ranker's other terms (chunk rank, length)
+        # cannot lift.
+        floor = max(e.topical for e in evidence) - cfg.evidence_margin
+        offered = [e for e in evidence[:cfg.evidence_sentences] if e.topical >= floor] or evidence[:1]
         run.extra["offered"] = [e.text for e in offered]
         passages = [Passage(e.source, e.text, titles.get(e.source, "")) for e in offered]
         count = lambda ms: self.llm.count_prompt_tokens(ms, prefix=SPAN_PREFIX)  # noqa: E731
@@ -330,7 +332,7 @@ class AnswerService:
         """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
 
         Candidates are ranked by how much they are about the question (`Evidence.topical`, not the answer-finding
-        score) and kept within `explain_margin` of the best; those from the best sentence's source come first (one
+        score) and kept within `evidence_margin` of the best; those from the best sentence's source come first (one
         section reads best), then the rest. Overlapping chunks repeat sentences: kept once; a sentence a chunk
         boundary cut is left out.
         """
@@ -339,7 +341,7 @@ class AnswerService:
         if cfg.explain_sentences < 2 or not whole:
             return []
         best = max(whole, key=lambda e: e.topical)
-        floor = best.topical - cfg.explain_margin
+        floor = best.topical - cfg.evidence_margin
         pool = sorted((e for e in whole if e.topical >= floor), key=lambda e: (e.source != best.source, -e.topical))
         picked: list[Evidence] = []
         for candidate in pool:
@@ -373,8 +375,8 @@ class AnswerService:
         # Support is checked against the sentences of each cited source that bear on the question (within
         # `evidence_margin` of the best), so a reply copied from an unrelated sentence (e.g. a planted
         # instruction) counts as unsupported.
-        bar = evidence[0].score - self.settings.answer.evidence_margin
-        relevant = {p.n: [e.text for e in evidence if e.source == p.n and e.score >= bar] for p in kept}
+        bar = max(e.topical for e in evidence) - self.settings.answer.evidence_margin
+        relevant = {p.n: [e.text for e in evidence if e.source == p.n and e.topical >= bar] for p in kept}
         checked, cited, ok = check_citations(reply, {n: " ".join(t) for n, t in relevant.items() if t},
                                              self.settings.answer.min_support)
         if ok:

@@ -189,6 +189,7 @@ class SpanCandidate:
     start: int = 0  # token position of its first word in the evidence (the texts' tokens laid end to end)
     opening: float = 0.0  # its first word's log-probability minus the penalty: how the starts were picked
     end_logprob: float = 0.0  # log p(the end of the reply | span), included in `logprob`
+    start_rank: int = 0  # the rank of its first word among the starts tried (0: the likeliest)
 
 
 def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *, prefix: str = "",
@@ -204,7 +205,7 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
     of the greedy constraint on the first word. With `proximity_weight`, a span far from every word of `near` (the
     question's content-word stems) in its sentence loses proximity_weight * log(1 + distance in words): an answer
     usually stands next to what the question mentions ("hours: 11" for "how many hours"). `shape_weights` add, in
-    order: × the span's mean token log-probability, × the share of its content words that the question has (an
+    order: × the span's tokens' log-probability / (tokens + 1), × the share of its content words that the question has (an
     answer says something new), + when it starts with an article (a whole noun phrase), × log(tokens + 1).
     Returns the candidates best first.
     """
@@ -232,7 +233,7 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
         scored = run.score(conts, table.end_ids | table.punct_ids) if conts else []
     found: dict[tuple[int, int], SpanCandidate] = {}
     nearby: dict[int, _NearWords] = {}  # evidence index -> its words, stemmed once for the proximity term
-    for i, cont, (token_lp, end_lp) in zip(picked, conts, scored):
+    for start_rank, (i, cont, (token_lp, end_lp)) in enumerate(zip(picked, conts, scored)):
         penalty = table.first_penalty.get(flat[i], 0.0)
         running = np.cumsum(token_lp)
         for t in range(len(cont)):
@@ -254,7 +255,7 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
                       + (asked_weight * sum(w in asked for w in words) / len(words) if words else 0.0)
                       + (article_weight if text.split()[0].lower() in {"the", "a", "an"} else 0.0))
             found[(i, t)] = SpanCandidate(text, owner[i], t + 1, logprob, penalty, score, i,
-                                          float(token_lp[0]) - penalty, float(end_lp[t]))
+                                          float(token_lp[0]) - penalty, float(end_lp[t]), start_rank)
     return sorted(found.values(), key=lambda c: -c.score)
 
 

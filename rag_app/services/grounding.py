@@ -41,17 +41,13 @@ class Evidence:
     score: float  # combined score (`SentenceWeights`), used for ranking and for the margins of what is offered
     cosine: float  # embedding similarity of question and sentence
     overlap: float  # share of the question's (IDF-weighted) content words found in the sentence and its chunk title
+    fragment: bool = False  # the piece of a sentence a chunk boundary cut: its chunk opens with it, in lower case
 
     @property
     def topical(self) -> float:
         """How much the sentence is about the question (cosine + overlap), whatever it answers: what an explanation
         is built from."""
         return self.cosine + self.overlap
-
-    @property
-    def fragment(self) -> bool:
-        """A piece of a sentence that a chunk boundary cut (it starts in lower case)."""
-        return self.text[:1].islower()
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ class SentenceWeights:
 
     overlap: float  # × the IDF-weighted share of the question's words in the sentence and its title
     chunk_rank: float  # × 1 / the rank of the sentence's chunk in the retrieval
-    lexical_rank: float  # × 1 / the chunk's BM25 rank (hybrid retrieval; 0 when BM25 did not find it)
+    lexical_rank: float  # × 1 / the chunk's BM25 rank (0 when BM25 did not find it, as in dense-only retrieval)
     length: float  # × log(1 + words): a longer sentence says more
     answer_type: float  # the sentence holds a word of the asked-for kind that is not in the question
 
@@ -98,9 +94,12 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
         Evidence for each sentence, sorted by combined score, best first.
     """
     items: list[tuple[int, str, str]] = []  # (source number, sentence, title)
+    cut: set[int] = set()  # items that open their chunk mid-sentence
     for number, hit in enumerate(hits, start=1):
         title = str((hit.metadata or {}).get("title") or "")
-        for sentence in split_sentences(hit.text):
+        for index, sentence in enumerate(split_sentences(hit.text)):
+            if index == 0 and sentence[:1].islower() and hit.text.lstrip()[:1].islower():
+                cut.add(len(items))
             items.append((number, sentence, title))
     items = items[:max_sentences]
     if not items:
@@ -116,14 +115,14 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
     kind = answer_type(question)
     asked = {t.lower() for t in _TOKEN.findall(question)}
     ranked = []
-    for (number, sentence, _), words, cosine in zip(items, sentence_words, cosines):
+    for item, ((number, sentence, _), words, cosine) in enumerate(zip(items, sentence_words, cosines)):
         overlap = sum(idf[w] for w in set(q_words) if w in words) / total
         lexical_rank = (getattr(hits[number - 1], "extra", None) or {}).get("lexical_rank")
         score = (float(cosine) + weights.overlap * overlap + weights.chunk_rank / number
                  + (weights.lexical_rank / lexical_rank if lexical_rank else 0.0)
                  + weights.length * math.log1p(len(_TOKEN.findall(sentence)))
                  + weights.answer_type * holds_answer_type(sentence, kind, asked))
-        ranked.append(Evidence(sentence, number, score, float(cosine), overlap))
+        ranked.append(Evidence(sentence, number, score, float(cosine), overlap, fragment=item in cut))
     ranked.sort(key=lambda e: e.score, reverse=True)
     return ranked
 

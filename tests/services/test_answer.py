@@ -211,3 +211,10 @@ def test_a_word_that_opens_a_sentence_of_the_question_is_not_a_name():
 
     assert question_names("When generating text, how can you handle long contexts? Discuss techniques for Llama 3.") == [
         "Llama", "3"]
+
+
+def test_citations_of_text_without_spaces_are_checked_by_character_pairs():
+    source = {1: "東京タワーは高さ333メートル。建設は1958年です。"}
+    text, cited, ok = check_citations("東京タワーは高い[1]。建設は1958年です[1]。", source, 0.5)
+    assert ok and cited == [1]
+    assert not check_citations("大阪の冬は寒い[1]。", source, 0.5)[2]  # nothing of it is in the source
