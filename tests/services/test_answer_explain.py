@@ -13,12 +13,18 @@ VAE = ("# Variational autoencoders\n\n"
        "term. The reparameterisation trick lets the variational autoencoder learn through the sampling step.\n")
 
 
-def test_an_open_question_is_explained_by_cited_sentences_in_reading_order(test_settings, tmp_path):
+def vae_rag(test_settings, tmp_path, **overrides) -> RAG:
+    """The app over one page on variational autoencoders."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "vae.md").write_text(VAE, encoding="utf-8")
-    rag = RAG(test_settings)
+    rag = RAG(test_settings, **overrides)
     rag.ingest([docs])
+    return rag
+
+
+def test_an_open_question_is_explained_by_cited_sentences_in_reading_order(test_settings, tmp_path):
+    rag = vae_rag(test_settings, tmp_path)
     answer = rag.ask("How does a variational autoencoder learn?")
     assert not answer.refused and answer.extra["form"] == "explain"
     body = answer.text.split("\n\n")[-1]
@@ -33,30 +39,18 @@ def test_an_open_question_is_explained_by_cited_sentences_in_reading_order(test_
 
 
 def test_a_factoid_question_keeps_the_short_form(test_settings, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "vae.md").write_text(VAE, encoding="utf-8")
-    rag = RAG(test_settings)
-    rag.ingest([docs])
+    rag = vae_rag(test_settings, tmp_path)
     answer = rag.ask("What does the decoder map latent codes back to?")
     assert not answer.refused and answer.extra["form"] in {"short", "quote"}
 
 
 def test_explanations_can_be_switched_off(test_settings, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "vae.md").write_text(VAE, encoding="utf-8")
-    rag = RAG(test_settings, **{"answer.explain_sentences": 0})
-    rag.ingest([docs])
+    rag = vae_rag(test_settings, tmp_path, **{"answer.explain_sentences": 0})
     assert rag.ask("How does a variational autoencoder learn?").extra["form"] in {"short", "quote"}
 
 
 def test_a_definition_question_is_explained(test_settings, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "vae.md").write_text(VAE, encoding="utf-8")
-    rag = RAG(test_settings)
-    rag.ingest([docs])
+    rag = vae_rag(test_settings, tmp_path)
     answer = rag.ask("What is a variational autoencoder?")
     assert not answer.refused and answer.extra["form"] == "explain"
     assert len(re.findall(r"\[\d+\]\.", answer.text.split("\n\n")[-1])) >= 2

@@ -12,6 +12,8 @@ import pytest
 from rag_app.components.embedder import Embedder
 from rag_app.errors import RagError
 
+from tests.fixtures.files import write
+
 # Words that mean the same thing embed to the same axis; everything else is invisible to this embedder.
 CONCEPTS = {
     "vehicle": {"car", "cars", "automobile", "vehicle", "engine", "wheels"},
@@ -40,12 +42,6 @@ class ConceptEmbedder(Embedder):
                 out[row, -1] = 1.0
             out[row] /= np.linalg.norm(out[row])
         return out
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture

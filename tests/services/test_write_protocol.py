@@ -4,18 +4,13 @@ takes the lock, stamps the generation and keeps the BM25 index in step, so lexic
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from rag_app.api import RAG
 from rag_app.cli import main
 
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+from tests.fixtures.files import write
 
 
 @pytest.fixture
