@@ -370,6 +370,19 @@ class LexicalIndex:
             out[:n_main][~self._alive] = 0.0
         return out.astype(np.float32)
 
+    def query_weight(self, query: str) -> float:
+        """The most BM25 score any chunk could get for the query: the sum of its tokens' IDF (each term's
+        saturation part is below 1). A token the collection never holds counts at full IDF, so a chunk's score over
+        this is the share of the query it matches, comparable across collections (`Hit.extra["lexical_share"]`)."""
+        main = self.main
+        total = 0.0
+        for token in tokenize(query, self.config):
+            m_id, d_id = main.vocab.get(token), self._d_vocab.get(token)
+            df = main.df(m_id) if m_id is not None else 0
+            df += int(self._d_indptr[d_id + 1] - self._d_indptr[d_id]) if d_id is not None else 0
+            total += float(idf(df, max(self.n_docs, 1)))
+        return total
+
     def search(self, query: str, k: int, source_glob: str | None = None) -> list[tuple[str, float]]:
         """Top-k (chunk id, BM25 score), best first; chunks sharing no term with the query are left out."""
         if k <= 0 or not self.n_docs:

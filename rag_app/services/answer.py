@@ -192,9 +192,7 @@ class AnswerService:
         evidence = rank_evidence(run.standalone, hits, self.embedder, weights=SentenceWeights(*cfg.sentence_weights),
                                  max_sentences=cfg.max_sentences)
         run.timings.evidence_ms = run.elapsed() - run.timings.retrieve_ms
-        weights = cfg.relevance_weights
-        signal = relevance(run.standalone, hits, evidence, overlap_weight=weights[0], entity_weight=weights[1],
-                           coverage_weight=weights[2])
+        signal = relevance(run.standalone, hits, evidence)
         run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
         run.extra["relevance"] = signal.to_dict()
         if not evidence or signal.score < cfg.min_relevance:

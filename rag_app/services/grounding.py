@@ -129,16 +129,46 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
 
 @dataclass
 class Relevance:
-    """How well the retrieved evidence bears on the question: the signal behind refusals."""
+    """How well the retrieved evidence bears on the question: the signal behind refusals.
+
+    `score` is the refusal rule's probability that the documents answer the question (`REFUSAL_RULE`); the other
+    fields are what it reads. A feature the retrieval could not give (no BM25 in dense mode) is None.
+    """
 
     score: float
     max_cosine: float  # best question-sentence cosine
     max_overlap: float  # best IDF-weighted share of question words in one sentence (and its title)
     entity_coverage: float  # share of the question's names and numbers found anywhere in the retrieved chunks
     word_coverage: float  # share of the question's content words found anywhere in the retrieved chunks
+    best_evidence: float = 0.0  # the sentence ranker's score of the best sentence
+    best_topical: float = 0.0  # the best topic score (cosine + overlap) of a sentence
+    chunk_cosine: float | None = None  # best question-chunk cosine of the dense retrieval
+    lexical_share: float | None = None  # best chunk's BM25 score over the most the question could score
+    question_words: int = 0  # the question's content words
+    question_names: int = 0  # the question's names and numbers
 
-    def to_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in self.__dict__.items()}
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: None if v is None else round(float(v), 4) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class RefusalRule:
+    """A logistic rule over `Relevance`'s features: P(answerable) = sigmoid(bias + sum of weight * (x - mean) / scale).
+
+    A missing feature (None) sits at its mean, so it moves nothing. Fitted by `bench/refusal_fit.py` on squad dev,
+    each question asked with its article (answerable) and without it (unanswerable).
+    """
+
+    bias: float
+    features: tuple[tuple[str, float, float, float], ...]  # (Relevance field, mean, scale, weight)
+
+    def probability(self, relevance: Relevance) -> float:
+        logit = self.bias
+        for name, mean, scale, weight in self.features:
+            value = getattr(relevance, name)
+            if value is not None:
+                logit += weight * (float(value) - mean) / scale
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
 
 _NAME_OR_NUMBER = re.compile(r"[^\W_][\w'’-]*")
@@ -154,17 +184,17 @@ def question_names(question: str) -> list[str]:
     return names
 
 
-def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, overlap_weight: float = 0.5,
-              entity_weight: float = 0.2, coverage_weight: float = 0.4) -> Relevance:
-    """Combine sentence-level and chunk-level signals into one relevance score (higher: the documents say more).
+def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence],
+              rule: RefusalRule | None = None) -> Relevance:
+    """The evidence's relevance features and the refusal rule's probability that they answer the question.
 
     A question whose names (capitalised words after the first, numbers) appear nowhere in the retrieved text is
-    very likely about something the documents do not cover, even when a sentence about a related topic scores well.
+    very likely about something the documents do not cover, even when a sentence about a related topic scores well;
+    so is one whose rare words the best chunk lacks (a low BM25 share).
     """
+    rule = rule or REFUSAL_RULE
     if not evidence:
         return Relevance(0.0, 0.0, 0.0, 0.0, 0.0)
-    max_cosine = max(e.cosine for e in evidence)
-    max_overlap = max(e.overlap for e in evidence)
     available: set[str] = set()
     for hit in hits:
         title = str((hit.metadata or {}).get("title") or "").replace("_", " ")
@@ -172,9 +202,42 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence], *, ov
     names = question_names(question)
     name_stems = [content_words(t) for t in names]
     name_stems = [w[0] for w in name_stems if w]
-    entity_coverage = sum(w in available for w in name_stems) / len(name_stems) if name_stems else 1.0
-    words = content_words(question)
-    word_coverage = sum(w in available for w in words) / len(words) if words else 1.0
-    score = (max_cosine + overlap_weight * max_overlap + entity_weight * entity_coverage
-             + coverage_weight * word_coverage)
-    return Relevance(score, max_cosine, max_overlap, entity_coverage, word_coverage)
+    words = list(dict.fromkeys(content_words(question)))
+
+    def best_extra(key: str) -> float | None:
+        values = [float(v) for hit in hits if (v := (getattr(hit, "extra", None) or {}).get(key)) is not None]
+        return max(values) if values else None
+
+    signal = Relevance(
+        score=0.0,
+        max_cosine=max(e.cosine for e in evidence),
+        max_overlap=max(e.overlap for e in evidence),
+        entity_coverage=sum(w in available for w in name_stems) / len(name_stems) if name_stems else 1.0,
+        word_coverage=sum(w in available for w in words) / len(words) if words else 1.0,
+        best_evidence=evidence[0].score,
+        best_topical=max(e.topical for e in evidence),
+        chunk_cosine=best_extra("dense_score"),
+        lexical_share=best_extra("lexical_share"),
+        question_words=len(words),
+        question_names=len(names),
+    )
+    signal.score = rule.probability(signal)
+    return signal
+
+
+#: Fitted by `bench/refusal_fit.py fit --cap 6.5` on squad dev with the packaged MiniLM embedder (docs/benchmarks.md,
+#: "Refusals that hold"): with `answer.min_relevance` 0.54, leave-one-article-out 93.0 % of unanswerable and 7.4 % of
+#: answerable questions refused. Read as (feature, mean, scale, weight): a question is likelier answered when its best
+#: sentence ranks high, its names are in the chunks and the best chunk holds much of its BM25 weight. The cosine
+#: features follow the embedder: after changing it, refit (or set `answer.min_relevance` from a few own questions).
+REFUSAL_RULE = RefusalRule(bias=-0.2747, features=(
+    ("max_cosine", 0.5425, 0.1729, 0.8586),
+    ("max_overlap", 0.4046, 0.2609, -0.3502),
+    ("entity_coverage", 0.7122, 0.4184, 1.141),
+    ("word_coverage", 0.6317, 0.2701, -0.197),
+    ("best_evidence", 3.168, 0.7959, 2.028),
+    ("best_topical", 0.904, 0.4059, 0.1223),
+    ("chunk_cosine", 0.4897, 0.1615, 0.6001),
+    ("lexical_share", 0.2518, 0.1228, 1.353),
+    ("question_names", 1.761, 1.107, -0.5021),
+))

@@ -8,7 +8,8 @@ optional cross-encoder reranking → optional MMR diversification → top k.
 
 Scores: `Hit.score` is the cosine similarity in dense mode, the BM25 score in lexical mode and the fused score in
 hybrid mode. Every hit also carries `extra["dense_score"]` (cosine, when the chunk was among the dense candidates),
-`extra["lexical_score"]`, and the 1-based `extra["dense_rank"]` / `extra["lexical_rank"]` where it had one.
+`extra["lexical_score"]`, and the 1-based `extra["dense_rank"]` / `extra["lexical_rank"]` where it had one;
+`extra["lexical_share"]` is the BM25 score over the most the query could score (its tokens' IDF summed), in [0, 1).
 
 The lexical index is derived from the store (`store.lexical`, see `rag_app.components.lexical`): it is checked
 against the store's generation stamp before queries and reloaded (or rebuilt) when they differ, so deletes and
@@ -108,6 +109,11 @@ class Retriever:
                 if hit.id in positions:
                     rank, score = positions[hit.id]
                     hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank, score
+        if lexical is not None and hits:
+            attainable = lexical.query_weight(query)
+            for hit in hits:
+                if attainable > 0 and "lexical_score" in hit.extra:
+                    hit.extra["lexical_share"] = hit.extra["lexical_score"] / attainable
 
         if self.reranker is not None and hits:
             hits = self.reranker.rerank(query, hits[: cfg.rerank_k]) + hits[cfg.rerank_k :]

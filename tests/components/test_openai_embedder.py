@@ -15,7 +15,7 @@ import pytest
 
 from rag_app.components.embedder import EMBEDDER_BACKENDS, FakeEmbedder, OpenAIEmbedder, get_embedder
 from rag_app.errors import RagError
-from rag_app.settings import Settings
+from rag_app.settings import FAKE_EMBEDDER_MIN_RELEVANCE, Settings
 
 _REFERENCE = FakeEmbedder(dim=48)
 
@@ -165,8 +165,9 @@ def test_against_rag_serve_embeddings(tmp_path):
         docs.mkdir()
         (docs / "trains.md").write_text("# Trains\n\nThe first Shinkansen line opened in 1964 between Tokyo and Osaka.\n")
         (docs / "bread.md").write_text("# Bread\n\nSourdough bread is leavened by a starter of wild yeast.\n")
+        # The served vectors are the fake embedder's, so the refusal threshold is the one calibrated for it.
         app = RAG(Settings(home=tmp_path / "home", embedder={"mode": "openai", "base_url": base, "model": "rag"},
-                           llm={"mode": "scripted"}))
+                           llm={"mode": "scripted"}, answer={"min_relevance": FAKE_EMBEDDER_MIN_RELEVANCE}))
         assert app.ingest([docs]).ok and app.embedder.fingerprint == "openai:rag|dim=64"
         answer = app.ask("When did the first Shinkansen line open?")
         assert not answer.refused and answer.cited_sources[0].source == "trains.md"

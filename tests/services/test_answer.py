@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -70,6 +71,29 @@ def test_refuses_when_the_documents_do_not_say(test_settings):
     assert answer.text == REFUSAL
     assert answer.sources == []
     assert llm.calls == []  # the LM is never asked to answer from its own memory
+
+
+def test_the_refusal_threshold_is_on_the_rules_probability(test_settings):
+    # The relevance score is P(answerable) from the refusal rule; the same question is answered or refused by where
+    # `answer.min_relevance` sits against it.
+    answered, _ = service(test_settings, min_relevance=0.0)
+    first = answered.ask("What is the capital of France?")
+    score = first.extra["relevance"]["score"]
+    assert not first.refused and 0.0 < score < 1.0
+    assert first.extra["relevance"]["chunk_cosine"] is None  # these hits carry no retrieval scores: left neutral
+    above, llm = service(test_settings, min_relevance=min(1.0, score + 0.01))
+    assert above.ask("What is the capital of France?").refused and llm.calls == []
+    assert not service(test_settings, min_relevance=max(0.0, score - 0.01))[0].ask("What is the capital of France?").refused
+
+
+def test_a_missing_feature_moves_the_refusal_rule_nowhere():
+    from rag_app.services.grounding import Relevance, RefusalRule
+
+    rule = RefusalRule(bias=0.5, features=(("max_cosine", 0.5, 0.1, 2.0), ("chunk_cosine", 0.5, 0.1, 1.0)))
+    neutral = Relevance(0.0, 0.5, 0.0, 1.0, 1.0, chunk_cosine=None)
+    assert rule.probability(neutral) == pytest.approx(1 / (1 + math.exp(-0.5)))
+    better = Relevance(0.0, 0.6, 0.0, 1.0, 1.0, chunk_cosine=0.7)  # logit 0.5 + 2 * 1 + 1 * 2
+    assert rule.probability(better) == pytest.approx(1 / (1 + math.exp(-4.5)))
 
 
 def test_refuses_with_no_hits(test_settings):

@@ -95,6 +95,18 @@ def test_hybrid_is_the_default_and_scores_are_fused(concept_rag):
     assert hits[0].text == "A puppy is a young dog."
 
 
+def test_lexical_share_is_the_part_of_the_query_a_chunk_matches(concept_rag):
+    # A word no document holds still counts in what the query could score: the share falls, the ranking does not.
+    retriever = concept_rag.retriever()
+    whole = retriever.retrieve("XJ9000 engine", k=1, mode="lexical")[0]
+    part = retriever.retrieve("XJ9000 engine zzqx", k=1, mode="lexical")[0]
+    assert sources([whole, part]) == ["parts.md", "parts.md"]
+    assert 0 < part.extra["lexical_share"] < whole.extra["lexical_share"] < 1
+    assert whole.extra["lexical_share"] == pytest.approx(
+        whole.extra["lexical_score"] / retriever.lexical.current().query_weight("XJ9000 engine"))
+    assert "lexical_share" not in retriever.retrieve("puppy", k=1, mode="dense")[0].extra
+
+
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_source_glob_filters_every_mode(concept_rag, mode):
     hits = concept_rag.retriever().retrieve("bread engine puppy", k=5, source_glob="kitchen/*", mode=mode)
