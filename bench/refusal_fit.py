@@ -53,10 +53,14 @@ def record(args) -> None:
                                       "features": signal.to_dict()}) + "\n")
 
 
-def _matrix(rows: list[dict], means: np.ndarray | None = None) -> np.ndarray:
-    x = np.array([[np.nan if r["features"].get(f) is None else float(r["features"][f]) for f in FEATURES]
-                  for r in rows])
-    means = np.nanmean(x, axis=0) if means is None else means
+def _matrix(rows: list[dict]) -> np.ndarray:
+    """The features, NaN where a retrieval mode could not give one."""
+    return np.array([[np.nan if r["features"].get(f) is None else float(r["features"][f]) for f in FEATURES]
+                     for r in rows])
+
+
+def _filled(x: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Missing features at the training rows' means: the rule itself reads a missing feature as its mean."""
     return np.where(np.isnan(x), means, x)
 
 
@@ -84,12 +88,14 @@ def fit(args) -> None:
     refused = np.zeros(len(rows), dtype=bool)
     for held in sorted(set(article)):
         train, test = article != held, article == held
-        scaler, model = _model(x[train], unanswerable[train], args.c)
-        train_logits = model.decision_function(scaler.transform(x[train]))
+        means = np.nanmean(x[train], axis=0)
+        scaler, model = _model(_filled(x[train], means), unanswerable[train], args.c)
+        train_logits = model.decision_function(scaler.transform(_filled(x[train], means)))
         bar = _threshold(train_logits[~unanswerable[train]], args.cap)
-        refused[test] = model.decision_function(scaler.transform(x[test])) < bar
+        refused[test] = model.decision_function(scaler.transform(_filled(x[test], means))) < bar
     print(f"leave-one-article-out ({len(set(article))} articles): unanswerable refused "
           f"{100 * refused[unanswerable].mean():.1f} %, answerable refused {100 * refused[~unanswerable].mean():.1f} %")
+    x = _filled(x, np.nanmean(x, axis=0))
     scaler, model = _model(x, unanswerable, args.c)
     logits = model.decision_function(scaler.transform(x))
     bar = _threshold(logits[~unanswerable], args.cap)

@@ -174,7 +174,10 @@ class RetrieveSettings(Section):
     rerank_k: int = Field(30, ge=1)
 
 
-#: `answer.min_relevance` of the `test` profile (see `Settings._apply_profile`).
+#: The refusal threshold `answer.min_relevance` stands for when unset, by embedder (`Settings.refusal_threshold`):
+#: the rule reads cosines, and the fake embedder's (hashed words) sit below MiniLM's (an on-topic test question
+#: scores 0.1-0.7 with it, an off-topic one below 0.01).
+DEFAULT_MIN_RELEVANCE = 0.54
 FAKE_EMBEDDER_MIN_RELEVANCE = 0.05
 
 
@@ -186,13 +189,14 @@ class AnswerSettings(Section):
     # Minimum support (share of content words found in the cited source) of each generated sentence.
     min_support: float = Field(0.5, ge=0.0, le=1.0)
     # Refuse when the refusal rule's probability that the retrieved evidence answers the question is below this
-    # (0 never refuses). The rule (`rag_app.services.grounding.REFUSAL_RULE`) is logistic over the best sentence's
-    # cosine, overlap and ranker score, the share of the question's names and words in the chunks, the best chunk's
-    # cosine and BM25 share, and the question's length; fitted by `bench/refusal_fit.py` on SQuAD dev questions
-    # asked with and without their article (`rag eval answers --unanswerable`).
-    # At 0.54, on the 272 dev questions: 6.2 % of answerable and 93.4 % of unanswerable refused (leave-one-article-out
-    # cross-validated: 7.4 % and 93.0 %). Calibrated with the packaged MiniLM embedder, whose cosines the rule reads.
-    min_relevance: float = Field(0.54, ge=0.0, le=1.0)
+    # (0 never refuses; unset: the value calibrated for the embedder, `DEFAULT_MIN_RELEVANCE` 0.54 for the packaged
+    # MiniLM). The rule (`rag_app.services.grounding.REFUSAL_RULE`) is logistic over the best sentence's cosine,
+    # overlap, ranker score and topic score, the share of the question's names and words in the chunks, the best
+    # chunk's cosine and BM25 share, and the question's count of names; fitted by `bench/refusal_fit.py` on SQuAD dev
+    # questions asked with and without their article (`rag eval answers --unanswerable`).
+    # At 0.54 (the fit's 0.5425, rounded down), on the 272 dev questions: 6.25 % of answerable and 93.4 % of
+    # unanswerable refused (leave-one-article-out cross-validated: 7.4 % and 93.0 %).
+    min_relevance: float | None = Field(None, ge=0.0, le=1.0)
     # The sentence ranker (`rag_app.services.grounding.SentenceWeights`): a sentence's evidence score is its cosine to
     # the question + these weights times (IDF-weighted question-word overlap, 1 / its chunk's retrieval rank,
     # 1 / its chunk's BM25 rank, log(1 + words), holds a word of the asked-for kind). Fitted on squad dev (softmax
@@ -304,11 +308,14 @@ class Settings(BaseSettings):
         if self.profile == "test":
             self.embedder = self.embedder.model_copy(update={"mode": "fake"})
             self.llm = self.llm.model_copy(update={"mode": "scripted"})
-            if "min_relevance" not in self.answer.model_fields_set:
-                # The refusal rule reads cosines, and the fake embedder's (hashed words) sit below MiniLM's: an
-                # on-topic test question scores 0.1-0.7 with it, an off-topic one below 0.01.
-                self.answer = self.answer.model_copy(update={"min_relevance": FAKE_EMBEDDER_MIN_RELEVANCE})
         return self
+
+    @property
+    def refusal_threshold(self) -> float:
+        """`answer.min_relevance`, or the threshold calibrated for the embedder when it is unset."""
+        if self.answer.min_relevance is not None:
+            return self.answer.min_relevance
+        return FAKE_EMBEDDER_MIN_RELEVANCE if self.embedder.mode == "fake" else DEFAULT_MIN_RELEVANCE
 
     # Derived paths, all under the data home.
     @property

@@ -107,3 +107,16 @@ def test_rag_prepare_indexes_the_bundled_corpus_once(monkeypatch, capsys):
     assert "already holds documents" in capsys.readouterr().out
     assert main(["collections", "--json"]) == 0
     assert {c["name"]: c["count"] for c in json.loads(capsys.readouterr().out)} == counts
+
+
+def test_the_refusal_threshold_follows_the_embedder_unless_set():
+    from rag_app.settings import DEFAULT_MIN_RELEVANCE, FAKE_EMBEDDER_MIN_RELEVANCE, Settings
+
+    assert Settings().refusal_threshold == DEFAULT_MIN_RELEVANCE
+    # However the fake embedder comes in (the profile, or a switch to it later), its own calibration applies.
+    assert Settings(profile="test").refusal_threshold == FAKE_EMBEDDER_MIN_RELEVANCE
+    assert Settings().with_overrides(profile="test").refusal_threshold == FAKE_EMBEDDER_MIN_RELEVANCE
+    assert Settings(embedder={"mode": "openai", "base_url": "http://127.0.0.1:1/v1"}).refusal_threshold == \
+        DEFAULT_MIN_RELEVANCE
+    assert Settings(profile="test", answer={"min_relevance": 0.3}).with_overrides(**{"retrieve.k": 5}) \
+        .refusal_threshold == 0.3

@@ -352,15 +352,14 @@ class LexicalIndex:
         for token in tokenize(query, self.config):
             m_id, d_id = main.vocab.get(token), self._d_vocab.get(token)
             df_main = main.df(m_id) if m_id is not None else 0
-            df_delta = int(self._d_indptr[d_id + 1] - self._d_indptr[d_id]) if d_id is not None else 0
-            weight = idf(df_main + df_delta, self.n_docs) if has_delta else None
+            weight = idf(self._document_frequency(m_id, d_id), self.n_docs) if has_delta else None
             if m_id is not None and df_main:
                 span = slice(main.indptr[m_id], main.indptr[m_id + 1])
                 column = np.asarray(main.data[span], dtype=np.float64)
                 if weight is not None:  # rescale main's IDF to the combined one
                     column = column * (weight / idf(df_main, len(main)))
                 out[:n_main] += np.bincount(main.indices[span], weights=column, minlength=n_main)
-            if d_id is not None and df_delta:
+            if d_id is not None and self._d_indptr[d_id + 1] > self._d_indptr[d_id]:
                 span = slice(self._d_indptr[d_id], self._d_indptr[d_id + 1])
                 rows = self._d_rows[span]
                 tfc = term_weight(self._d_tf[span], self._d_length[rows], main.avg_length if n_main else
@@ -374,14 +373,23 @@ class LexicalIndex:
         """The most BM25 score any chunk could get for the query: the sum of its tokens' IDF (each term's
         saturation part is below 1). A token the collection never holds counts at full IDF, so a chunk's score over
         this is the share of the query it matches, comparable across collections (`Hit.extra["lexical_share"]`)."""
-        main = self.main
         total = 0.0
         for token in tokenize(query, self.config):
-            m_id, d_id = main.vocab.get(token), self._d_vocab.get(token)
-            df = main.df(m_id) if m_id is not None else 0
-            df += int(self._d_indptr[d_id + 1] - self._d_indptr[d_id]) if d_id is not None else 0
+            df = self._document_frequency(self.main.vocab.get(token), self._d_vocab.get(token))
             total += float(idf(df, max(self.n_docs, 1)))
         return total
+
+    def _document_frequency(self, main_id: int | None, delta_id: int | None) -> int:
+        """Live chunks holding a term: main's rows not removed since, plus the delta's (a chunk re-put into the
+        delta is counted once, as `n_docs` counts it)."""
+        df = 0
+        if main_id is not None:
+            df = self.main.df(main_id)
+            if self.delta.removed and df:
+                df = int(self._alive[self.main.indices[self.main.indptr[main_id]:self.main.indptr[main_id + 1]]].sum())
+        if delta_id is not None:
+            df += int(self._d_indptr[delta_id + 1] - self._d_indptr[delta_id])
+        return df
 
     def search(self, query: str, k: int, source_glob: str | None = None) -> list[tuple[str, float]]:
         """Top-k (chunk id, BM25 score), best first; chunks sharing no term with the query are left out."""

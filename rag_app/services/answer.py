@@ -195,7 +195,7 @@ class AnswerService:
         signal = relevance(run.standalone, hits, evidence)
         run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
         run.extra["relevance"] = signal.to_dict()
-        if not evidence or signal.score < cfg.min_relevance:
+        if not evidence or signal.score < self.settings.refusal_threshold:
             yield from run.emit(REFUSAL)
             yield run.finish(REFUSAL, refused=True, short="")
             return

@@ -144,7 +144,6 @@ class Relevance:
     best_topical: float = 0.0  # the best topic score (cosine + overlap) of a sentence
     chunk_cosine: float | None = None  # best question-chunk cosine of the dense retrieval
     lexical_share: float | None = None  # best chunk's BM25 score over the most the question could score
-    question_words: int = 0  # the question's content words
     question_names: int = 0  # the question's names and numbers
 
     def to_dict(self) -> dict[str, float | None]:
@@ -168,6 +167,8 @@ class RefusalRule:
             value = getattr(relevance, name)
             if value is not None:
                 logit += weight * (float(value) - mean) / scale
+        if not math.isfinite(logit):  # a broken feature never lets a question through
+            return 0.0
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
 
@@ -184,15 +185,13 @@ def question_names(question: str) -> list[str]:
     return names
 
 
-def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence],
-              rule: RefusalRule | None = None) -> Relevance:
+def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence]) -> Relevance:
     """The evidence's relevance features and the refusal rule's probability that they answer the question.
 
     A question whose names (capitalised words after the first, numbers) appear nowhere in the retrieved text is
     very likely about something the documents do not cover, even when a sentence about a related topic scores well;
     so is one whose rare words the best chunk lacks (a low BM25 share).
     """
-    rule = rule or REFUSAL_RULE
     if not evidence:
         return Relevance(0.0, 0.0, 0.0, 0.0, 0.0)
     available: set[str] = set()
@@ -218,10 +217,9 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence],
         best_topical=max(e.topical for e in evidence),
         chunk_cosine=best_extra("dense_score"),
         lexical_share=best_extra("lexical_share"),
-        question_words=len(words),
         question_names=len(names),
     )
-    signal.score = rule.probability(signal)
+    signal.score = REFUSAL_RULE.probability(signal)
     return signal
 
 

@@ -109,10 +109,9 @@ class Retriever:
                 if hit.id in positions:
                     rank, score = positions[hit.id]
                     hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank, score
-        if lexical is not None and hits:
-            attainable = lexical.query_weight(query)
+        if lexical is not None and hits and (attainable := lexical.query_weight(query)) > 0:
             for hit in hits:
-                if attainable > 0 and "lexical_score" in hit.extra:
+                if "lexical_score" in hit.extra:
                     hit.extra["lexical_share"] = hit.extra["lexical_score"] / attainable
 
         if self.reranker is not None and hits:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from rag_app.components.lexical import Delta, LexicalConfig, LexicalIndex, MainSegment, indexed_text, tokenize
 
@@ -53,3 +54,20 @@ def test_main_plus_delta_ranks_as_a_full_rebuild():
             assert abs(ours[rid] - theirs[rid]) <= 0.05 * theirs[rid]  # only avgdl and tombstoned df differ
     assert not {"d3", "d4", "n0"} & set(index.ids)
     assert index.source_mask("n*.md").sum() == 24 and "d3.md" in index.matching_sources("d*.md")
+
+
+def test_chunks_put_again_count_once_in_the_term_statistics():
+    # Re-ingesting puts the same chunks into the delta and tombstones their main rows: a term's document frequency
+    # must count them once, or its IDF turns negative and the chunks score nothing.
+    rows = [(f"c{i}", {"source": f"c{i}.md"}, "engine motor part") for i in range(30)]
+    rows.append(("b", {"source": "b.md"}, "bread"))
+    main = MainSegment.build(rows, CONFIG, {})
+    delta = Delta()
+    delta.apply({"put": as_put(rows[:30]), "remove": []}, main)
+    index = LexicalIndex(main, delta, {})
+    full = LexicalIndex(MainSegment.build(rows, CONFIG, {}), Delta(), {})
+    assert len(index) == len(full) == 31
+    assert len(index.search("engine motor", 40)) == 30
+    assert index.query_weight("engine motor bread") == pytest.approx(full.query_weight("engine motor bread"))
+    best = max(score for _, score in index.search("engine motor bread", 40))
+    assert 0 < best / index.query_weight("engine motor bread") < 1

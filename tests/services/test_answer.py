@@ -94,6 +94,7 @@ def test_a_missing_feature_moves_the_refusal_rule_nowhere():
     assert rule.probability(neutral) == pytest.approx(1 / (1 + math.exp(-0.5)))
     better = Relevance(0.0, 0.6, 0.0, 1.0, 1.0, chunk_cosine=0.7)  # logit 0.5 + 2 * 1 + 1 * 2
     assert rule.probability(better) == pytest.approx(1 / (1 + math.exp(-4.5)))
+    assert rule.probability(Relevance(0.0, float("nan"), 0.0, 1.0, 1.0)) == 0.0  # a broken feature refuses
 
 
 def test_refuses_with_no_hits(test_settings):
