@@ -9,9 +9,10 @@
 real default models over the answerable dev questions; fitting is a softmax over each question's sentences (label:
 the sentence holds a gold answer) or candidate spans (objective: expected F1), scored by leave-one-article-out
 cross-validation, so a figure is never measured on the article it was fitted on. Dev only: the held-out sets are
-never read. The fitted values are the defaults of `answer.sentence_weights` and `answer.reader_shape_weights` (first
-fitted at commit 429f379, before `rag_app/text.py` read words of any script; a rerun lands near them, see
-docs/benchmarks.md).
+never read. The fitted values are the defaults of `answer.sentence_weights` (refitted with the two context terms,
+see docs/benchmarks.md) and `answer.reader_shape_weights` (fitted at commit 429f379, before `rag_app/text.py` read
+words of any script; a rerun lands near them). After refitting the sentence ranker, refit the refusal rule
+(`bench/refusal_fit.py`): it reads the best sentence's ranker score.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad"
 _TOKEN = re.compile(r"[\w'’-]+")
-SENTENCE_FEATURES = ["cosine", "overlap", "1/chunk rank", "1/bm25 rank", "log(1+words)", "answer kind"]
+SENTENCE_FEATURES = ["cosine", "overlap", "1/chunk rank", "1/bm25 rank", "log(1+words)", "answer kind",
+                     "overlap with neighbours", "cosine with the sentence before"]
 SHAPE_FEATURES = ["today's score", "mean token logprob", "share of question words", "starts with article",
                   "log(tokens+1)"]
 
@@ -53,7 +55,7 @@ def record_sentences(args) -> None:
     from rag_app.services.grounding import SentenceWeights, holds_answer_type, rank_evidence
 
     rag, retriever, queries, titles = _app(args.home)
-    plain = SentenceWeights(1.0, 0.0, 0.0, 0.0, 0.0)
+    plain = SentenceWeights(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     with open(args.out, "w", encoding="utf-8") as out:
         for q in queries:
             hits = retriever.retrieve(q.text)
@@ -65,7 +67,8 @@ def record_sentences(args) -> None:
                 lexical = (hits[e.source - 1].extra or {}).get("lexical_rank")
                 rows.append({"x": [e.cosine, e.overlap, 1 / e.source, 1 / lexical if lexical else 0.0,
                                    math.log1p(len(_TOKEN.findall(e.text))),
-                                   float(holds_answer_type(e.text, kind, asked))],
+                                   float(holds_answer_type(e.text, kind, asked)), e.window_overlap,
+                                   e.context_cosine],
                              "label": any(g and g in normalize_answer(e.text) for g in golds)})
             out.write(json.dumps({"id": q.id, "article": titles.get(q.corpus_id), "rows": rows}) + "\n")
 
@@ -140,7 +143,7 @@ def fit_sentences(args) -> None:
     def at(k):
         return lambda g, w: float(g[1][np.argsort(-(g[0] @ w), kind="stable")[:k]].max())
 
-    plain = np.array([1.0, 1.0, 0, 0, 0, 0])
+    plain = np.array([1.0, 1.0, 0, 0, 0, 0, 0, 0])
     for k in (1, 2, 3):
         cv = cross_validated(items, groups, at(k), args.l2)
         base = np.mean([at(k)(g, plain) for g in groups])

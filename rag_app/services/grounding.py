@@ -3,8 +3,10 @@
 Everything here is plain text processing plus the embedder; no LM. The answer service uses it three ways:
 - `rank_evidence`: the question's best supporting sentences across the retrieved chunks, each tied to its numbered
   source. A small linear ranker (`SentenceWeights`): embedding cosine of question and sentence, overlap of the
-  question's content words, the rank of its chunk in the retrieval and in BM25, its length, and whether it holds a
-  word of the kind the question asks for (a number for "how many", a date for "when", a name for "who");
+  question's content words, the rank of its chunk in the retrieval and in BM25, its length, whether it holds a
+  word of the kind the question asks for (a number for "how many", a date for "when", a name for "who"), and two
+  context terms: the question's words in the sentence and its neighbours, and the cosine of the sentence read with
+  the one before it (a sentence that continues its predecessor, "It was founded in 1842.", answers through it);
 - `support`: how well a claim (an answer sentence) is backed by a text, used to check every generated sentence
   against the source it cites;
 - the refusal signal: when even the best sentence is weak support, the documents don't say.
@@ -18,6 +20,8 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from rag_app.services.extractive import answer_type, fits_answer_type
 from rag_app.text import content_words, split_sentences
@@ -42,6 +46,8 @@ class Evidence:
     cosine: float  # embedding similarity of question and sentence
     overlap: float  # share of the question's (IDF-weighted) content words found in the sentence and its chunk title
     fragment: bool = False  # the piece of a sentence a chunk boundary cut: its chunk opens with it, in lower case
+    window_overlap: float = 0.0  # `overlap` over the sentence and its neighbours in the chunk (no title)
+    context_cosine: float = 0.0  # cosine of the question to the sentence read with the one before it
 
     @property
     def topical(self) -> float:
@@ -60,6 +66,8 @@ class SentenceWeights:
     lexical_rank: float  # × 1 / the chunk's BM25 rank (0 when BM25 did not find it, as in dense-only retrieval)
     length: float  # × log(1 + words): a longer sentence says more
     answer_type: float  # the sentence holds a word of the asked-for kind that is not in the question
+    window_overlap: float = 0.0  # × the overlap over the sentence and its neighbours in its chunk
+    context_cosine: float = 0.0  # × the cosine of the question to the sentence's and its predecessor's mean vector
 
 
 _TOKEN = re.compile(r"[\w'’-]+")
@@ -94,35 +102,51 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
         Evidence for each sentence, sorted by combined score, best first.
     """
     items: list[tuple[int, str, str]] = []  # (source number, sentence, title)
+    neighbours: list[set[str]] = []  # content words of the sentences before and after, in the same chunk
+    follows: list[bool] = []  # the item before it is the previous sentence of the same chunk
     cut: set[int] = set()  # items that open their chunk mid-sentence
     for number, hit in enumerate(hits, start=1):
         title = str((hit.metadata or {}).get("title") or "")
-        for index, sentence in enumerate(split_sentences(hit.text)):
+        sentences = split_sentences(hit.text)
+        words = [content_words(sentence) for sentence in sentences]
+        for index, sentence in enumerate(sentences):
             if index == 0 and sentence[:1].islower() and hit.text.lstrip()[:1].islower():
                 cut.add(len(items))
             items.append((number, sentence, title))
+            neighbours.append(set(words[index - 1] if index else ()) | set(words[index + 1] if index + 1 < len(words)
+                                                                            else ()))
+            follows.append(index > 0)
     items = items[:max_sentences]
     if not items:
         return []
     vectors = embedder.embed([question] + [sentence for _, sentence, _ in items])
     q_vec, s_vecs = vectors[0], vectors[1:]
     cosines = s_vecs @ q_vec  # (S,)
+    # The sentence read with its predecessor: the mean of the two unit vectors (no second embedding pass).
+    paired = s_vecs + np.where(np.array(follows[:len(items)])[:, None], np.roll(s_vecs, 1, axis=0), 0.0)
+    context_cosines = (paired @ q_vec) / np.maximum(np.linalg.norm(paired, axis=1), 1e-12)
     q_words = content_words(question)
-    sentence_words = [set(content_words(sentence)) | set(content_words(title.replace("_", " ")))
-                      for _, sentence, title in items]
+    own_words = [set(content_words(sentence)) for _, sentence, _ in items]
+    sentence_words = [own | set(content_words(title.replace("_", " "))) for own, (_, _, title) in zip(own_words, items)]
     idf = _idf_weights(q_words, sentence_words)
-    total = sum(idf[w] for w in set(q_words)) or 1.0
+    asked_words = set(q_words)
+    total = sum(idf[w] for w in asked_words) or 1.0
     kind = answer_type(question)
     asked = {t.lower() for t in _TOKEN.findall(question)}
     ranked = []
-    for item, ((number, sentence, _), words, cosine) in enumerate(zip(items, sentence_words, cosines)):
-        overlap = sum(idf[w] for w in set(q_words) if w in words) / total
+    for item, (number, sentence, _) in enumerate(items):
+        cosine, context_cosine = float(cosines[item]), float(context_cosines[item])
+        overlap = sum(idf[w] for w in asked_words if w in sentence_words[item]) / total
+        window = own_words[item] | neighbours[item]
+        window_overlap = sum(idf[w] for w in asked_words if w in window) / total
         lexical_rank = (getattr(hits[number - 1], "extra", None) or {}).get("lexical_rank")
-        score = (float(cosine) + weights.overlap * overlap + weights.chunk_rank / number
+        score = (cosine + weights.overlap * overlap + weights.chunk_rank / number
                  + (weights.lexical_rank / lexical_rank if lexical_rank else 0.0)
                  + weights.length * math.log1p(len(_TOKEN.findall(sentence)))
-                 + weights.answer_type * holds_answer_type(sentence, kind, asked))
-        ranked.append(Evidence(sentence, number, score, float(cosine), overlap, fragment=item in cut))
+                 + weights.answer_type * holds_answer_type(sentence, kind, asked)
+                 + weights.window_overlap * window_overlap + weights.context_cosine * context_cosine)
+        ranked.append(Evidence(sentence, number, score, cosine, overlap, fragment=item in cut,
+                               window_overlap=window_overlap, context_cosine=context_cosine))
     ranked.sort(key=lambda e: e.score, reverse=True)
     return ranked
 
@@ -224,18 +248,18 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence]) -> Re
 
 
 #: Fitted by `bench/refusal_fit.py fit --cap 6.5` on squad dev with the packaged MiniLM embedder (docs/benchmarks.md,
-#: "Refusals that hold"): with `answer.min_relevance` 0.54, leave-one-article-out 93.0 % of unanswerable and 7.4 % of
-#: answerable questions refused. Read as (feature, mean, scale, weight): a question is likelier answered when its best
+#: "Refusals that hold"; refit after the ranker's context terms): with `answer.min_relevance` 0.56,
+#: leave-one-article-out 94.1 % of unanswerable and 7.4 % of answerable questions refused. Read as (feature, mean, scale, weight): a question is likelier answered when its best
 #: sentence ranks high, its names are in the chunks and the best chunk holds much of its BM25 weight. The cosine
 #: features follow the embedder: after changing it, refit (or set `answer.min_relevance` from a few own questions).
-REFUSAL_RULE = RefusalRule(bias=-0.2747, features=(
-    ("max_cosine", 0.5425, 0.1729, 0.8586),
-    ("max_overlap", 0.4046, 0.2609, -0.3502),
-    ("entity_coverage", 0.7122, 0.4184, 1.141),
-    ("word_coverage", 0.6317, 0.2701, -0.197),
-    ("best_evidence", 3.168, 0.7959, 2.028),
-    ("best_topical", 0.904, 0.4059, 0.1223),
-    ("chunk_cosine", 0.4897, 0.1615, 0.6001),
-    ("lexical_share", 0.2518, 0.1228, 1.353),
-    ("question_names", 1.761, 1.107, -0.5021),
+REFUSAL_RULE = RefusalRule(bias=-0.2957, features=(
+    ("max_cosine", 0.5425, 0.173, 0.8126),
+    ("max_overlap", 0.4046, 0.2609, -0.6114),
+    ("entity_coverage", 0.7122, 0.4184, 1.111),
+    ("word_coverage", 0.6317, 0.2701, -0.283),
+    ("best_evidence", 5.053, 1.371, 2.806),
+    ("best_topical", 0.904, 0.4059, -0.06759),
+    ("chunk_cosine", 0.4895, 0.1617, 0.5561),
+    ("lexical_share", 0.2518, 0.1228, 1.178),
+    ("question_names", 1.761, 1.107, -0.5025),
 ))

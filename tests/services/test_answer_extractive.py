@@ -215,12 +215,14 @@ def test_an_extractive_answer_marks_the_sentence_it_comes_from(test_settings):
 
 def test_the_home_sentence_comes_first_and_the_best_ranked_one_second(test_settings):
     hits = [hit("notes/a.md", "Paris is the capital of France. It lies on the Seine.\n\nThe Seine is a river.")]
-    llm = LogitsLM({"ĠSeine": 5, EOS: 4})
-    settings = test_settings.with_overrides(**{"answer.evidence_margin": 3.0})  # offer all three sentences
+    llm = LogitsLM({"Ġriver": 5, EOS: 4})
+    settings = test_settings.with_overrides(**{"answer.evidence_margin": 3.0,  # offer all three sentences
+                                               "answer.quote_sentences": 1, "answer.quote_margin": 0.0})
     answer = AnswerService(settings, ListRetriever(hits), llm, FakeEmbedder()).ask("What is the capital of France?")
-    assert answer.short == "Seine"
-    assert answer.extra["offered"] == ["Paris is the capital of France.", "The Seine is a river.",
-                                       "It lies on the Seine."]
+    assert answer.short == "river"
+    # The sentence read after the answer's one ranks above the unrelated one.
+    assert answer.extra["offered"] == ["Paris is the capital of France.", "It lies on the Seine.",
+                                       "The Seine is a river."]
     text, spans = answer.sources[0].text, answer.sources[0].cited_spans
     assert [text[b:e] for b, e in spans] == ["The Seine is a river.", "Paris is the capital of France."]
 
@@ -264,14 +266,18 @@ def test_snap_prefers_the_run_that_says_what_the_question_does_not():
     assert snap_to_evidence(reply, evidence, avoid=question) == "Melbourne"
 
 
-@pytest.mark.parametrize("quote_sentences, quoted", [
-    (1, ['"Paris is the capital of France."']),
-    (2, ['"Paris is the capital of France."', '"The Seine is a river."']),
+@pytest.mark.parametrize("quote_sentences, margin, quoted", [
+    (1, 0.0, ['"Paris is the capital of France."']),
+    (2, 0.0, ['"Paris is the capital of France."', '"It lies on the Seine."']),
+    # A margin the next sentence's score falls within: it is quoted too.
+    (1, 3.0, ['"Paris is the capital of France."', '"It lies on the Seine."']),
+    (2, 3.0, ['"Paris is the capital of France."', '"It lies on the Seine."', '"The Seine is a river."']),
 ])
-def test_the_reply_quotes_the_best_ranked_offered_sentences(test_settings, quote_sentences, quoted):
+def test_the_reply_quotes_the_best_ranked_offered_sentences(test_settings, quote_sentences, margin, quoted):
     hits = [hit("notes/a.md", "Paris is the capital of France. It lies on the Seine.\n\nThe Seine is a river.")]
     llm = LogitsLM({"ĠParis": 5, EOS: 4})
-    settings = test_settings.with_overrides(**{"answer.evidence_margin": 3.0, "answer.quote_sentences": quote_sentences})
+    settings = test_settings.with_overrides(**{"answer.evidence_margin": 3.0, "answer.quote_sentences": quote_sentences,
+                                               "answer.quote_margin": margin})
     answer = AnswerService(settings, ListRetriever(hits), llm, FakeEmbedder()).ask("What is the capital of France?")
     assert answer.short == "Paris" and answer.extra["form"] == "short"
     assert re.findall(r'^".*" \[1\]$', answer.text, flags=re.M) == [f"{q} [1]" for q in quoted]

@@ -57,6 +57,25 @@ def test_the_chunk_rank_the_bm25_rank_and_the_length_weigh_in():
     assert round(long[(1, sentence)] - base[(1, sentence)], 6) == round(0.3 * math.log1p(5), 6)
 
 
+def test_a_sentence_that_answers_through_its_neighbours_gains_from_the_context_terms():
+    question = "When was the Valletta harbour founded?"
+    chunk = "The Valletta harbour is the oldest in Malta. It was founded in 1566. Ferries leave every hour."
+    others = "Harbours in general were founded by traders."
+    hits = [hit(1, chunk), hit(2, others)]
+    plain = rank_evidence(question, hits, FakeEmbedder(), weights=PLAIN)
+    by_text = {e.text: e for e in plain}
+    # Its neighbour holds the question's words; a sentence alone in its chunk has only its own.
+    assert by_text["It was founded in 1566."].window_overlap > by_text["It was founded in 1566."].overlap
+    assert by_text[others].window_overlap == by_text[others].overlap
+    # The first sentence of a chunk has no predecessor: its context cosine is its own cosine.
+    assert math.isclose(by_text[chunk.split(". ")[0] + "."].context_cosine, by_text[chunk.split(". ")[0] + "."].cosine,
+                        abs_tol=1e-6)
+    windowed = SentenceWeights(1.0, 0.0, 0.0, 0.0, 0.0, window_overlap=0.7, context_cosine=0.4)
+    for e in rank_evidence(question, hits, FakeEmbedder(), weights=windowed):
+        base = by_text[e.text]
+        assert math.isclose(e.score - base.score, 0.7 * base.window_overlap + 0.4 * base.context_cosine, abs_tol=1e-6)
+
+
 class ListRetriever:
     def __init__(self, hits):
         self.hits = hits
