@@ -241,8 +241,8 @@ class AnswerSettings(Section):
     # Follow the short answer with its supporting sentence and the best-ranked offered sentences, quoted.
     quote: bool = True
     # How many of the best-ranked offered sentences the quote shows (the answer's own sentence is added when it is
-    # not among them). 2: when the small LM picks the wrong span, the second sentence often holds the answer
-    # (squad dev: the reply contains the gold answer 71.7 % with 1, 76.5 % with 2, 81.6 % with 3).
+    # not among them). 2: when the small LM picks the wrong span, the second sentence often holds the answer (squad
+    # dev, with the ranker before its context terms: the reply contains the gold answer 71.7 % with 1, 76.5 % with 2).
     quote_sentences: int = Field(2, ge=1, le=4)
     # ... and the next offered sentence too when its ranker score is within this margin of the last one quoted: the
     # ranker cannot tell them apart, so the reply shows both (on squad dev, a third quote in about one reply in eight).
