@@ -293,8 +293,7 @@ class AnswerService:
             # evidence, and a wrong pick by the small LM still shows the best supporting sentences.
             best = kept[:cfg.quote_sentences]
             # One more when the ranker can hardly tell it from the last one shown (kept[i] is offered[i]).
-            if (len(kept) > len(best) and best
-                    and offered[len(best)].score >= offered[len(best) - 1].score - cfg.quote_margin):
+            if len(kept) > len(best) and offered[len(best)].score >= offered[len(best) - 1].score - cfg.quote_margin:
                 best = kept[:len(best) + 1]
             quoted = best + ([home] if home not in best else [])
             if _norm(clean) == _norm(home.text):  # the short answer is its whole sentence: not quoted again

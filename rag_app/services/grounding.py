@@ -102,19 +102,21 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
         Evidence for each sentence, sorted by combined score, best first.
     """
     items: list[tuple[int, str, str]] = []  # (source number, sentence, title)
-    neighbours: list[set[str]] = []  # content words of the sentences before and after, in the same chunk
+    sentence_words: list[set[str]] = []  # content words of the sentence and its chunk's title
+    windows: list[set[str]] = []  # content words of the sentence and its neighbours in the same chunk
     follows: list[bool] = []  # the item before it is the previous sentence of the same chunk
     cut: set[int] = set()  # items that open their chunk mid-sentence
     for number, hit in enumerate(hits, start=1):
         title = str((hit.metadata or {}).get("title") or "")
+        title_words = set(content_words(title.replace("_", " ")))
         sentences = split_sentences(hit.text)
         words = [content_words(sentence) for sentence in sentences]
         for index, sentence in enumerate(sentences):
             if index == 0 and sentence[:1].islower() and hit.text.lstrip()[:1].islower():
                 cut.add(len(items))
             items.append((number, sentence, title))
-            neighbours.append(set(words[index - 1] if index else ()) | set(words[index + 1] if index + 1 < len(words)
-                                                                            else ()))
+            sentence_words.append(set(words[index]) | title_words)
+            windows.append({w for ws in words[max(index - 1, 0):index + 2] for w in ws})
             follows.append(index > 0)
     items = items[:max_sentences]
     if not items:
@@ -123,22 +125,24 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
     q_vec, s_vecs = vectors[0], vectors[1:]
     cosines = s_vecs @ q_vec  # (S,)
     # The sentence read with its predecessor: the mean of the two unit vectors (no second embedding pass).
-    paired = s_vecs + np.where(np.array(follows[:len(items)])[:, None], np.roll(s_vecs, 1, axis=0), 0.0)
+    previous = np.concatenate([np.zeros_like(s_vecs[:1]), s_vecs[:-1]])
+    paired = s_vecs + previous * np.array(follows[:len(items)], dtype=s_vecs.dtype)[:, None]
     context_cosines = (paired @ q_vec) / np.maximum(np.linalg.norm(paired, axis=1), 1e-12)
     q_words = content_words(question)
-    own_words = [set(content_words(sentence)) for _, sentence, _ in items]
-    sentence_words = [own | set(content_words(title.replace("_", " "))) for own, (_, _, title) in zip(own_words, items)]
+    sentence_words = sentence_words[:len(items)]
     idf = _idf_weights(q_words, sentence_words)
     asked_words = set(q_words)
     total = sum(idf[w] for w in asked_words) or 1.0
+
+    def share(words: set[str]) -> float:  # IDF-weighted share of the question's words in `words`
+        return sum(idf[w] for w in asked_words if w in words) / total
+
     kind = answer_type(question)
     asked = {t.lower() for t in _TOKEN.findall(question)}
     ranked = []
     for item, (number, sentence, _) in enumerate(items):
         cosine, context_cosine = float(cosines[item]), float(context_cosines[item])
-        overlap = sum(idf[w] for w in asked_words if w in sentence_words[item]) / total
-        window = own_words[item] | neighbours[item]
-        window_overlap = sum(idf[w] for w in asked_words if w in window) / total
+        overlap, window_overlap = share(sentence_words[item]), share(windows[item])
         lexical_rank = (getattr(hits[number - 1], "extra", None) or {}).get("lexical_rank")
         score = (cosine + weights.overlap * overlap + weights.chunk_rank / number
                  + (weights.lexical_rank / lexical_rank if lexical_rank else 0.0)
@@ -249,9 +253,10 @@ def relevance(question: str, hits: Sequence, evidence: Sequence[Evidence]) -> Re
 
 #: Fitted by `bench/refusal_fit.py fit --cap 6.5` on squad dev with the packaged MiniLM embedder (docs/benchmarks.md,
 #: "Refusals that hold"; refit after the ranker's context terms): with `answer.min_relevance` 0.56,
-#: leave-one-article-out 94.1 % of unanswerable and 7.4 % of answerable questions refused. Read as (feature, mean, scale, weight): a question is likelier answered when its best
-#: sentence ranks high, its names are in the chunks and the best chunk holds much of its BM25 weight. The cosine
-#: features follow the embedder: after changing it, refit (or set `answer.min_relevance` from a few own questions).
+#: leave-one-article-out 94.1 % of unanswerable and 7.4 % of answerable questions refused. Read as (feature, mean,
+#: scale, weight): a question is likelier answered when its best sentence ranks high, its names are in the chunks and
+#: the best chunk holds much of its BM25 weight. The cosine features follow the embedder: after changing it, refit
+#: (or set `answer.min_relevance` from a few own questions).
 REFUSAL_RULE = RefusalRule(bias=-0.2957, features=(
     ("max_cosine", 0.5425, 0.173, 0.8126),
     ("max_overlap", 0.4046, 0.2609, -0.6114),
