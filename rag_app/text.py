@@ -53,6 +53,7 @@ _OPENING_MARKS = "\"'“‘(["
 _ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|U\.S|U\.K|No|Fig|Eq|al|Inc|Ltd|Co|"
                             r"Jan|Feb|"
                             r"Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[^\W\d_a-z])\.$")
+_BARE_NUMBER = re.compile(r"\(?\d{1,2}[.)]")
 _LIST_MARK = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 
 #: A citation marker: `[1]` or `[1, 2]`, with the whitespace before it (so that stripping leaves clean text).
@@ -82,7 +83,7 @@ def split_sentences(text: str) -> list[str]:
     cleaned = []
     for sentence in sentences:
         sentence = _LIST_MARK.sub("", sentence).strip()
-        if sentence and WORD.search(sentence):
+        if sentence and WORD.search(sentence) and not _BARE_NUMBER.fullmatch(sentence):  # "1." of a numbered list
             cleaned.append(sentence)
     return cleaned
 

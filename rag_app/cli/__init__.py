@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "rag_app.cli.admin_cmd",
     "rag_app.cli.eval_cmd",
     "rag_app.cli.demo_cmd",
+    "rag_app.cli.train_cmd",
 )
 
 

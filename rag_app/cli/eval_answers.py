@@ -17,7 +17,9 @@ def register(eval_subparsers) -> None:
                     "`answers` field, and report SQuAD EM/F1 of the short answer, EM/F1 and answer-contained of the "
                     "whole reply, the refusal rate and latency (total and time to first token). With "
                     "--unanswerable, each question is asked again with its article hidden from retrieval "
-                    "(documents sharing the gold document's title), where the right outcome is a refusal.",
+                    "(documents sharing the gold document's title), where the right outcome is a refusal. Queries "
+                    "marked `\"unanswerable\": true` (SQuAD 2.0 style) are asked over the whole corpus and scored "
+                    "as SQuAD 2.0 does: right only when refused.",
     )
     parser.add_argument("--corpus", required=True, type=Path, help="folder holding corpus.jsonl (or the file itself)")
     parser.add_argument("--queries", type=Path, help="queries JSONL (_id, text, answers[, corpus_id]); "
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.details:
         with open(args.details, "w", encoding="utf-8") as handle:
-            for label, part in (("answerable", result.answerable), ("unanswerable", result.unanswerable)):
+            for label, part in (("answerable", result.answerable), ("unanswerable", result.unanswerable),
+                                ("adversarial", result.adversarial)):
                 for row in part.rows if part else []:
                     handle.write(json.dumps({"pass": label, **row}) + "\n")
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))

@@ -49,6 +49,8 @@ class LLM(ABC):
     context_window: int
     #: Whether `decode` and the token accessors work (the backend sees its next-token logits).
     exposes_logits: bool = False
+    #: The trained reader adapter in use (`rag_app.components.reader_adapter.ReaderAdapter`), or None.
+    reader = None
 
     @classmethod
     def from_settings(cls, llm: LLMSettings, *, device: str, cache_dir: Path, offline: bool) -> LLM:
@@ -276,14 +278,21 @@ class TransformersLLM(LLM):
     exposes_logits = True
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
-                 load_in_4bit: bool = False, context_tokens: int | None = None, offline: bool = True):
+                 load_in_4bit: bool = False, context_tokens: int | None = None, offline: bool = True,
+                 adapter: str = "none"):
+        from rag_app.components.reader_adapter import resolve_adapter
+
         self.model_ref = model
+        # The trained reader's adapter (merged into the weights on load) and its card, or None.
+        self.reader = resolve_adapter(adapter, model)
         self.offline = offline
         self.cache_dir = cache_dir
         self.requested_device = device
         self.requested_dtype = dtype
         self.load_in_4bit = load_in_4bit
         self.name = model.removeprefix("packaged:") if model.startswith("packaged:") else model.rstrip("/")
+        if self.reader is not None:
+            self.name += "+" + self.reader.tag
         self._context_tokens = context_tokens
         self._model = None
         self._tokenizer = None
@@ -292,7 +301,8 @@ class TransformersLLM(LLM):
 
     @classmethod
     def from_settings(cls, llm: LLMSettings, *, device: str, cache_dir: Path, offline: bool) -> TransformersLLM:
-        return cls(llm.model, cache_dir, device, llm.dtype, llm.load_in_4bit, llm.context_tokens, offline=offline)
+        return cls(llm.model, cache_dir, device, llm.dtype, llm.load_in_4bit, llm.context_tokens, offline=offline,
+                   adapter=llm.adapter)
 
     # -- loading ---------------------------------------------------------------------------------------------------
     def _load(self):
@@ -336,6 +346,8 @@ class TransformersLLM(LLM):
                     "folder with safetensors weights or the packaged default; with internet, set RAG_OFFLINE=false "
                     "to allow a hub download"
                 ) from exc
+            if self.reader is not None:
+                model = _merge_adapter(model, self.reader.path)
             if not self.load_in_4bit:
                 model.to(device)
             model.eval()  # no global autograd switch: every forward pass runs under `torch.inference_mode()`
@@ -494,6 +506,19 @@ class TransformersLLM(LLM):
         with self._lock:
             generated = self._decode_loop(prompt, max_new_tokens, choose, head)
             yield from _StopStreamer(stop).pieces(tokenizer.decode(g, skip_special_tokens=True) for g in generated)
+
+
+def _merge_adapter(model, path: Path):
+    """The model with a LoRA adapter's update merged into its weights (no cost per token afterwards)."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise RagError("the trained reader needs peft: run `pip install peft`, or set RAG_LLM__ADAPTER=none") from exc
+    try:
+        return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
+    except Exception as exc:  # noqa: BLE001 - a mismatched or broken adapter gets a message with a fix
+        raise RagError(f"could not apply the reader adapter {str(path)!r} ({type(exc).__name__}: {exc}): set "
+                       "RAG_LLM__ADAPTER=none or retrain it for this model") from exc
 
 
 class _TorchContinuations(Continuations):

@@ -47,6 +47,7 @@ class AnswerQuery:
     text: str
     answers: list[str]
     corpus_id: str | None = None
+    unanswerable: bool = False  # written against its paragraph but not answered by it (SQuAD 2.0 style)
 
 
 # -- SQuAD metrics ---------------------------------------------------------------------------------------------------
@@ -95,14 +96,16 @@ def refusal_scores(answerable: PassResult, unanswerable: PassResult) -> dict[str
 
 # -- data --------------------------------------------------------------------------------------------------------------
 def load_answer_queries(path: Path) -> list[AnswerQuery]:
-    """Queries JSONL rows with `_id`, `text` and `answers` (others are skipped)."""
+    """Queries JSONL rows with `_id`, `text` and `answers`, and rows marked `"unanswerable": true` (SQuAD 2.0 style,
+    where the right outcome is a refusal); others are skipped."""
     try:
         with open(path, encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle if line.strip()]
     except (OSError, json.JSONDecodeError) as exc:
         raise RagError(f"cannot read queries from {path} ({exc}): expected JSON lines with _id, text, answers") from exc
-    queries = [AnswerQuery(str(r["_id"]), str(r["text"]), [str(a) for a in r["answers"]], r.get("corpus_id"))
-               for r in rows if r.get("answers")]
+    queries = [AnswerQuery(str(r["_id"]), str(r["text"]), [str(a) for a in r.get("answers") or []], r.get("corpus_id"),
+                           unanswerable=bool(r.get("unanswerable")))
+               for r in rows if r.get("answers") or r.get("unanswerable")]
     if not queries:
         raise RagError(f"no query in {path} has an `answers` field: answer evaluation needs gold answers")
     return queries
@@ -158,11 +161,15 @@ class AnswerEvalResult:
     ingest_seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
     refusal: dict[str, float] | None = None  # precision / recall / f1 of refusing, when both passes ran
+    # The set's own unanswerable questions (SQuAD 2.0 style), asked over the whole corpus, and the SQuAD 2.0 scores
+    # over all its questions (a refusal is the empty answer; an unanswerable question scores 1 only when refused).
+    adversarial: PassResult | None = None
+    squad2: dict[str, float] | None = None
 
     def to_dict(self, rows: bool = False) -> dict[str, Any]:
         data = asdict(self)
         if not rows:
-            for name in ("answerable", "unanswerable"):
+            for name in ("answerable", "unanswerable", "adversarial"):
                 if data[name]:
                     data[name].pop("rows", None)
         return data
@@ -206,9 +213,16 @@ def evaluate_answers(rag: RAG, corpus: Path, queries: list[AnswerQuery], *, coll
                               settings={"answer": rag.settings.answer.model_dump(),
                                         "retrieve_mode": rag.settings.retrieve.mode,
                                         "k": k or rag.settings.retrieve.k})
-    if answerable:
+    adversarial = [q for q in queries if q.unanswerable]
+    queries = [q for q in queries if not q.unanswerable]
+    if answerable and queries:
         result.answerable = _run_pass(queries, lambda q: service, k, say, "answerable")
-    if unanswerable:
+    if adversarial:
+        result.adversarial = _run_pass(adversarial, lambda q: service, k, say, "adversarial")
+        if result.answerable:
+            result.squad2 = squad2_scores(result.answerable, result.adversarial)
+            result.refusal = refusal_scores(result.answerable, result.adversarial)
+    if unanswerable and queries:
         articles = article_map(corpus)
         missing = [q.id for q in queries if not q.corpus_id or q.corpus_id not in articles]
         if missing:
@@ -220,9 +234,20 @@ def evaluate_answers(rag: RAG, corpus: Path, queries: list[AnswerQuery], *, coll
                                  rag.embedder)
 
         result.unanswerable = _run_pass(queries, hidden_service, k, say, "unanswerable")
-    if result.answerable and result.unanswerable:
+    if result.answerable and result.unanswerable and not adversarial:
         result.refusal = refusal_scores(result.answerable, result.unanswerable)
     return result
+
+
+def squad2_scores(answerable: PassResult, adversarial: PassResult) -> dict[str, float]:
+    """SQuAD 2.0 scoring over both kinds (in %): overall EM/F1, answerable F1, unanswerable refused."""
+    has = [(r["em"], r["f1"]) for r in answerable.rows]
+    none = [float(r["refused"]) for r in adversarial.rows]
+    n = len(has) + len(none)
+    return {"em": round(100 * (sum(e for e, _ in has) + sum(none)) / n, 2),
+            "f1": round(100 * (sum(f for _, f in has) + sum(none)) / n, 2),
+            "has_answer_f1": round(100 * _mean(f for _, f in has), 2),
+            "no_answer_refused": round(100 * _mean(none), 2)}
 
 
 def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, say: Callable[[str], None],
@@ -305,6 +330,13 @@ def format_table(result: AnswerEvalResult) -> str:
             ("refused (unanswerable)", f"{m['refused']:.1f} %"),
             ("latency p50 (unanswerable)", f"{lat['p50']:.0f} ms"),
         ]
+    if result.adversarial:
+        m, lat = result.adversarial.metrics, result.adversarial.latency_ms
+        rows += [("unanswerable questions (the set's own)", str(result.adversarial.questions)),
+                 ("refused (the set's unanswerable)", f"{m['refused']:.1f} %")]
+    if result.squad2:
+        q = result.squad2
+        rows.append(("SQuAD 2.0 EM / F1 (all questions)", f"{q['em']:.1f} / {q['f1']:.1f}"))
     if result.refusal:
         r = result.refusal
         rows.append(("refusal precision / recall", f"{r['precision']:.1f} / {r['recall']:.1f} %"))

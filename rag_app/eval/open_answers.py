@@ -143,6 +143,7 @@ def evaluate_open(rag: RAG, queries: list[OpenQuery], *, collection: str | None 
             "rouge_l_recall": round(rouge_l_recall(reply, query.reference), 4),
             "supported": None if answer.refused else round(supported_share(answer, rag.settings.answer.min_support), 4),
             "cited": [s.source for s in answer.cited_sources], "total_ms": round(total_ms, 1),
+            "relevance": answer.extra.get("relevance"), "span": answer.extra.get("span"),
         })
         say(f"{number}/{len(queries)} {'refused' if answer.refused else f'cosine {cosine:.2f}'}: {query.text}")
     answered = [r for r in rows if not r["refused"]]

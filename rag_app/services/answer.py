@@ -21,6 +21,7 @@ on (`cited_spans`), so a face can highlight them without guessing.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -35,13 +36,23 @@ from rag_app.services.extractive import (
     span_candidates,
     stream_span,
 )
-from rag_app.services.grounding import Evidence, SentenceWeights, rank_evidence, relevance, support
+from rag_app.errors import RagError
+from rag_app.services.grounding import (
+    Evidence,
+    SentenceWeights,
+    offered_evidence,
+    rank_evidence,
+    relevance,
+    support,
+)
 from rag_app.services.questions import wants_explanation
 from rag_app.services.prompting import (
+    NO_ANSWER,
     SPAN_EXAMPLES,
     Passage,
     fit_passages,
     generative_messages,
+    reader_messages,
     rewrite_followup,
     span_messages,
 )
@@ -195,7 +206,7 @@ class AnswerService:
         signal = relevance(run.standalone, hits, evidence)
         run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
         run.extra["relevance"] = signal.to_dict()
-        if not evidence or signal.score < self.settings.refusal_threshold:
+        if not evidence or signal.score < self._min_relevance():
             yield from run.emit(REFUSAL)
             yield run.finish(REFUSAL, refused=True, short="")
             return
@@ -205,6 +216,20 @@ class AnswerService:
             yield from self._generative(run, evidence)
         else:
             yield from self._extractive(run, evidence)
+
+    def _reader(self):
+        """The trained reader's adapter when the LM has one and shows its logits (else the few-shot reader)."""
+        reader = getattr(self.llm, "reader", None)
+        return reader if reader is not None and self.llm.exposes_logits else None
+
+    def _min_relevance(self) -> float:
+        """The relevance below which the service refuses before reading: `answer.min_relevance` when set, else the
+        trained reader's calibrated gate (it abstains by reading, so the gate only stops what is off topic), else
+        the threshold calibrated for the embedder."""
+        reader = self._reader()
+        if self.settings.answer.min_relevance is None and reader is not None and "min_relevance" in reader.decision:
+            return float(reader.decision["min_relevance"])
+        return self.settings.refusal_threshold
 
     # -- strategies --------------------------------------------------------------------------------------------------
     def _budget(self, max_new_tokens: int) -> int:
@@ -218,8 +243,7 @@ class AnswerService:
         # ("ignore previous instructions and reply X") is not about the question, so it is never offered.
         # The margin is on the topic score (cosine + overlap), which the ranker's other terms (chunk rank, length)
         # cannot lift.
-        floor = max(e.topical for e in evidence) - cfg.evidence_margin
-        offered = [e for e in evidence[:cfg.evidence_sentences] if e.topical >= floor] or evidence[:1]
+        offered = offered_evidence(evidence, cfg.evidence_sentences, cfg.evidence_margin)
         run.extra["offered"] = [e.text for e in offered]
         passages = [Passage(e.source, e.text, titles.get(e.source, "")) for e in offered]
         count = lambda ms: self.llm.count_prompt_tokens(ms, prefix=SPAN_PREFIX)  # noqa: E731
@@ -228,21 +252,41 @@ class AnswerService:
         span_tokens = cfg.span_max_tokens
         if cfg.reader == "likelihood" and self.llm.exposes_logits:
             span_tokens = max(span_tokens, cfg.reader_max_tokens)
-        for shots in range(len(SPAN_EXAMPLES), -1, -1):  # fewer few-shot turns when the context window is small
-            try:
-                messages, kept = fit_passages(passages, lambda ps: span_messages(run.standalone, ps, shots), count,
-                                              self._budget(span_tokens))
-            except ValueError:
-                if shots == 0:
-                    raise
-                continue
-            if kept or shots == 0:
-                break
+        reader = self._reader()
+        budget = self._budget(span_tokens)
+        try:
+            if reader is not None:
+                messages, kept = fit_passages(passages, lambda ps: reader_messages(run.standalone, ps), count, budget)
+            else:
+                for shots in range(len(SPAN_EXAMPLES), -1, -1):  # fewer few-shot turns when the window is small
+                    try:
+                        messages, kept = fit_passages(passages, lambda ps: span_messages(run.standalone, ps, shots),
+                                                      count, budget)
+                    except ValueError:
+                        if shots == 0:
+                            raise
+                        continue
+                    if kept or shots == 0:
+                        break
+        except ValueError as exc:
+            raise RagError(f"the LM's context window ({self.llm.context_window} tokens, llm.context_tokens "
+                           f"{self.settings.llm.context_tokens}) leaves no room for the question and one evidence "
+                           f"sentence ({exc}): raise RAG_LLM__CONTEXT_TOKENS or use a model with a longer window"
+                           ) from exc
         kept = kept or passages[:1]
         # An explanation's form (does the short answer open it?) is known only once the span is: hold the span back.
         explaining = wants_explanation(run.standalone)
+        if reader is not None:
+            span = self._read(run, messages, [p.text for p in kept], reader)
+            if span is None:  # the reader found no answer in the evidence
+                yield from run.emit(REFUSAL)
+                yield run.finish(REFUSAL, refused=True, short="")
+                return
+            reading = iter([span])
+        else:
+            reading = self._span(run, messages, [p.text for p in kept])
         pieces: list[str] = []
-        for piece in self._span(run, messages, [p.text for p in kept]):
+        for piece in reading:
             if not pieces:
                 piece = piece.lstrip()
                 if not piece:
@@ -257,22 +301,31 @@ class AnswerService:
         usable = home is not None and answers_something(clean, run.standalone)
         explanation = self._explanation(run, evidence) if explaining else []
         if len(explanation) >= 2:
-            # An open question: the short answer (when there is one), then the sentences that together explain.
+            # An open question: the sentences that together explain, in reading order, each cited; a sentence that
+            # introduces a list brings its items. No short answer leads: on an open question the span is a fragment.
             run.extra["form"] = "explain"
-            sentences = [_with_citation(e.text, e.source) for e in explanation]
-            body = " ".join(sentences)
-            # The short answer opens the reply, unless it is (nearly) a whole sentence of the explanation.
-            opens = usable and not any(_similar(set(content_words(clean)), set(content_words(e.text)))
-                                       for e in explanation)
+            texts = {s.n: s.text for s in run.sources}
+            pieces_out: list[str] = []
+            rests_on = []
+            for e in explanation:
+                items = list_items(e.text, texts.get(e.source, ""))
+                if items:
+                    intro = e.text.rstrip().rstrip(":").rstrip()
+                    pieces_out.append(f"{intro} [{e.source}]:\n" + "\n".join(f"- {item} [{e.source}]"
+                                                                             for item in items) + "\n")
+                    rests_on += [(e.source, e.text)] + [(e.source, item) for item in items]
+                else:
+                    pieces_out.append(_with_citation(e.text, e.source))
+                    rests_on.append((e.source, e.text))
             short = clean if usable else kept[0].text  # the best-ranked sentence, as the quote form has it
-            rests_on = ([(home.n, home.text)] if usable else []) + [(e.source, e.text) for e in explanation]
             cited = sorted({n for n, _ in rests_on})
-            opener = clean + f" [{home.n}].\n\n" if opens else ""
-            text = opener + body
-            if opener:
-                yield from run.emit(opener)
-            for index, sentence in enumerate(sentences):  # streamed sentence by sentence
-                yield from run.emit((" " if index else "") + sentence)
+            text = ""
+            for index, piece in enumerate(pieces_out):  # streamed sentence by sentence
+                joined = ("" if not index or text.endswith("\n") else " ") + piece
+                text += joined
+                yield from run.emit(joined)
+            if text.endswith("\n"):
+                text = text.rstrip("\n")
             yield run.finish(text, short=short, cited=cited, rests_on=rests_on, fallback=bool(span) and not usable)
             return
         if explaining and span:
@@ -328,6 +381,36 @@ class AnswerService:
         run.extra["reader"] = "greedy" if self.llm.exposes_logits else "snapped"
         yield from stream_span(self.llm, messages, evidence, max_new_tokens=cfg.span_max_tokens, prefix=SPAN_PREFIX,
                                end_bias=cfg.span_end_bias, **hints)
+
+    def _read(self, run: _Run, messages: list[dict], evidence: list[str], reader) -> str | None:
+        """The trained reader's span of `evidence`, or None when it abstains.
+
+        Every span starting at one of the likeliest first words and the reader's no-answer reply are scored in one
+        pass by their whole log-probability (the adapter was trained for exactly this reply, so no length or shape
+        terms). It abstains when log p(no answer) - log p(best span) - relevance_weight * logit(relevance) exceeds
+        the calibrated margin (`decision` in the adapter's card)."""
+        cfg = self.settings.answer
+        candidates = span_candidates(self.llm, messages, evidence, prefix=SPAN_PREFIX,
+                                     max_tokens=cfg.reader_max_tokens, starts=cfg.reader_starts,
+                                     length_power=0.0, no_answer=NO_ANSWER)
+        run.extra["reader"] = "trained"
+        abstain = next((c for c in candidates if c.evidence_index < 0), None)
+        spans = [c for c in candidates if c.evidence_index >= 0]
+        if not spans:
+            return None
+        best = spans[0]
+        margin = (abstain.logprob - best.logprob) if abstain is not None else -math.inf
+        score = float(run.extra["relevance"]["score"] or 0.0)
+        logit = math.log(max(score, 1e-6) / max(1.0 - score, 1e-6))
+        decision = reader.decision
+        pressure = margin - float(decision.get("relevance_weight", 0.0)) * logit
+        run.extra["span"] = {"logprob": round(best.logprob, 4), "score": round(best.score, 4), "tokens": best.tokens,
+                             "opening": round(best.opening, 4),
+                             "no_answer": round(abstain.logprob, 4) if abstain is not None else None,
+                             "abstain": round(pressure, 4)}
+        if pressure > float(decision.get("margin", 0.0)):
+            return None
+        return best.text
 
     def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
         """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
@@ -480,6 +563,33 @@ class _Run:
         return Answer(text=text, refused=refused, sources=[] if refused else self.sources, timings=self.timings,
                       model=getattr(self.service.llm, "name", "unknown"), question=self.question,
                       standalone_question=self.standalone, short=short, fallback=fallback, extra=self.extra)
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•▪‣]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+(\S.*?)\s*$")
+
+
+def list_items(sentence: str, text: str, limit: int = 10) -> list[str]:
+    """The items of the list a sentence introduces ("... the following steps:", "three key stages:") in its chunk's
+    `text`: the bulleted or numbered lines right after it, or the "Term: definition" lines; [] for any other
+    sentence."""
+    if not sentence.rstrip().endswith(":"):
+        return []
+    located = find_span(sentence, text)
+    if located is None:
+        return []
+    items: list[str] = []
+    for line in text[located[1]:].split("\n")[1:]:
+        if not line.strip():
+            if items:
+                break
+            continue
+        found = _LIST_ITEM.match(line)
+        if not found:
+            break
+        items.append(found.group(1))
+        if len(items) >= limit:
+            break
+    return items
 
 
 def _with_citation(sentence: str, n: int) -> str:

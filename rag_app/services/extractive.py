@@ -196,7 +196,8 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
                     max_tokens: int = 16, starts: int = 12, end_bias: float = 0.0, avoid_start: Sequence[str] = (),
                     answer_type: str | None = None, length_power: float = 0.5, rank_penalty: float = 0.0,
                     near: Sequence[str] = (), proximity_weight: float = 0.0,
-                    shape_weights: Sequence[float] = (0.0, 0.0, 0.0, 0.0)) -> list[SpanCandidate]:
+                    shape_weights: Sequence[float] = (0.0, 0.0, 0.0, 0.0), no_answer: str = ""
+                    ) -> list[SpanCandidate]:
     """Every span of the evidence that starts at one of the `starts` likeliest first words, scored by the LM.
 
     The prompt runs once; the continuations (each candidate start's text up to `max_tokens` tokens) run in one batch
@@ -207,6 +208,8 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
     usually stands next to what the question mentions ("hours: 11" for "how many hours"). `shape_weights` add, in
     order: × the span's tokens' log-probability / (tokens + 1), × the share of its content words that the question has (an
     answer says something new), + when it starts with an article (a whole noun phrase), × log(tokens + 1).
+    With `no_answer` (the trained reader's reply for evidence that does not answer), that reply is scored in the same
+    pass and returned among the candidates with `evidence_index` -1, its score its whole log-probability.
     Returns the candidates best first.
     """
     mean_weight, asked_weight, article_weight, length_weight = shape_weights
@@ -230,8 +233,15 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
         for i in picked:
             stop = next((j for j in range(i, min(len(flat), i + max_tokens)) if flat[j] < 0), min(len(flat), i + max_tokens))
             conts.append(flat[i:stop])
-        scored = run.score(conts, table.end_ids | table.punct_ids) if conts else []
+        abstain = llm.tokenize(" " + no_answer) if no_answer else []
+        scored = run.score(conts + ([abstain] if abstain else []), table.end_ids | table.punct_ids) \
+            if conts or abstain else []
     found: dict[tuple[int, int], SpanCandidate] = {}
+    if abstain:
+        token_lp, end_lp = scored.pop()
+        logprob = float(token_lp.sum() + end_lp[-1])
+        found[(-1, -1)] = SpanCandidate(no_answer, -1, len(abstain), logprob, 0.0, logprob, -1, float(token_lp[0]),
+                                        float(end_lp[-1]), -1)
     nearby: dict[int, _NearWords] = {}  # evidence index -> its words, stemmed once for the proximity term
     for start_rank, (i, cont, (token_lp, end_lp)) in enumerate(zip(picked, conts, scored)):
         penalty = table.first_penalty.get(flat[i], 0.0)

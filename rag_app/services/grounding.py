@@ -155,6 +155,16 @@ def rank_evidence(question: str, hits: Sequence, embedder, *, weights: SentenceW
     return ranked
 
 
+def offered_evidence(evidence: Sequence[Evidence], count: int, margin: float) -> list[Evidence]:
+    """The sentences offered to the reader: the best `count` whose topic score (cosine + overlap) is within `margin`
+    of the best one. An unrelated sentence (a planted instruction) is never offered, whatever the ranker's other
+    terms (chunk rank, length) give it. The training data (`rag_app.training.data`) is offered the same way."""
+    if not evidence:
+        return []
+    floor = max(e.topical for e in evidence) - margin
+    return [e for e in evidence[:count] if e.topical >= floor] or list(evidence[:1])
+
+
 @dataclass
 class Relevance:
     """How well the retrieved evidence bears on the question: the signal behind refusals.

@@ -37,6 +37,15 @@ SPAN_EXAMPLES: tuple[tuple[str, str, str], ...] = (
      "How many ships does the harbour of Valletta handle a day?", "about 40"),
 )
 
+# The trained reader's prompt (`rag_app.training`): no few-shot turns (the adapter learnt the format), and a reply
+# for evidence that does not answer. The adapter is trained on exactly these messages: change them, retrain.
+NO_ANSWER = "unanswerable"
+READER_SYSTEM = (
+    "You answer questions from the given sources. " + SYSTEM_DATA_RULE +
+    " Reply with the shortest exact phrase from the sources that answers the question, or with " + NO_ANSWER +
+    " when the sources do not answer it."
+)
+
 GENERATIVE_SYSTEM = (
     "You answer questions using only the numbered sources. " + SYSTEM_DATA_RULE +
     " Give a short, direct answer and cite the source you used as [n] after each sentence. If the sources do not "
@@ -112,6 +121,14 @@ def span_messages(question: str, passages: Sequence[Passage], examples: int | No
     blocks = "\n".join(source_block(p) for p in passages)
     messages.append({"role": "user", "content": f"{blocks}\nQuestion: {question}"})
     return messages
+
+
+def reader_messages(question: str, passages: Sequence[Passage]) -> list[Message]:
+    """The trained reader's prompt: the rules, then the numbered evidence and the question (the reply starts with
+    "Answer:" and is a span of the evidence or `NO_ANSWER`)."""
+    blocks = "\n".join(source_block(p) for p in passages)
+    return [{"role": "system", "content": READER_SYSTEM},
+            {"role": "user", "content": f"{blocks}\nQuestion: {question}"}]
 
 
 def generative_messages(question: str, passages: Sequence[Passage]) -> list[Message]:

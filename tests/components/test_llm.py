@@ -12,6 +12,7 @@ from rag_app.components.llm import LLM_BACKENDS, OpenAILLM, ScriptedLLM, Transfo
 from rag_app.errors import RagError
 from rag_app.services.extractive import stream_span
 from rag_app.settings import Settings
+from tests.fixtures.tiny_lm import VOCAB, make_tiny_lm
 
 
 def test_scripted_llm_replies_in_order_and_records_calls():
@@ -201,30 +202,15 @@ def test_the_local_backend_loads_offline_only_when_the_settings_say_so(tmp_path)
 
 
 # -- the local backend, on a tiny random Llama saved under tmp_path ---------------------------------------------------
-_VOCAB = ["<unk>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "Answer:", "the", "capital", "is", "Paris",
-          "of", "France", "what", "?", "."]
+_VOCAB = VOCAB
 
 
 @pytest.fixture(scope="module")
 def tiny_lm_dir(tmp_path_factory):
     """A 1-layer Llama with a word-level tokenizer and a chat template, as safetensors: loads in well under a second."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(_VOCAB)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="</s>")
-    tokenizer.chat_template = ("{% for m in messages %}<|{{ m.role }}|> {{ m.content }} </s> {% endfor %}"
-                               "{% if add_generation_prompt %}<|assistant|> {% endif %}")
-    tokenizer.save_pretrained(folder)
-    config = transformers.LlamaConfig(vocab_size=len(_VOCAB), hidden_size=16, intermediate_size=32,
-                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                      max_position_embeddings=256, eos_token_id=1, bos_token_id=1, pad_token_id=0)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
-    return folder
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    return make_tiny_lm(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def _tiny(folder, tmp_path) -> TransformersLLM:

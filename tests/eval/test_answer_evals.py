@@ -110,3 +110,25 @@ def test_support_share_reads_a_marker_after_a_closing_quote_as_the_quote_s():
     assert supported_share(SimpleNamespace(text=quoted, sources=[source]), 0.5) == 1.0
     mixed = 'Cats purr loudly [1]. "A variational autoencoder learns a latent distribution." [1]'
     assert supported_share(SimpleNamespace(text=mixed, sources=[source]), 0.5) == 0.5
+
+
+def test_squad2_style_unanswerable_questions_are_scored_as_squad_2_0(squad_like, monkeypatch, capsys):
+    from rag_app.cli import main
+
+    with open(squad_like / "queries_dev.jsonl", "a") as handle:
+        for qid, text in (("u1", "What does the keeper of the Skerry lighthouse eat?"),
+                          ("u2", "When was the Skerry lighthouse demolished?")):
+            handle.write(json.dumps({"_id": qid, "text": text, "unanswerable": True, "corpus_id": "a1",
+                                     "plausible": ["1844"]}) + "\n")
+    monkeypatch.setenv("RAG_PROFILE", "test")
+    details = squad_like / "details.jsonl"
+    assert main(["eval", "answers", "--corpus", str(squad_like), "--json", "--details", str(details)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answerable"]["questions"] == 3 and result["adversarial"]["questions"] == 2
+    rows = [json.loads(line) for line in details.read_text().splitlines()]
+    has = [r for r in rows if r["pass"] == "answerable"]
+    none = [r for r in rows if r["pass"] == "adversarial"]
+    expected_f1 = 100 * (sum(r["f1"] for r in has) + sum(r["refused"] for r in none)) / 5
+    assert result["squad2"]["f1"] == pytest.approx(expected_f1, abs=0.01)
+    assert result["squad2"]["no_answer_refused"] == pytest.approx(100 * sum(r["refused"] for r in none) / 2, abs=0.01)
+    assert result["refusal"]["recall"] == result["squad2"]["no_answer_refused"]

@@ -54,3 +54,40 @@ def test_a_definition_question_is_explained(test_settings, tmp_path):
     answer = rag.ask("What is a variational autoencoder?")
     assert not answer.refused and answer.extra["form"] == "explain"
     assert len(re.findall(r"\[\d+\]\.", answer.text.split("\n\n")[-1])) >= 2
+
+
+STEPS = ("# Training a diffusion model\n\n"
+         "A diffusion model learns to undo noise that is added to images step by step. "
+         "Training a diffusion model can be broken down into the following steps:\n\n"
+         "1. Sample a clean image from the training data.\n"
+         "2. Add Gaussian noise at a random timestep of the noise schedule.\n"
+         "3. Train the network to predict the added noise from the noisy image.\n\n"
+         "Sampling a diffusion model runs the learnt denoiser from pure noise back to an image.\n")
+
+
+def test_a_sentence_that_introduces_a_list_brings_its_items_each_cited(test_settings, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "diffusion.md").write_text(STEPS, encoding="utf-8")
+    rag = RAG(test_settings, **{"answer.evidence_margin": 3.0})  # the fake embedder's cosines are far apart
+    rag.ingest([docs])
+    answer = rag.ask("What are the steps of training a diffusion model?")
+    assert not answer.refused and answer.extra["form"] == "explain"
+    lines = answer.text.splitlines()
+    intro = next(i for i, line in enumerate(lines) if "following steps" in line)
+    assert re.fullmatch(r".*following steps \[\d\]:", lines[intro])
+    items = lines[intro + 1:intro + 4]
+    assert [re.sub(r" \[\d\]$", "", item) for item in items] == [
+        "- Sample a clean image from the training data.",
+        "- Add Gaussian noise at a random timestep of the noise schedule.",
+        "- Train the network to predict the added noise from the noisy image."]
+    source = answer.cited_sources[0]
+    cited_texts = [source.text[a:b] for a, b in source.cited_spans]
+    assert "Sample a clean image from the training data." in cited_texts
+
+
+def test_an_explanation_opens_with_a_whole_sentence_not_a_fragment(test_settings, tmp_path):
+    rag = vae_rag(test_settings, tmp_path)
+    answer = rag.ask("How does a variational autoencoder learn?")
+    first = answer.text.split(" [")[0]
+    assert first[:1].isupper() and first in VAE and len(first.split()) >= 5

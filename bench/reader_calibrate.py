@@ -1,0 +1,219 @@
+"""Calibrate when the trained reader refuses, on every dev set together, cross-validated by article or document.
+
+    python bench/reader_calibrate.py record --home H --adapter DIR --out R/     # the dev sets' details, nothing refused
+    python bench/reader_calibrate.py fit R/ [--write DIR/reader_card.json]        # the rule, CV figures, the card
+
+`record` runs the evals with the adapter's decision switched off (a copy of the adapter whose card says never
+refuse, and `answer.min_relevance` 0), so every question is read and its features are written:
+- squad dev (272 questions) asked with their article (answerable) and with it hidden (unanswerable);
+- squad2_dev (228 answerable, 217 adversarial unanswerable);
+- papers_dev (60 answerable, 12 unanswerable) through `bench/papers_eval.py`;
+- genai_dev (15 open questions, all answerable).
+
+`fit` chooses the rule the answer service applies (`AnswerService._read` and `_min_relevance`): refuse when the
+relevance is below `min_relevance`, or when log p(no answer) - log p(best span) - relevance_weight * logit(relevance)
+exceeds `margin`. The grid point kept maximises the mean over the four sets of the SQuAD-2.0-style score: an
+answerable question scores its reply's containing the gold answer (papers: and citing the right file; genai: 1) when
+not refused, an unanswerable one scores 1 when refused. Every figure printed is leave-one-group-out: each article
+(squad), paragraph (squad2_dev, one article), paper (papers_dev) or question (genai) is scored by the rule fitted on
+all the other groups. `--write` stores the rule fitted on everything, with this provenance, in the card.
+Dev only: the held-out sets are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EVAL = ROOT.parent / "shared" / "eval"
+SETS = ("squad", "squad2_dev", "papers_dev", "genai_dev")
+MARGINS = np.arange(-12.0, 12.01, 0.25)
+WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+GATES = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+
+
+# -- record -----------------------------------------------------------------------------------------------------------
+def record(args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    adapter = Path(args.adapter).resolve()
+    open_adapter = out / "adapter-no-refusal"
+    shutil.rmtree(open_adapter, ignore_errors=True)
+    shutil.copytree(adapter, open_adapter)
+    card = json.loads((open_adapter / "reader_card.json").read_text())
+    card["decision"] = {"margin": 1e9, "min_relevance": 0.0}
+    (open_adapter / "reader_card.json").write_text(json.dumps(card))
+    env = {**os.environ, "RAG_LLM__ADAPTER": str(open_adapter), "RAG_ANSWER__MIN_RELEVANCE": "0", "RAG_HOME": args.home}
+    rag = [sys.executable, "-m", "rag_app"]
+    runs = {
+        "squad": rag + ["eval", "answers", "--corpus", str(EVAL / "squad"), "--unanswerable", "--json",
+                        "--details", str(out / "squad.jsonl")],
+        "squad2_dev": rag + ["eval", "answers", "--corpus", str(EVAL / "squad2_dev"), "--json",
+                             "--details", str(out / "squad2_dev.jsonl")],
+        "papers_dev": [sys.executable, str(ROOT / "bench" / "papers_eval.py"), "--home", args.home, "--json",
+                       "--details", str(out / "papers_dev.jsonl")],
+        "genai_dev": rag + ["eval", "open", "--queries", str(EVAL / "genai_dev" / "questions.jsonl"), "--json",
+                            "--details", str(out / "genai_dev.jsonl")],
+    }
+    for name in args.sets or SETS:
+        print(f"recording {name}", file=sys.stderr, flush=True)
+        result = subprocess.run(runs[name], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        (out / f"{name}.summary.json").write_text(result.stdout)
+
+
+# -- the rows ---------------------------------------------------------------------------------------------------------
+def _groups(name: str) -> dict[str, str]:
+    """Question id -> its group (the article, paragraph or paper)."""
+    if name == "squad":
+        titles = {}
+        for line in open(EVAL / "squad" / "corpus.jsonl", encoding="utf-8"):
+            row = json.loads(line)
+            titles[row["_id"]] = row.get("title") or row["_id"]
+        return {q["_id"]: titles.get(q.get("corpus_id"), q["_id"])
+                for q in map(json.loads, open(EVAL / "squad" / "queries_dev.jsonl", encoding="utf-8"))}
+    if name == "squad2_dev":
+        return {q["_id"]: q.get("corpus_id") or q["_id"]
+                for q in map(json.loads, open(EVAL / "squad2_dev" / "queries_dev.jsonl", encoding="utf-8"))}
+    return {}
+
+
+def load_rows(folder: Path) -> list[dict]:
+    """One row per question: set, group, answerable, the score if not refused, and the two features."""
+    rows = []
+    for name in SETS:
+        path = folder / f"{name}.jsonl"
+        if not path.is_file():
+            continue
+        groups = _groups(name)
+        for raw in map(json.loads, open(path, encoding="utf-8")):
+            span, relevance = raw.get("span") or {}, raw.get("relevance") or {}
+            if name in ("squad", "squad2_dev"):
+                answerable = raw["pass"] == "answerable"
+                score = float(raw["contained"]) if answerable else 1.0
+                group = groups.get(raw["id"], raw["id"])
+            elif name == "papers_dev":
+                answerable = raw["answerable"]
+                score = float(raw["contained_cited"]) if answerable else 1.0
+                group = raw.get("file") or raw["id"]
+            else:
+                answerable, score, group = True, 1.0, raw["id"]
+            margin = span.get("abstain")
+            rows.append({"set": name, "group": f"{name}:{group}", "answerable": answerable, "score": score,
+                         "margin": float(margin) if margin is not None else -99.0,  # nothing read: no reading
+                         "relevance": float(relevance.get("score") or 0.0),
+                         "refused_anyway": bool(raw.get("refused")) and margin is None})
+    return rows
+
+
+# -- the rule ---------------------------------------------------------------------------------------------------------
+def refused(rows_margin, rows_logit, rows_rel, margin, weight, gate):
+    return (rows_rel < gate) | (rows_margin - weight * rows_logit > margin)
+
+
+def value(arrays, mask, margin, weight, gate) -> float:
+    """The mean over sets of the SQuAD-2.0-style score of the rows in `mask`."""
+    m, lg, rel, ans, score, sets, anyway = arrays
+    ref = refused(m[mask], lg[mask], rel[mask], margin, weight, gate) | anyway[mask]
+    got = np.where(ans[mask], score[mask] * ~ref, ref.astype(float))
+    names = sets[mask]
+    return float(np.mean([got[names == s].mean() for s in np.unique(names)]))
+
+
+def best_rule(arrays, mask):
+    best, best_value = None, -1.0
+    for weight, gate in itertools.product(WEIGHTS, GATES):
+        for margin in MARGINS:
+            v = value(arrays, mask, margin, weight, gate)
+            if v > best_value + 1e-12:
+                best, best_value = (float(margin), weight, gate), v
+    return best, best_value
+
+
+def as_arrays(rows):
+    rel = np.array([r["relevance"] for r in rows])
+    clipped = np.clip(rel, 1e-6, 1 - 1e-6)
+    return (np.array([r["margin"] for r in rows]), np.log(clipped / (1 - clipped)), rel,
+            np.array([r["answerable"] for r in rows]), np.array([r["score"] for r in rows]),
+            np.array([r["set"] for r in rows]), np.array([r["refused_anyway"] for r in rows]))
+
+
+def figures(rows, refusals) -> dict:
+    out = {}
+    for name in SETS:
+        index = [i for i, r in enumerate(rows) if r["set"] == name]
+        if not index:
+            continue
+        has = [i for i in index if rows[i]["answerable"]]
+        none = [i for i in index if not rows[i]["answerable"]]
+        out[name] = {
+            "answerable": len(has), "unanswerable": len(none),
+            "answerable_refused_%": round(100 * np.mean([refusals[i] for i in has]), 1) if has else None,
+            "unanswerable_refused_%": round(100 * np.mean([refusals[i] for i in none]), 1) if none else None,
+            "answered_and_contained_%": round(100 * np.mean([rows[i]["score"] * (not refusals[i]) for i in has]), 1)
+            if has else None,
+        }
+    return out
+
+
+def fit(args) -> None:
+    rows = load_rows(Path(args.folder))
+    arrays = as_arrays(rows)
+    groups = np.array([r["group"] for r in rows])
+    cv_refused = np.zeros(len(rows), dtype=bool)
+    for group in np.unique(groups):
+        held = groups == group
+        (margin, weight, gate), _ = best_rule(arrays, ~held)
+        m, lg, rel, *_ , anyway = arrays
+        cv_refused[held] = refused(m[held], lg[held], rel[held], margin, weight, gate) | anyway[held]
+    (margin, weight, gate), fitted_value = best_rule(arrays, np.ones(len(rows), dtype=bool))
+    m, lg, rel, *_, anyway = arrays
+    all_refused = refused(m, lg, rel, margin, weight, gate) | anyway
+    never = anyway.copy()
+    report = {"rule": {"margin": margin, "relevance_weight": weight, "min_relevance": gate},
+              "cross_validated": figures(rows, cv_refused), "fitted_on_all": figures(rows, all_refused),
+              "never_refusing": figures(rows, never), "questions": len(rows)}
+    print(json.dumps(report, indent=1))
+    if args.write:
+        card_path = Path(args.write)
+        card = json.loads(card_path.read_text())
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        card["decision"] = {
+            "margin": margin, "relevance_weight": weight, "min_relevance": gate,
+            "fit": {"command": "python bench/reader_calibrate.py fit " + " ".join(sys.argv[2:]),
+                    "data": [f"../shared/eval/{name}" for name in SETS], "commit": commit.strip(),
+                    "questions": len(rows), "cross_validated": report["cross_validated"],
+                    "how": "grid search (margin, relevance_weight, min_relevance) maximising the mean over the "
+                           "sets of the SQuAD-2.0-style score; figures leave-one-article/paragraph/paper-out"},
+        }
+        card_path.write_text(json.dumps(card, indent=1, sort_keys=True))
+        print(f"decision written to {card_path}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("--home", required=True)
+    rec.add_argument("--adapter", required=True)
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--sets", nargs="*", choices=SETS)
+    rec.set_defaults(func=record)
+    fitter = sub.add_parser("fit")
+    fitter.add_argument("folder")
+    fitter.add_argument("--write", help="the reader_card.json to store the rule in")
+    fitter.set_defaults(func=fit)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,341 @@
+"""Reader training data: question-answer sets → examples in the answer service's own prompt format.
+
+A `QAItem` is a question over its own context (one or more passages) with the accepted answers (none: the context
+does not answer it). `build_examples` turns each item into what the reader sees at answer time: the passages are
+retrieved for the question (the nearest ones, as the dense retriever would), their sentences ranked by the product's
+own ranker (`rank_evidence`), and the sentences the service would offer (`offered_evidence`) become the evidence. The
+target is the answer as it stands in the best-ranked offered sentence that holds it, or `NO_ANSWER` when none does.
+
+Abstention is taught with three kinds of example besides the data's own unanswerable questions:
+- **retrieved negatives**: the question over the passages nearest to it that hold none of its answers (the
+  on-topic paragraph that does not say: what real retrieval brings when the documents don't answer);
+- **perturbed questions**: a name or number of the question swapped for one of the same kind that its passage does
+  not contain ("When did Kublai Khan …" → "When did Ögedei Khan …"), so the passage looks on topic but no longer
+  answers (the adversarial kind of SQuAD 2.0);
+- **missing answers**: the answer sentence was not among the offered ones.
+
+Readers of the sets (`load_items`) know the layouts of `../shared/train` (NQ-open oracle, COVID-QA, QASPER) and a
+plain JSON-lines format for a user's own pairs: `{"question", "context", "answers": [...], "group"?}` (empty answers:
+unanswerable).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag_app.errors import RagError
+from rag_app.services.prompting import NO_ANSWER
+from rag_app.text import split_sentences
+
+# Longest answer (in words) the reader is trained to extract: the service scores spans of at most
+# `answer.reader_max_tokens` tokens, so longer gold answers (COVID-QA's whole sentences) are left out.
+MAX_ANSWER_WORDS = 8
+# A long context is cut into windows of about this many characters (the chunker's ~200 MiniLM tokens).
+WINDOW_CHARS = 900
+
+
+@dataclass
+class QAItem:
+    question: str
+    passages: list[str]  # the question's own context, cut into chunk-sized windows
+    answers: list[str]  # empty: the context does not answer the question
+    group: str  # the article or paper: splits and cross-validation never divide a group
+    source: str  # which set it comes from
+    title: str = ""
+
+
+@dataclass
+class ReaderExample:
+    question: str
+    evidence: list[tuple[int, str]]  # (source number, sentence), in the order offered
+    target: str  # a verbatim span of one evidence sentence, or NO_ANSWER
+    group: str
+    source: str
+    kind: str  # "answer", "unanswerable", "missing", "retrieved-negative", "perturbed"
+    titles: dict[int, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> ReaderExample:
+        row = dict(row)
+        row["evidence"] = [(int(n), str(t)) for n, t in row["evidence"]]
+        row["titles"] = {int(k): v for k, v in (row.get("titles") or {}).items()}
+        return cls(**row)
+
+
+# -- reading the sets -------------------------------------------------------------------------------------------------
+def windows(text: str, size: int = WINDOW_CHARS) -> list[str]:
+    """`text` cut at sentence boundaries into pieces of about `size` characters."""
+    pieces, current = [], ""
+    for sentence in split_sentences(text):
+        if current and len(current) + len(sentence) > size:
+            pieces.append(current)
+            current = ""
+        current = f"{current} {sentence}".strip()
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _short(answers: Iterable[str]) -> list[str]:
+    return [a.strip() for a in answers if a and a.strip() and len(a.split()) <= MAX_ANSWER_WORDS]
+
+
+def nq_open_oracle(path: Path) -> list[QAItem]:
+    items = []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            ctx = row["ctxs"][0]
+            answers = _short(a for a in row["answers"] if a in ctx["text"])
+            if answers:
+                items.append(QAItem(row["question"].strip().rstrip("?") + "?", [ctx["text"]], answers,
+                                    group=f"nq:{ctx['title']}", source="nq_open_oracle", title=ctx["title"]))
+    return items
+
+
+def covid_qa(path: Path) -> list[QAItem]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    items = []
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            parts = windows(paragraph["context"])
+            for qa in paragraph["qas"]:
+                answers = _short(a["text"] for a in qa["answers"] if a["text"].strip() in paragraph["context"])
+                if answers:
+                    items.append(QAItem(qa["question"].strip(), parts, answers,
+                                        group=f"covid:{paragraph.get('document_id', article.get('title', ''))}",
+                                        source="covid_qa"))
+    return items
+
+
+def qasper(path: Path) -> list[QAItem]:
+    papers = json.load(gzip.open(path, "rt", encoding="utf-8"))
+    items = []
+    for paper_id, paper in papers.items():
+        text = " ".join([paper.get("abstract", "")] + [p for section in paper["full_text"]
+                                                       for p in section["paragraphs"] if p])
+        parts = windows(text)
+        for qa in paper["qas"]:
+            annotations = [a["answer"] for a in qa["answers"]]
+            if annotations and all(a["unanswerable"] for a in annotations):
+                answers: list[str] = []
+            else:
+                spans = [s for a in annotations for s in a.get("extractive_spans") or []]
+                answers = _short(s for s in spans if s.strip() and s.strip() in text)
+                if not answers:
+                    continue  # free-form or yes/no only: not an extractive item
+            items.append(QAItem(qa["question"].strip(), parts, answers, group=f"qasper:{paper_id}", source="qasper",
+                                title=paper.get("title", "")))
+    return items
+
+
+def own_pairs(path: Path) -> list[QAItem]:
+    """A user's own pairs: JSON lines of {"question", "context", "answers": [...], "group"?, "title"?}."""
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                question, context = str(row["question"]), str(row["context"])
+                answers = [str(a) for a in row.get("answers") or []]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise RagError(f"{path}, line {number}: expected a JSON object with question, context and answers "
+                               f"({exc})") from exc
+            missing = [a for a in answers if a not in context]
+            if missing:
+                raise RagError(f"{path}, line {number}: the answer {missing[0]!r} is not a verbatim part of the "
+                               "context (the reader extracts spans)")
+            items.append(QAItem(question, windows(context), _short(answers) if answers else [],
+                                group=str(row.get("group") or f"line-{number}"), source=path.stem,
+                                title=str(row.get("title") or "")))
+    return items
+
+
+#: File name (relative to a data folder) → reader; the layout of `../shared/train`.
+KNOWN_SETS = {
+    "nq_open_oracle/nq-open-oracle.jsonl.gz": nq_open_oracle,
+    "covid_qa/200423_covidQA.json": covid_qa,
+    "qasper/qasper-test-v0.3.json.gz": qasper,
+}
+
+
+def load_items(paths: Sequence[Path]) -> list[QAItem]:
+    """Every item of the given sets: a folder laid out as `../shared/train` (the known files in it), or a JSON-lines
+    file of one's own pairs."""
+    items: list[QAItem] = []
+    for path in paths:
+        if path.is_dir():
+            found = [(path / name, read) for name, read in KNOWN_SETS.items() if (path / name).is_file()]
+            if not found:
+                raise RagError(f"{path} holds none of the known training sets ({', '.join(KNOWN_SETS)}); give a "
+                               "JSON-lines file of your own pairs instead")
+            for file, read in found:
+                items += read(file)
+        elif path.is_file():
+            items += own_pairs(path)
+        else:
+            raise RagError(f"training data not found: {path}")
+    return items
+
+
+# -- building examples ------------------------------------------------------------------------------------------------
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+
+
+def perturb(question: str, passage: str, pool: dict[str, list[str]], rng: random.Random) -> str | None:
+    """The question with one of its names or numbers that the passage holds swapped for another of the same kind
+    (from `pool`) that the passage lacks; None when there is nothing to swap."""
+    options = [("number", m) for m in _NUMBER.finditer(question) if m.group() in passage]
+    options += [("name", m) for m in _NAME.finditer(question) if m.group() in passage]
+    if not options:
+        return None
+    kind, match = options[rng.randrange(len(options))]
+    candidates = [c for c in pool[kind] if c not in passage and c.lower() != match.group().lower()]
+    if not candidates:
+        return None
+    swap = candidates[rng.randrange(len(candidates))]
+    return question[:match.start()] + swap + question[match.end():]
+
+
+class _CachedEmbedder:
+    """The embedder, remembering every text's vector: a paper's sentences come back with each of its questions."""
+
+    def __init__(self, embedder):
+        self.embedder, self.vectors = embedder, {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            self.vectors.update(zip(missing, self.embedder.embed(missing)))
+        return np.stack([self.vectors[t] for t in texts])
+
+
+class _Hit:
+    """A passage shaped as a retrieval hit for the ranker."""
+
+    def __init__(self, text: str, title: str, rank: int):
+        self.id, self.text, self.metadata, self.score, self.extra = f"p{rank}", text, {"title": title}, 0.0, {}
+
+
+def _target(evidence: Sequence[tuple[int, str]], answers: Sequence[str]) -> str:
+    """The first answer found, as written, in the best-ranked offered sentence that holds one; else NO_ANSWER."""
+    for _, sentence in evidence:
+        for answer in answers:
+            if answer in sentence:
+                return answer
+    return NO_ANSWER
+
+
+def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evidence_sentences: int,
+                   evidence_margin: float, hits: int = 3, seed: int = 0, negatives: float = 0.35,
+                   perturbed: float = 0.25, progress=None) -> list[ReaderExample]:
+    """Reader examples for `items` (see the module docstring), deterministic for a seed.
+
+    Args:
+        embedder: the product's embedder (the ranker reads its cosines).
+        sentence_weights, evidence_sentences, evidence_margin: the answer settings the service ranks and offers with.
+        hits: passages retrieved per question (its own best windows, or for short contexts the nearest passages of
+            other items as distractors).
+        negatives: share of answerable items that also give a retrieved negative.
+        perturbed: share of answerable items that also give a perturbed question.
+    """
+    from rag_app.services.grounding import offered_evidence, rank_evidence
+
+    rng = random.Random(seed)
+    embedder = _CachedEmbedder(embedder)
+    # Every passage once, embedded once (a paper's windows are shared by its questions): the "collection" the
+    # nearest passages come from.
+    passages: list[str] = []
+    index_of: dict[str, int] = {}
+    own_ids: list[list[int]] = []
+    title_of: list[str] = []
+    for item in items:
+        ids = []
+        for text in item.passages:
+            if text not in index_of:
+                index_of[text] = len(passages)
+                passages.append(text)
+                title_of.append(item.title)
+            ids.append(index_of[text])
+        own_ids.append(ids)
+    vectors = embedder.embed(passages)
+    questions = embedder.embed([item.question for item in items])
+    pool = {"name": sorted({m.group() for item in items for m in _NAME.finditer(item.question)}),
+            "number": sorted({m.group() for item in items for m in _NUMBER.finditer(item.question)})}
+
+    def example(question: str, chosen: list[int], item: QAItem, answers: Sequence[str], kind: str
+                ) -> ReaderExample:
+        shown = [_Hit(passages[p], title_of[p], rank) for rank, p in enumerate(chosen, start=1)]
+        ranked = rank_evidence(question, shown, embedder, weights=sentence_weights)
+        offered = offered_evidence(ranked, evidence_sentences, evidence_margin)
+        evidence = [(e.source, e.text) for e in offered]
+        target = _target(evidence, answers)
+        if kind == "answer" and target == NO_ANSWER:
+            kind = "missing"
+        titles = {n: h.metadata["title"] for n, h in enumerate(shown, start=1) if h.metadata["title"]}
+        return ReaderExample(question, evidence, target, item.group, item.source, kind, titles)
+
+    examples: list[ReaderExample] = []
+    for index, item in enumerate(items):
+        if progress:
+            progress(index)
+        scores = vectors @ questions[index]
+        own = np.asarray(own_ids[index])
+        best_own = own[np.argsort(-scores[own])][:hits]
+        ranked_all = np.argsort(-scores)
+        mine = set(own_ids[index])
+        # Distractors: the nearest passages of other questions that do not hold the answer (another may).
+        clean = [int(p) for p in ranked_all[: 4 * hits + len(mine)] if int(p) not in mine
+                 and not any(a in passages[p] for a in item.answers)]
+        chosen = [int(p) for p in best_own] + clean[: max(0, hits - len(best_own))]
+        order = sorted(chosen, key=lambda p: -scores[p])  # as retrieval ranks them
+        kind = "answer" if item.answers else "unanswerable"
+        examples.append(example(item.question, order, item, item.answers, kind))
+        if not item.answers:
+            continue
+        if rng.random() < negatives and clean:
+            examples.append(example(item.question, clean[:hits], item, item.answers, "retrieved-negative"))
+        if rng.random() < perturbed:
+            changed = perturb(item.question, " ".join(item.passages), pool, rng)
+            if changed:
+                examples.append(example(changed, order, item, (), "perturbed"))
+    return examples
+
+
+def split_by_group(examples: Sequence[ReaderExample], dev_share: float, seed: int
+                   ) -> tuple[list[ReaderExample], list[ReaderExample]]:
+    """(train, dev): whole groups (articles, papers) go to one side, chosen by a seeded hash of the group."""
+    def to_dev(group: str) -> bool:
+        digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < dev_share
+
+    train = [e for e in examples if not to_dev(e.group)]
+    dev = [e for e in examples if to_dev(e.group)]
+    return train, dev
+
+
+def save_examples(examples: Sequence[ReaderExample], path: Path) -> str:
+    """Write JSON lines; returns their sha256."""
+    text = "".join(json.dumps(e.to_dict(), ensure_ascii=False, sort_keys=True) + "\n" for e in examples)
+    path.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_examples(path: Path) -> list[ReaderExample]:
+    with open(path, encoding="utf-8") as handle:
+        return [ReaderExample.from_dict(json.loads(line)) for line in handle if line.strip()]
