@@ -144,14 +144,10 @@ _ODS_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
            'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
 
 
-def repeats_ods(path: Path, rows: int = 20) -> None:
-    row = ('<table:table-row table:number-rows-repeated="1048576"><table:table-cell '
-           'table:number-columns-repeated="16384" office:value-type="string"><text:p>boom</text:p>'
-           '</table:table-cell></table:table-row>')
+def write_ods(path: Path, tables: str) -> None:
+    """A minimal ODS spreadsheet holding `tables` (`<table:table>` elements)."""
     content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODS_NS} office:version="1.2">'
-               '<office:body><office:spreadsheet><table:table table:name="Sheet1"><table:table-row>'
-               '<table:table-cell office:value-type="string"><text:p>name</text:p></table:table-cell>'
-               '</table:table-row>' + row * rows + '</table:table></office:spreadsheet></office:body>'
+               f'<office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body>'
                '</office:document-content>')
     manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
                 'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
@@ -163,6 +159,15 @@ def repeats_ods(path: Path, rows: int = 20) -> None:
     _write_zip(path, [_Entry("mimetype", mimetype, zlib.crc32(mimetype), len(mimetype), stored=True),
                       _deflated(manifest.encode(), "META-INF/manifest.xml"),
                       _deflated(content.encode(), "content.xml")])
+
+
+def repeats_ods(path: Path, rows: int = 20) -> None:
+    """845 bytes whose repeat attributes declare 20 x 1,048,576 rows of 16,384 cells."""
+    row = ('<table:table-row table:number-rows-repeated="1048576"><table:table-cell '
+           'table:number-columns-repeated="16384" office:value-type="string"><text:p>boom</text:p>'
+           '</table:table-cell></table:table-row>')
+    write_ods(path, '<table:table table:name="Sheet1"><table:table-row><table:table-cell office:value-type="string">'
+                    '<text:p>name</text:p></table:table-cell></table:table-row>' + row * rows + '</table:table>')
 
 
 def _xlsx_bytes(cells: dict[str, object]) -> bytes:

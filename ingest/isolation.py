@@ -314,7 +314,6 @@ class ParserPool:
     def _retire(self, worker: _Worker, culprit: _Job | None, reason: str | None) -> None:
         """Kill a worker that ran over (or collect one that died); the file it was parsing fails with `reason`
         (or the way the worker died), the files queued behind it go to a fresh worker."""
-        alive = worker.process.is_alive()
         worker.kill()
         code = worker.process.exitcode
         self._workers = [w for w in self._workers if w is not worker]
@@ -323,19 +322,20 @@ class ParserPool:
         for job in queue:
             job.worker = None
             if job is running:
-                job.error = reason or _death_reason(code, alive, self.memory_mb)
+                job.error = reason or _death_reason(code, self.memory_mb)
         for job in queue:
             if job is not running and job.number in self._jobs:
                 self._dispatch(job)
 
 
-def _death_reason(code: int | None, was_alive: bool, memory_mb: int) -> str:
+def _death_reason(code: int | None, memory_mb: int) -> str:
+    """Why a worker we did not stop ended (a SIGKILL from outside is most often the kernel's OOM killer)."""
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        if -code == signal.SIGKILL and not was_alive:
+        if -code == signal.SIGKILL:
             return f"the parser process was killed (SIGKILL: out of memory? the limit is {memory_mb} MB)"
         return f"the parser crashed ({name}; it may have needed more than {memory_mb} MB)"
     return f"the parser process exited (code {code})"
