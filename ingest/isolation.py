@@ -2,7 +2,7 @@
 memory blow-up in a parser costs that one file, never the ingest (Apache Tika's ForkParser, done with the standard
 library).
 
-- A small pool of spawned workers (`ingest.parse_workers`, default 1) parses the files one after another; the
+- A small pool of worker processes (`ingest.parse_workers`, default 1) parses the files one after another; the
   pipeline submits a file or two ahead, so the next file is parsed while this one is chunked and embedded.
 - Each file gets a wall-time limit (`ingest.file_timeout_s`) and a memory limit (`ingest.file_memory_mb`: the
   worker's address space may grow by that much while it parses the file, `RLIMIT_AS`). A worker that runs over,
@@ -112,11 +112,8 @@ def _worker_main(conn, parent_pid: int, memory_mb: int, ocr_engine: str) -> None
 
 
 def _detach(parent_pid: int) -> None:
-    """Own process group; die with the parent (Linux), and stop at once if it is gone already."""
-    try:
-        os.setpgid(0, 0)
-    except OSError:
-        pass
+    """Die with the parent (Linux), and stop at once if it is gone already. (The worker is started in its own
+    session: a Ctrl-C in the terminal is the parent's to handle.)"""
     try:
         import ctypes
 
@@ -162,14 +159,35 @@ class _Job:
         return self.documents is not None or self.error is not None
 
 
+#: What a worker runs: the parent's import path first, then the loop. (Not multiprocessing's spawn: it re-runs the
+#: parent's `__main__` in the child, and under Streamlit that is the app script.)
+_WORKER_CODE = ("import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
+                "from ingest.isolation import _worker_entry; _worker_entry(sys.argv[2:])")
+
+
+def _worker_entry(argv: list[str]) -> None:
+    from multiprocessing.connection import Connection
+
+    fd, parent_pid, memory_mb, ocr_engine = argv
+    _worker_main(Connection(int(fd)), int(parent_pid), int(memory_mb), ocr_engine)
+
+
 class _Worker:
-    def __init__(self, context, memory_mb: int, ocr_engine: str):
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, os.getpid(), memory_mb, ocr_engine),
-                                       name="rag-parser", daemon=True)
-        self.process.start()
+    def __init__(self, memory_mb: int, ocr_engine: str):
+        import multiprocessing
+        import subprocess
+        import sys
+
+        self.conn, child = multiprocessing.Pipe()  # a socket pair, framed
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CODE, json.dumps([p for p in sys.path if p]), str(child.fileno()),
+             str(os.getpid()), str(memory_mb), ocr_engine],
+            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
         child.close()
         self.queue: deque[_Job] = deque()  # sent and not finished, in order
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
 
     def send(self, job: _Job) -> None:
         self.conn.send_bytes(json.dumps({"job": job.number, "path": job.path, "rel": job.rel}).encode())
@@ -178,27 +196,30 @@ class _Worker:
 
     def kill(self) -> None:
         """End this worker and its process group (an OCR command it started) now."""
-        pid = self.process.pid
         try:
-            if pid is not None and os.getpgid(pid) == pid:
-                os.killpg(pid, signal.SIGKILL)
-            else:
-                self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the group is its own
         except (ProcessLookupError, PermissionError, OSError):
             pass
-        self.process.join(5)
-        self.conn.close()
+        self._reap()
 
     def close(self) -> None:
         try:
             self.conn.send_bytes(b"null")
         except OSError:
             pass
-        self.process.join(2)
-        if self.process.is_alive():
+        try:
+            self.process.wait(2)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: stop it
             self.kill()
         else:
             self.conn.close()
+
+    def _reap(self) -> None:
+        try:
+            self.process.wait(5)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it will be reaped with us
+            pass
+        self.conn.close()
 
 
 class ParserPool:
@@ -215,10 +236,7 @@ class ParserPool:
     """
 
     def __init__(self, workers: int = 1, timeout_s: float = 120.0, memory_mb: int = 1024, ocr_engine: str = "auto"):
-        import multiprocessing
-
-        # spawn: a fresh interpreter, nothing of this process's threads, locks or models inherited
-        self._context = multiprocessing.get_context("spawn")
+        # Each worker is a fresh interpreter: nothing of this process's threads, locks or models inherited.
         self.n_workers = max(1, workers)
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -278,9 +296,9 @@ class ParserPool:
 
     # -----------------------------------------------------------------------------------------------------------------
     def _dispatch(self, job: _Job) -> None:
-        live = [w for w in self._workers if w.process.is_alive()]
+        live = [w for w in self._workers if w.is_alive()]
         if len(live) < self.n_workers:
-            live.append(_Worker(self._context, self.memory_mb, self.ocr_engine))
+            live.append(_Worker(self.memory_mb, self.ocr_engine))
         self._workers = live
         min(live, key=lambda w: len(w.queue)).send(job)
 
@@ -315,7 +333,7 @@ class ParserPool:
         """Kill a worker that ran over (or collect one that died); the file it was parsing fails with `reason`
         (or the way the worker died), the files queued behind it go to a fresh worker."""
         worker.kill()
-        code = worker.process.exitcode
+        code = worker.process.returncode
         self._workers = [w for w in self._workers if w is not worker]
         queue, worker.queue = list(worker.queue), deque()
         running = culprit or next((job for job in queue if job.started is not None), None)

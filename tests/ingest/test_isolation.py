@@ -23,9 +23,9 @@ def _big_html(path, paragraphs: int = 60_000):
 
 
 def _workers() -> list[psutil.Process]:
-    """This process's parser workers (not multiprocessing's resource tracker)."""
+    """This process's parser workers (children running `ingest.isolation._worker_entry`)."""
     return [p for p in psutil.Process().children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-            and "spawn_main" in " ".join(p.cmdline())]
+            and "_worker_entry" in " ".join(p.cmdline())]
 
 
 @pytest.fixture
