@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--kill-after", type=float, default=60.0, help="seconds before a run is killed")
     parser.add_argument("--only", nargs="*", help="classes to run (default: all)")
     parser.add_argument("--no-folder", action="store_true", help="skip the whole-folder run")
+    parser.add_argument("--folder-only", action="store_true", help="only the whole-folder run")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--env", nargs="*", default=[], help="extra KEY=VALUE for the runs")
     args = parser.parse_args()
@@ -93,7 +94,7 @@ def main() -> int:
         run_one(args.code, home, corpus / "facts" / "heron.md", "warmup", args.profile, 600, extra_env)
         print(f"code: {args.code}; profile {args.profile}; kill after {args.kill_after:g} s", flush=True)
         print(f"{'class':18} {'seconds':>8} {'peak MB':>8} {'exit':>4}  outcome", flush=True)
-        runs = [(name, paths[name]) for name in (args.only or list(BUILDERS))]
+        runs = [] if args.folder_only else [(name, paths[name]) for name in (args.only or list(BUILDERS))]
         if not args.no_folder:
             runs.append(("(whole folder)", corpus))
         for index, (name, path) in enumerate(runs):
