@@ -21,6 +21,7 @@ ends normally then writes the catalog afresh.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -211,7 +212,8 @@ class IngestService:
     def _parsers(self, units: list[IngestUnit]) -> _Loads:
         cfg = self.settings.ingest
         pool = None
-        if cfg.parse_workers > 0 and any(unit.file is not None for unit in units):
+        # Workers need POSIX (a socket pair passed to a subprocess); elsewhere files are parsed in this process.
+        if cfg.parse_workers > 0 and os.name == "posix" and any(unit.file is not None for unit in units):
             from ingest.isolation import ParserPool
 
             pool = ParserPool(cfg.parse_workers, cfg.file_timeout_s, cfg.file_memory_mb, cfg.ocr_engine)
