@@ -31,6 +31,8 @@ from ingest.types import Document, LoadError, Segment
 #: How long a new worker may take to start (spawn a Python, import the loaders) on a loaded machine.
 STARTUP_GRACE_S = 60.0
 _POLL_S = 0.2
+#: Workers that may die in a row before starting a file, before the files are failed instead of sent again.
+_MAX_FAILED_STARTS = 3
 
 PagesCallback = Callable[[int, int], None]
 
@@ -49,14 +51,19 @@ def parse_file(path: Path, rel: str, memory_mb: int | None = None) -> list[Docum
     except LoadError:
         raise
     except MemoryError as exc:
-        limit = f"more than {memory_mb} MB" if memory_mb else "more memory than was available"
-        raise LoadError(f"needed {limit} to parse (raise RAG_INGEST__FILE_MEMORY_MB to try)") from exc
+        raise LoadError(_memory_reason(memory_mb)) from exc
     except RecursionError as exc:
         raise LoadError("too deeply nested to parse (RecursionError)") from exc
     except OSError as exc:
         raise LoadError(f"cannot read ({exc.strerror or short_reason(exc)})") from exc
     except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not end the ingest
         raise LoadError(f"parser failed ({type(exc).__name__}: {short_reason(exc)})") from exc
+
+
+def _memory_reason(memory_mb: int | None) -> str:
+    if not memory_mb:
+        return "needed more memory than was available to parse"
+    return f"needed more than {memory_mb} MB to parse (raise RAG_INGEST__FILE_MEMORY_MB to try)"
 
 
 def documents_to_json(documents: list[Document]) -> list[dict]:
@@ -87,6 +94,8 @@ def _worker_main(conn, parent_pid: int, memory_mb: int, ocr_engine: str) -> None
         number = job["job"]
         send({"job": number, "event": "start", "t": time.monotonic()})
         out_of_memory = False
+        documents: list[Document] = []
+        error = None
         restore = _limit_memory(memory_mb)
         try:
             def pages(done: int, total: int, number=number) -> None:
@@ -94,18 +103,19 @@ def _worker_main(conn, parent_pid: int, memory_mb: int, ocr_engine: str) -> None
 
             with use_ocr_engine(ocr_engine), report_ocr_pages(pages):
                 documents = parse_file(Path(job["path"]), job["rel"], memory_mb)
-            reply = json.dumps({"job": number, "event": "done", "documents": documents_to_json(documents)},
-                               ensure_ascii=False, default=str).encode()
-            del documents
         except LoadError as exc:
             out_of_memory = isinstance(exc.__cause__, MemoryError)
-            reply = json.dumps({"job": number, "event": "failed", "error": str(exc)}).encode()
-        except MemoryError:  # building the reply ran out
-            out_of_memory = True
-            reply = json.dumps({"job": number, "event": "failed",
-                                "error": f"needed more than {memory_mb} MB to parse"}).encode()
+            error = str(exc)
+        except MemoryError:  # while reporting OCR progress
+            out_of_memory, error = True, _memory_reason(memory_mb)
         finally:
-            restore()
+            restore()  # the reply is built without the limit: the parser's garbage may still fill the heap
+        if error is None:
+            reply = json.dumps({"job": number, "event": "done", "documents": documents_to_json(documents)},
+                               ensure_ascii=False, default=str).encode()
+        else:
+            reply = json.dumps({"job": number, "event": "failed", "error": error}).encode()
+        del documents
         conn.send_bytes(reply)
         if out_of_memory:
             return
@@ -244,6 +254,8 @@ class ParserPool:
         self._workers: list[_Worker] = []
         self._jobs: dict[int, _Job] = {}
         self._next = 0
+        self._failed_starts = 0  # workers in a row that died before starting a file
+        self._last_death = ""
 
     def __enter__(self) -> ParserPool:
         return self
@@ -296,11 +308,19 @@ class ParserPool:
 
     # -----------------------------------------------------------------------------------------------------------------
     def _dispatch(self, job: _Job) -> None:
+        if self._failed_starts >= _MAX_FAILED_STARTS:
+            job.error = f"the parser process could not start ({self._last_death})"
+            return
         live = [w for w in self._workers if w.is_alive()]
         if len(live) < self.n_workers:
             live.append(_Worker(self.memory_mb, self.ocr_engine))
         self._workers = live
-        min(live, key=lambda w: len(w.queue)).send(job)
+        worker = min(live, key=lambda w: len(w.queue))
+        try:
+            worker.send(job)
+        except OSError:  # it died just now: collect it, then try another
+            self._retire(worker, None, None)
+            self._dispatch(job)
 
     def _read(self, worker: _Worker, waiting: _Job, pages: PagesCallback | None) -> None:
         """One message from `worker` (or the news that it died)."""
@@ -315,6 +335,7 @@ class ParserPool:
         event = message["event"]
         if event == "start":
             job.started = message["t"]
+            self._failed_starts = 0
         elif event == "pages":
             if job is waiting:
                 if pages is not None:
@@ -332,11 +353,19 @@ class ParserPool:
     def _retire(self, worker: _Worker, culprit: _Job | None, reason: str | None) -> None:
         """Kill a worker that ran over (or collect one that died); the file it was parsing fails with `reason`
         (or the way the worker died), the files queued behind it go to a fresh worker."""
+        if reason is None:  # it is ending by itself: let it, to learn how
+            try:
+                worker.process.wait(2)
+            except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+                pass
         worker.kill()
         code = worker.process.returncode
         self._workers = [w for w in self._workers if w is not worker]
         queue, worker.queue = list(worker.queue), deque()
         running = culprit or next((job for job in queue if job.started is not None), None)
+        if running is None and reason is None:
+            self._failed_starts += 1  # died before it began a file: a broken interpreter or import path?
+            self._last_death = f"exit code {code}"
         for job in queue:
             job.worker = None
             if job is running:
