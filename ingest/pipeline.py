@@ -102,6 +102,11 @@ class _PendingFile:
 _LOOKUP_MAX_UNITS = 200
 
 
+def _one_line(reason: str) -> str:
+    """A failure's reason as the one line every face shows (a parser's message may hold newlines)."""
+    return " ".join(reason.split()) if "\n" in reason or "\r" in reason else reason
+
+
 def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> str:
     material = f"{path_key}\x00{doc_id}\x00{occurrence}\x00{embed_text}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
@@ -200,7 +205,7 @@ class IngestService:
                     else:
                         summary.files.unchanged += 1
                 except LoadError as exc:
-                    summary.failed.append({"path": unit.rel, "error": str(exc)})
+                    summary.failed.append({"path": unit.rel, "error": _one_line(str(exc))})
                 except OSError as exc:
                     summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
                 self._writer.files_done = index + 1
