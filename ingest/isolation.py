@@ -192,7 +192,9 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WORKER_CODE, json.dumps([p for p in sys.path if p]), str(child.fileno()),
              str(os.getpid()), str(memory_mb), ocr_engine],
-            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
+            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True,
+            # Few malloc arenas: each thread's arena reserves 64 MB of address space, which RLIMIT_AS counts.
+            env={**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")})
         child.close()
         self.queue: deque[_Job] = deque()  # sent and not finished, in order
 
