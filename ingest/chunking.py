@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -38,6 +39,8 @@ _LINE = re.compile(r"\n\s*")
 _SENTENCE = SENTENCE_GAP  # the whitespace after a sentence end; defined once, in rag_app.text
 _CLAUSE = re.compile(r"(?<=[;:,])\s+")
 _WORD = re.compile(r"\s+")
+#: A span with this many words and no coarser boundary is cut in bulk (`_split_words_in_bulk`), not word by word.
+_BULK_WORDS = 4096
 #: Boundaries tried in order when a span is too big. Prose prefers sentences to (often hard-wrapped) lines;
 #: code, tables and notebooks prefer lines.
 _PROSE_SEPARATORS = (_PARAGRAPH, _SENTENCE, _LINE, _CLAUSE, _WORD)
@@ -282,10 +285,14 @@ class _Chunker:
             return [_Unit(start, end, tokens)]
         separators = _LINE_SEPARATORS if text.startswith("|", start) else self.separators  # tables: by rows
         for depth in range(level, len(separators)):
-            cuts = [(m.start(), m.end()) for m in separators[depth].finditer(text, start, end)]
-            cuts = [(a, b) for a, b in cuts if start < a and b < end]
+            found = ((m.start(), m.end()) for m in separators[depth].finditer(text, start, end))
+            found = ((a, b) for a, b in found if start < a and b < end)
+            cuts = list(itertools.islice(found, _BULK_WORDS))
             if not cuts:
                 continue
+            if len(cuts) == _BULK_WORDS and separators[depth] is _WORD:
+                return self._split_words_in_bulk(text, start, end, limit, depth, itertools.chain(cuts, found))
+            cuts.extend(found)
             units: list[_Unit] = []
             piece_start = start
             for cut_start, cut_end in cuts:
@@ -294,6 +301,23 @@ class _Chunker:
             units.extend(self._split(text, piece_start, end, limit, depth + 1))
             return units
         return self._hard_split(text, start, end, limit)
+
+    def _split_words_in_bulk(self, text: str, start: int, end: int, limit: int, depth: int, cuts) -> list[_Unit]:
+        """A span of thousands of words with no sentence or clause boundary (a minified file, a log or a text of
+        megabytes on one line): cut at word boundaries into pieces of about `limit` tokens by their length, each
+        counted once (and split word by word only if over), instead of counting every word on its own."""
+        width = max(1, limit * 3)  # characters, then 90 % of what the pieces so far say `limit` tokens take
+        units: list[_Unit] = []
+        piece_start = start
+        for cut_start, cut_end in cuts:
+            if cut_start - piece_start >= width:
+                pieces = self._split(text, piece_start, cut_start, limit, depth)
+                units.extend(pieces)
+                if len(pieces) == 1 and pieces[0].tokens:
+                    width = max(1, int(0.9 * limit * (cut_start - piece_start) / pieces[0].tokens))
+                piece_start = cut_end
+        units.extend(self._split(text, piece_start, end, limit, depth))
+        return units
 
     def _hard_split(self, text: str, start: int, end: int, limit: int) -> list[_Unit]:
         """Cut a boundary-free span by characters: the longest prefix within `limit` tokens, repeatedly."""

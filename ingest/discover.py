@@ -1,7 +1,8 @@
 """Find the files to ingest under the given paths, safely.
 
-Iterative (no recursion limit on deep trees), never follows directory symlinks (no loops), skips hidden and
-tool folders, and reports what it cannot use instead of raising.
+Iterative (no recursion limit on deep trees), never follows directory symlinks (no loops), follows a file
+symlink only to a file inside the ingested folder, skips hidden and tool folders, and reports what it cannot use
+instead of raising.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def _walk(root: Path, max_bytes: int, found: dict, problems: list[Problem], skip
                     except (OSError, RuntimeError):
                         problems.append(Problem(rel, "broken symlink or symlink loop"))
                         continue
-                    if target.is_dir():
-                        problems.append(Problem(rel, "symlink to a folder: not followed (avoids loops); ingest it directly"))
+                    reason = _symlink_refusal(full, target, root)
+                    if reason:
+                        problems.append(Problem(rel, reason))
                         continue
                     _consider(full, rel, root, max_bytes, found, problems, skipped, identity=target)
                 elif entry.is_dir(follow_symlinks=False):
@@ -95,6 +97,23 @@ def _walk(root: Path, max_bytes: int, found: dict, problems: list[Problem], skip
                 # sockets, fifos and devices are ignored on purpose
             except OSError as exc:
                 problems.append(Problem(rel, f"cannot read ({exc.strerror or exc})"))
+
+
+def _symlink_refusal(link: Path, target: Path, root: Path) -> str:
+    """Why a symlink found under `root` is not followed ("" when it is: a file inside the ingested folder).
+
+    Folder links are never followed: one inside the folder only leads to files walked anyway, one to a folder
+    that holds it is a loop, one outside leads out. A file link is followed only to a file inside the folder."""
+    inside = target == root or root in target.parents
+    if target.is_dir():
+        if target == link.parent or target in link.parent.parents:
+            return "symlink loop (points at a folder that holds it): not followed"
+        if not inside:
+            return "symlink to a folder outside the ingested folder: not followed; ingest that folder directly"
+        return "symlink to a folder: not followed (avoids loops); ingest it directly"
+    if not inside:
+        return "symlink to a file outside the ingested folder: not followed; ingest that file directly"
+    return ""
 
 
 def _consider(path: Path, rel: str, root: Path, max_bytes: int, found: dict, problems: list[Problem],

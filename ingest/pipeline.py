@@ -21,6 +21,7 @@ ends normally then writes the catalog afresh.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -101,6 +102,11 @@ class _PendingFile:
 _LOOKUP_MAX_UNITS = 200
 
 
+def _one_line(reason: str) -> str:
+    """A failure's reason as the one line every face shows (a parser's message may hold newlines)."""
+    return " ".join(reason.split()) if "\n" in reason or "\r" in reason else reason
+
+
 def chunk_id(path_key: str, doc_id: str, embed_text: str, occurrence: int) -> str:
     material = f"{path_key}\x00{doc_id}\x00{occurrence}\x00{embed_text}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
@@ -146,6 +152,7 @@ class IngestService:
             summary.files.seen = len(batch.units) + len(batch.failed)
             summary.files.skipped = len(batch.skipped)
             states = self._stored_state(None if prune else [unit.key for unit in batch.units])
+            self._unit_states = states
             seen = self._ingest_units(batch.units, states, summary, progress)
             if prune:
                 gone = [key for key, state in states.items() if key not in seen and state.origins == {LANGCHAIN_ORIGIN}]
@@ -166,6 +173,7 @@ class IngestService:
 
         units = [file_unit(item) for item in found.files]
         states = self._stored_state(None if prune else [unit.key for unit in units])
+        self._unit_states = states
         seen_keys = self._ingest_units(units, states, summary, progress)
         if prune:
             self._prune(found.roots, seen_keys, states, summary)
@@ -179,23 +187,50 @@ class IngestService:
 
     def _ingest_units(self, units: list[IngestUnit], states: dict[str, UnitState], summary: IngestSummary,
                       progress: ProgressCallback | None) -> set[str]:
-        """Ingest each unit (a failure is reported and the rest go on); returns the keys of all of them."""
+        """Ingest each unit (a failure is reported and the rest go on); returns the keys of all of them.
+
+        Files are parsed by the parser pool (`ingest.isolation`) a few ahead of the one being chunked and written.
+        """
         self._writer = _BatchWriter(self, summary, progress, len(units))
         seen_keys: set[str] = set()
-        for index, unit in enumerate(units):
-            seen_keys.add(unit.key)
-            self._writer.current = unit.rel
-            try:
-                self._ingest_unit(unit, states.get(unit.key), summary)
-            except LoadError as exc:
-                summary.failed.append({"path": unit.rel, "error": str(exc)})
-            except OSError as exc:
-                summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
-            self._writer.files_done = index + 1
-            self._writer.pages_done = self._writer.pages_total = 0
-            self._writer.report()
+        with self._parsers(units) as loads:
+            for index, unit in enumerate(units):
+                seen_keys.add(unit.key)
+                self._writer.current = unit.rel
+                loads.prepare(index + loads.ahead)
+                try:
+                    documents = loads.take(index, self._ocr_pages)
+                    if documents is not None:
+                        self._store_unit(unit, states.get(unit.key), documents)
+                    else:
+                        summary.files.unchanged += 1
+                except LoadError as exc:
+                    summary.failed.append({"path": unit.rel, "error": _one_line(str(exc))})
+                except OSError as exc:
+                    summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
+                self._writer.files_done = index + 1
+                self._writer.pages_done = self._writer.pages_total = 0
+                self._writer.report()
         self._writer.flush()
         return seen_keys
+
+    def _parsers(self, units: list[IngestUnit]) -> _Loads:
+        cfg = self.settings.ingest
+        pool = None
+        # Workers need POSIX (a socket pair passed to a subprocess); elsewhere files are parsed in this process.
+        if cfg.parse_workers > 0 and os.name == "posix" and any(unit.file is not None for unit in units):
+            from ingest.isolation import ParserPool
+
+            pool = ParserPool(cfg.parse_workers, cfg.file_timeout_s, cfg.file_memory_mb, cfg.ocr_engine)
+        return _Loads(self, units, pool)
+
+    def _needs_load(self, unit: IngestUnit) -> bool:
+        state = self._unit_states.get(unit.key)
+        return not (state is not None and state.is_complete(unit.hash, self._chunking()))
+
+    def _ocr_pages(self, done: int, total: int) -> None:
+        self._writer.pages_done, self._writer.pages_total = done, total
+        self._writer.report()
 
     # ---------------------------------------------------------------------------------------------------------------
     def _stored_state(self, keys: list[str] | None = None) -> dict[str, UnitState]:
@@ -264,22 +299,10 @@ class IngestService:
         return chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=cfg.overlap_tokens,
                               target_tokens=min(cfg.chunk_tokens, limit))
 
-    def _ingest_unit(self, unit: IngestUnit, state: UnitState | None, summary: IngestSummary) -> None:
+    def _store_unit(self, unit: IngestUnit, state: UnitState | None, documents: list[Document]) -> None:
+        """Chunk a loaded unit and queue what is new for writing (see the module docstring)."""
         chunking = self._chunking()
         unit_hash = unit.hash
-        if state is not None and state.is_complete(unit_hash, chunking):
-            summary.files.unchanged += 1
-            return
-        from ingest.loaders.ocr import report_ocr_pages, use_ocr_engine
-
-        writer = self._writer
-
-        def ocr_pages(done: int, total: int) -> None:
-            writer.pages_done, writer.pages_total = done, total
-            writer.report()
-
-        with use_ocr_engine(self.settings.ingest.ocr_engine), report_ocr_pages(ocr_pages):
-            documents = unit.load()
         chunks: list[tuple[Chunk, Document]] = []
         for document in documents:
             chunks.extend((chunk, document) for chunk in self._chunk(document))
@@ -330,6 +353,59 @@ class IngestService:
             summary.chunks_deleted += len(ids)
             self._run_changed = True
             self._states.pop(key, None)
+
+
+class _Loads:
+    """The documents of each unit, in order: a file by the parser pool (submitted `ahead` units early, so it is
+    parsed while the one before it is embedded), anything else (LangChain documents, or every file when
+    `ingest.parse_workers` is 0) in this process when its turn comes. `take` gives None for an unchanged unit."""
+
+    def __init__(self, service: IngestService, units: list[IngestUnit], pool):
+        self.service, self.units, self.pool = service, units, pool
+        self.ahead = pool.n_workers + 1 if pool is not None else 0
+        self._planned: dict[int, tuple[str, Any]] = {}  # index -> ("unchanged" | "job" | "local" | "error", ...)
+        self._next = 0
+
+    def __enter__(self) -> _Loads:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def prepare(self, upto: int) -> None:
+        """Decide (and submit) every unit up to index `upto`."""
+        while self._next <= min(upto, len(self.units) - 1):
+            index, self._next = self._next, self._next + 1
+            unit = self.units[index]
+            try:
+                if not self.service._needs_load(unit):
+                    self._planned[index] = ("unchanged", None)
+                elif self.pool is not None and unit.file is not None:
+                    self._planned[index] = ("job", self.pool.submit(unit.file, unit.rel))
+                else:
+                    self._planned[index] = ("local", None)
+            except OSError as exc:  # hashing the file: reported at its turn
+                self._planned[index] = ("error", exc)
+
+    def take(self, index: int, pages) -> list[Document] | None:
+        self.prepare(index)
+        kind, value = self._planned.pop(index)
+        if kind == "unchanged":
+            return None
+        if kind == "error":
+            raise value
+        if kind == "job":
+            return self.pool.result(value, pages)
+        from ingest.loaders.ocr import report_ocr_pages, use_ocr_engine
+
+        unit = self.units[index]
+        with use_ocr_engine(self.service.settings.ingest.ocr_engine), report_ocr_pages(pages):
+            if unit.file is not None:
+                from ingest.isolation import parse_file
+
+                return parse_file(unit.file, unit.rel)
+            return unit.load()
 
 
 def _metadata(chunk: Chunk, unit: IngestUnit, unit_hash: str, chunking: str, position: int, total: int, now: str,

@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ingest.discover import FoundFile
@@ -45,6 +45,7 @@ class IngestUnit:
     content_hash: Callable[[], str]  # of everything that decides the chunks and their metadata
     load: Callable[[], list[Document]]  # raises LoadError (or OSError for files)
     origin: str = ""  # "" for files, LANGCHAIN_ORIGIN for documents (stored when set)
+    file: Path | None = None  # a file unit's file: parsed in a worker process (`ingest.isolation`), not by `load`
 
     @functools.cached_property
     def hash(self) -> str:
@@ -64,7 +65,7 @@ def file_unit(item: FoundFile) -> IngestUnit:
     from ingest.loaders import load_file
 
     return IngestUnit(key=str(item.path), rel=item.rel, content_hash=lambda: file_sha256(item.path),
-                      load=lambda: load_file(item.path, item.rel))
+                      load=lambda: load_file(item.path, item.rel), file=item.path)
 
 
 # -- LangChain documents ---------------------------------------------------------------------------------------------

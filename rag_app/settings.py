@@ -141,6 +141,13 @@ class IngestSettings(Section):
     # Reads scanned PDF pages and images: "auto" = tesseract if installed, else rapidocr (docs/benchmarks.md, OCR);
     # "off" reports such files as having no text.
     ocr_engine: Literal["auto", "tesseract", "rapidocr", "off"] = "auto"
+    # Files are parsed in worker processes (ingest/isolation.py), so a parser that crashes, hangs or blows up costs
+    # that one file: this many workers (0 parses in the ingesting process, without the limits below), each file
+    # failed as "timed out" past file_timeout_s and as "needed more than N MB" when its parser grows the worker's
+    # address space by more than file_memory_mb.
+    parse_workers: int = Field(1, ge=0, le=64)
+    file_timeout_s: float = Field(120.0, gt=0)
+    file_memory_mb: int = Field(1024, ge=64)
 
 
 class RetrieveSettings(Section):

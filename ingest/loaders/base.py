@@ -56,8 +56,7 @@ def short_reason(exc: Exception) -> str:
 
 
 def not_zip_reason(data: bytes, kind: str) -> str:
-    """Why an Office file that should be a zip archive is not: saved with a password (then it is an OLE container,
-    as are the old binary formats), or corrupt."""
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        return f"encrypted or legacy {kind} (password-protected, or the old binary format: save it as {kind.lower()})"
-    return f"corrupt {kind} (not a zip archive)"
+    """Why an Office file that should be a zip archive is not (see `ingest.loaders.archives.not_zip_reason`)."""
+    from ingest.loaders.archives import not_zip_reason as reason
+
+    return reason(data, kind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+from ingest.loaders.archives import checked_bytes
 from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.segments import Joiner, heading_path, push_heading
 from ingest.loaders.tables import markdown_table
@@ -17,10 +18,7 @@ class DocxLoader(Loader):
     suffixes = frozenset({".docx"})
 
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
-        import zipfile
-
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise LoadError("corrupt DOCX (not a zip archive)")
+        checked_bytes(data, "DOCX")  # encrypted, legacy, corrupt or a zip bomb: refused before parsing
         try:
             import docx
             from docx.table import Table

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import posixpath
-import zipfile
 
+from ingest.loaders.archives import open_zip
 from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.decoding import decode_text
 from ingest.loaders.html import HtmlLoader
@@ -22,9 +22,7 @@ class EpubLoader(Loader):
     suffixes = frozenset({".epub"})
 
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise LoadError("corrupt EPUB (not a zip archive)")
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with open_zip(data, "EPUB") as archive:  # corrupt or a zip bomb: refused before parsing
             if "META-INF/encryption.xml" in archive.namelist():
                 encryption = archive.read("META-INF/encryption.xml")
                 if b"EncryptedData" in encryption and b"font" not in encryption.lower():  # obfuscated fonts are fine

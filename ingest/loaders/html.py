@@ -35,6 +35,8 @@ class HtmlLoader(TextLoader):
         from bs4 import BeautifulSoup, Comment, NavigableString, Tag
         from bs4.element import Declaration, Doctype, ProcessingInstruction
 
+        if nesting_depth(text) > MAX_DEPTH:
+            return _flat_document(text, rel)
         soup = BeautifulSoup(text, "html.parser")
         title = ""
         if soup.title and soup.title.get_text(strip=True):
@@ -106,6 +108,68 @@ class HtmlLoader(TextLoader):
         if not joiner.segments:
             raise LoadError("no text in HTML")
         return Document(doc_id=rel, title=title or default_title(rel), kind="html", segments=joiner.segments)
+
+
+#: Element nesting read as a tree at most. Real pages stay under ~60 levels; a page of 200,000 unclosed `<div>`s
+#: kept the tree builder busy for minutes (and the walk below recurses once a level), so a deeper page is read
+#: as flat text (its tags stripped, its paragraphs kept) instead.
+MAX_DEPTH = 256
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^>]*?(/?)>")
+#: Elements that never hold others, and those whose end tag may be left out (they would count as nesting).
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr p li dt dd tr td th "
+                  "option optgroup thead tbody tfoot colgroup caption rp rt".split())
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the page's elements nest (one linear pass over its tags; unclosed elements count as open)."""
+    stack: list[str] = []
+    open_counts: dict[str, int] = {}
+    deepest = 0
+    for match in _TAG.finditer(text):
+        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID or self_closing:
+            continue
+        if not closing:
+            stack.append(name)
+            open_counts[name] = open_counts.get(name, 0) + 1
+            deepest = max(deepest, len(stack))
+        elif open_counts.get(name):
+            while stack:  # close up to the matching element (each element is closed once: linear overall)
+                top = stack.pop()
+                open_counts[top] -= 1
+                if top == name:
+                    break
+    return deepest
+
+
+def _drop_elements(text: str, names: tuple[str, ...]) -> str:
+    """`text` without those elements and their content (one pass: an unclosed one runs to the end)."""
+    lower = text.lower()
+    out, position = [], 0
+    for match in re.finditer(r"<(%s)\b" % "|".join(names), lower):
+        if match.start() < position:
+            continue
+        out.append(text[position:match.start()])
+        end = lower.find(f"</{match.group(1)}", match.end())
+        position = len(text) if end < 0 else lower.find(">", end) + 1 or len(text)
+    out.append(text[position:])
+    return " ".join(out)
+
+
+def _flat_document(text: str, rel: str) -> Document:
+    """A page too deeply nested to read as a tree: its text with the tags stripped, block ends as line breaks."""
+    import html as html_module
+
+    text = _drop_elements(text, ("script", "style", "template"))
+    text = re.sub(r"(?i)</?(?:p|div|br|li|h[1-6]|tr|table|section|article)\b[^>]*>", "\n", text)
+    text = html_module.unescape(re.sub(r"<[^>]*>", " ", text))
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if not body:
+        raise LoadError(f"no text in HTML (nested over {MAX_DEPTH} levels deep, read as flat text)")
+    joiner = Joiner()
+    joiner.add(body)
+    return Document(doc_id=rel, title=default_title(rel), kind="html", segments=joiner.segments)
 
 
 _LANDMARKS = ("header", "footer", "aside")  # page chrome, unless inside the main content

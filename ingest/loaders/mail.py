@@ -28,7 +28,8 @@ class MailLoader(Loader):
         raws = _split_mbox(data) if suffix == ".mbox" else [data]
         docs = []
         for number, raw in enumerate(raws, 1):
-            message = email.message_from_bytes(raw, policy=email.policy.default)
+            where = f"message {number}: " if suffix == ".mbox" else ""
+            message = _parse(raw, where)
             if not any(message.get(name) for name in _HEADERS):
                 if suffix == ".eml":
                     raise LoadError("not an e-mail message (no From/To/Date/Subject header)")
@@ -39,6 +40,45 @@ class MailLoader(Loader):
         if not docs:
             raise LoadError("no messages in mbox (expected lines starting with 'From ')")
         return docs
+
+
+#: Multipart containers in one message at most (each nests a level, or holds parts beside another): the stdlib
+#: parser recurses once per level, so a message nested thousands deep ends in a RecursionError.
+MAX_MULTIPARTS = 100
+#: Nesting of parts read at most, and parts of one message.
+MAX_DEPTH = 20
+MAX_PARTS = 1000
+_MULTIPART = re.compile(rb"(?im)^content-type:[ \t]*multipart/")
+_PART = re.compile(rb"(?im)^content-type:")
+
+
+def _parse(raw: bytes, where: str = "") -> EmailMessage:
+    """A message, refused with a reason when its structure is deeper or bigger than the limits above: counted in
+    the raw text before parsing, then measured on the parsed tree without recursion.
+
+    Raises:
+        LoadError: "e-mail nested too deeply ..." or "e-mail has too many parts ...".
+    """
+    multiparts = len(_MULTIPART.findall(raw))
+    if multiparts > MAX_MULTIPARTS:
+        raise LoadError(f"{where}e-mail nested too deeply or too many parts ({multiparts:,} multipart sections, "
+                        f"limit {MAX_MULTIPARTS})")
+    parts = len(_PART.findall(raw))
+    if parts > MAX_PARTS:
+        raise LoadError(f"{where}e-mail has too many parts ({parts:,}, limit {MAX_PARTS})")
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+    except RecursionError as exc:
+        raise LoadError(f"{where}e-mail nested too deeply to parse") from exc
+    stack = [(message, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise LoadError(f"{where}e-mail nested too deeply (over {MAX_DEPTH} levels)")
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload)
+    return message
 
 
 def _split_mbox(data: bytes) -> list[bytes]:

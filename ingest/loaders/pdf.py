@@ -11,6 +11,7 @@ import io
 import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
+from ingest.loaders.image import MAX_PIXELS
 from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, ocr_pages_done, read_image
 from ingest.loaders.pdf_tables import pages_with_tables
 from ingest.loaders.segments import Joiner
@@ -97,21 +98,40 @@ def _ocr_pages(data: bytes, indexes: list[int]) -> tuple[dict[int, str], bool]:
     except Exception:  # noqa: BLE001 - pypdf read it; pdfium may still refuse (e.g. some encryptions)
         return out, False
     try:
-        scans = [index for index in indexes  # blank or vector-only pages have nothing to read
-                 if any(True for _ in document[index].get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2))]
+        scans, too_big = [], []
+        for index in indexes:  # blank or vector-only pages have nothing to read
+            sizes = [image.get_px_size()
+                     for image in document[index].get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2)]
+            if sizes:
+                # Rendering decodes every image whole, whatever the page size: a 35,000 px JBIG2 scan took 2 GB.
+                (too_big if max(w * h for w, h in sizes) > MAX_PIXELS else scans).append((index, sizes))
+        if not scans and too_big:
+            index, sizes = too_big[0]
+            width, height = max(sizes, key=lambda size: size[0] * size[1])
+            raise LoadError(f"PDF has no text layer (scanned?) and page {index + 1}'s image is {width:,} x "
+                            f"{height:,} pixels, over the {MAX_PIXELS / 1e6:.0f} MP limit for OCR")
         if not scans:
             return out, False
         engine = ocr_engine()
         if engine is None:
             return out, True
         ocr_pages_done(0, len(scans))
-        for done, index in enumerate(scans, 1):
-            image = document[index].render(scale=OCR_DPI / 72, grayscale=True).to_pil()
+        for done, (index, _) in enumerate(scans, 1):
+            page = document[index]
+            image = page.render(scale=ocr_scale(*page.get_size()), grayscale=True).to_pil()
             out[index] = read_image(engine, image)
             ocr_pages_done(done, len(scans))
         return out, False
     finally:
         document.close()
+
+
+def ocr_scale(width_pt: float, height_pt: float) -> float:
+    """The render scale for OCR: `OCR_DPI`, less for a page so big it would exceed `MAX_PIXELS` (a PDF page may
+    be up to 200 inches a side)."""
+    scale = OCR_DPI / 72
+    area = max(1.0, width_pt * height_pt)
+    return min(scale, (MAX_PIXELS / area) ** 0.5)
 
 
 def _pdf_title(reader) -> str:

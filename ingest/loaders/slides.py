@@ -4,9 +4,9 @@ notes), located by its `slide` number."""
 from __future__ import annotations
 
 import io
-import zipfile
 
-from ingest.loaders.base import Loader, default_title, not_zip_reason, short_reason
+from ingest.loaders.archives import checked_bytes
+from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.segments import Joiner
 from ingest.loaders.tables import markdown_table
 from ingest.types import Document, LoadError
@@ -18,8 +18,7 @@ class PptxLoader(Loader):
     suffixes = frozenset({".pptx"})
 
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise LoadError(not_zip_reason(data, "PPTX"))
+        checked_bytes(data, "PPTX")  # encrypted, legacy, corrupt or a zip bomb: refused before parsing
         try:
             from pptx import Presentation
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import zipfile
 from collections.abc import Iterable, Iterator
 
-from ingest.loaders.base import Loader, default_title, not_zip_reason, short_reason
+from ingest.loaders.archives import checked_bytes
+from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.segments import Joiner
 from ingest.loaders.tabular import CSV_ROWS_PER_SEGMENT
 from ingest.types import Document, LoadError
@@ -24,8 +24,7 @@ class SpreadsheetLoader(Loader):
 
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
         kind = "ods" if suffix == ".ods" else "xlsx"
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise LoadError(not_zip_reason(data, kind.upper()))
+        checked_bytes(data, kind.upper())  # encrypted, legacy, corrupt or a zip bomb: refused before parsing
         try:
             sheets = list(_ods_sheets(data) if kind == "ods" else _xlsx_sheets(data))
         except LoadError:
@@ -80,11 +79,37 @@ def _cell_text(value) -> str:
     return " ".join(str(value).split())
 
 
-def _non_empty(rows: Iterable[tuple[int, list]]) -> Iterator[Row]:
+#: Cells read from one file at most, repeated cells counted: the work follows the cells a file really holds, never
+#: its declared dimensions (an XLSX claiming A1:XFD1048576) or repeat counts (an ODS cell repeated 16384 times
+#: in a row repeated a million times).
+MAX_CELLS = 2_000_000
+#: Cell positions scanned (empty ones included) at most: bounds rows padded out to a far column.
+MAX_SCANNED = 50_000_000
+#: Columns of a row (Excel's and LibreOffice's limit).
+MAX_COLUMNS = 16_384
+
+
+class _Budget:
+    def __init__(self, kind: str):
+        self.kind, self.cells, self.scanned = kind, 0, 0
+
+    def spend(self, cells: int, scanned: int = 0) -> None:
+        self.cells += cells
+        self.scanned += scanned
+        if self.cells > MAX_CELLS:
+            raise LoadError(f"{self.kind} holds over {MAX_CELLS:,} cells (repeated cells counted), over the limit")
+        if self.scanned > MAX_SCANNED:
+            raise LoadError(f"{self.kind} spreads its cells over more than {MAX_SCANNED:,} positions, over the limit")
+
+
+def _non_empty(rows: Iterable[tuple[int, list]], budget: _Budget) -> Iterator[Row]:
     for number, values in rows:
+        if not values:
+            continue
         cells = [_cell_text(v) for v in values]
         while cells and not cells[-1]:
             cells.pop()
+        budget.spend(sum(1 for cell in cells if cell), len(values))
         if cells:
             yield number, cells
 
@@ -93,13 +118,16 @@ def _xlsx_sheets(data: bytes) -> Iterator[tuple[str, list[Row]]]:
     import openpyxl
 
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    budget = _Budget("XLSX")
     try:
         for sheet in book.worksheets:
             if not hasattr(sheet, "iter_rows"):  # a chart sheet
                 continue
             start = sheet.min_row or 1
-            rows = enumerate(sheet.iter_rows(values_only=True), start)
-            yield sheet.title, list(_non_empty(rows))
+            # Rows as stored, each as long as its last cell: not padded out to the declared dimensions.
+            sheet.reset_dimensions()
+            rows = enumerate(sheet.iter_rows(min_row=start, values_only=True), start)
+            yield sheet.title, list(_non_empty(rows, budget))
     finally:
         book.close()
 
@@ -109,7 +137,7 @@ def _ods_sheets(data: bytes) -> Iterator[tuple[str, list[Row]]]:
     from odf.opendocument import load
 
     document = load(io.BytesIO(data))
-    repeat_cap = 1000  # an empty trailing row/column is often "repeated" a million times
+    budget = _Budget("ODS")
 
     def text_of(node) -> str:
         out = []
@@ -124,22 +152,44 @@ def _ods_sheets(data: bytes) -> Iterator[tuple[str, list[Row]]]:
                     out.append("\n")
         return "".join(out)
 
+    def repeat(node, name: str) -> int:
+        try:
+            return max(1, int(node.getAttrNS(TABLENS, name) or 1))
+        except ValueError:
+            return 1
+
     for table in document.spreadsheet.getElementsByType(_odf_table()):
         name = table.getAttrNS(TABLENS, "name") or "Sheet"
-        rows = []
+        rows: list[Row] = []
         number = 0
         for row in table.getElementsByType(_odf_row()):
-            row_repeat = min(int(row.getAttrNS(TABLENS, "number-rows-repeated") or 1), repeat_cap)
+            # Empty cells only move the column on (a trailing run is never written out); a repeated cell with
+            # text is written out, against the file's cell budget.
             cells: list[str] = []
+            empty = 0
             for cell in row.childNodes:
                 if cell.qname not in ((TABLENS, "table-cell"), (TABLENS, "covered-table-cell")):
                     continue
-                col_repeat = min(int(cell.getAttrNS(TABLENS, "number-columns-repeated") or 1), repeat_cap)
-                cells.extend([text_of(cell).strip()] * col_repeat)
-            for _ in range(row_repeat):
+                times = repeat(cell, "number-columns-repeated")
+                text = " ".join(text_of(cell).split())
+                if not text:
+                    empty += times
+                    continue
+                room = MAX_COLUMNS - len(cells)
+                cells.extend([""] * min(empty, room))
+                empty = 0
+                times = min(times, MAX_COLUMNS - len(cells))
+                budget.spend(times, times)
+                cells.extend([text] * times)
+            times = repeat(row, "number-rows-repeated")
+            if not cells:
+                number += times  # empty rows: counted, not expanded
+                continue
+            for _ in range(times):
                 number += 1
+                budget.spend(len(cells))
                 rows.append((number, cells))
-        yield name, list(_non_empty(rows))
+        yield name, rows
 
 
 def _odf_table():
