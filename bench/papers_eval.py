@@ -2,7 +2,7 @@
 
     python bench/papers_eval.py --home /tmp/papers-home [--details rows.jsonl] [--json]
 
-Ingests the PDFs into the collection `papers_dev` of `--home` (reused when unchanged), asks the 72 questions, and
+Ingests the 12 PDFs (not the folder's README or questions) into the collection `papers_dev_pdfs` of `--home` (reused when unchanged), asks the 72 questions, and
 scores what a user is shown:
 - **contained+cited**: a gold answer (normalised as SQuAD does) is in the reply and the right file is among the cited
   sources (the answer's `file`);
@@ -34,9 +34,9 @@ def main() -> None:
     from rag_app.eval.answers import best_over, contains, exact_match, f1_score
     from rag_app.text import strip_citations
 
-    rag = RAG(home=args.home, collection="papers_dev")
+    rag = RAG(home=args.home, collection="papers_dev_pdfs")
     started = time.perf_counter()
-    summary = rag.ingest([args.papers])
+    summary = rag.ingest(sorted(args.papers.glob("*.pdf")))  # the PDFs only: questions.jsonl holds the answers
     ingest_s = time.perf_counter() - started
     questions = [json.loads(line) for line in open(args.papers / "questions.jsonl", encoding="utf-8") if line.strip()]
     rag.ask(questions[0]["q"])  # warm-up, not timed
@@ -64,7 +64,7 @@ def main() -> None:
     has = [r for r in rows if r["answerable"]]
     none = [r for r in rows if not r["answerable"]]
     result = {
-        "collection": "papers_dev", "model": rag.llm.name, "files": summary.files.seen,
+        "collection": "papers_dev_pdfs", "model": rag.llm.name, "files": summary.files.seen,
         "ingest_seconds": round(ingest_s, 1),
         "answerable": len(has), "unanswerable": len(none),
         "contained_cited": round(100 * statistics.fmean(r["contained_cited"] for r in has), 2),

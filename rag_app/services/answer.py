@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag_app.errors import RagError
 from rag_app.services.extractive import (
     answer_type,
     answers_something,
@@ -36,7 +37,6 @@ from rag_app.services.extractive import (
     span_candidates,
     stream_span,
 )
-from rag_app.errors import RagError
 from rag_app.services.grounding import (
     Evidence,
     SentenceWeights,
@@ -45,7 +45,6 @@ from rag_app.services.grounding import (
     relevance,
     support,
 )
-from rag_app.services.questions import wants_explanation
 from rag_app.services.prompting import (
     NO_ANSWER,
     SPAN_EXAMPLES,
@@ -56,6 +55,7 @@ from rag_app.services.prompting import (
     rewrite_followup,
     span_messages,
 )
+from rag_app.services.questions import wants_explanation
 from rag_app.settings import Settings
 from rag_app.text import cited_numbers, content_words, find_span, split_sentences, strip_citations
 

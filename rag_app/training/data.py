@@ -12,6 +12,8 @@ Abstention is taught with three kinds of example besides the data's own unanswer
 - **perturbed questions**: a name or number of the question swapped for one of the same kind that its passage does
   not contain ("When did Kublai Khan …" → "When did Ögedei Khan …"), so the passage looks on topic but no longer
   answers (the adversarial kind of SQuAD 2.0);
+- **answer removed**: the question over its own passages with every sentence that holds an answer taken out, so
+  the evidence is the same paragraph, on topic, but silent on the point (cleanly unanswerable, no label noise);
 - **missing answers**: the answer sentence was not among the offered ones.
 
 Readers of the sets (`load_items`) know the layouts of `../shared/train` (NQ-open oracle, COVID-QA, QASPER) and a
@@ -121,7 +123,8 @@ def covid_qa(path: Path) -> list[QAItem]:
 
 
 def qasper(path: Path) -> list[QAItem]:
-    papers = json.load(gzip.open(path, "rt", encoding="utf-8"))
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        papers = json.load(handle)
     items = []
     for paper_id, paper in papers.items():
         text = " ".join([paper.get("abstract", "")] + [p for section in paper["full_text"]
@@ -242,8 +245,8 @@ def _target(evidence: Sequence[tuple[int, str]], answers: Sequence[str]) -> str:
 
 
 def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evidence_sentences: int,
-                   evidence_margin: float, hits: int = 3, seed: int = 0, negatives: float = 0.35,
-                   perturbed: float = 0.25, progress=None) -> list[ReaderExample]:
+                   evidence_margin: float, hits: int = 3, seed: int = 0, negatives: float = 0.25,
+                   perturbed: float = 0.25, removed: float = 0.0, progress=None) -> list[ReaderExample]:
     """Reader examples for `items` (see the module docstring), deterministic for a seed.
 
     Args:
@@ -253,6 +256,7 @@ def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evide
             other items as distractors).
         negatives: share of answerable items that also give a retrieved negative.
         perturbed: share of answerable items that also give a perturbed question.
+        removed: share of answerable items that also give their own passages without the answer's sentences.
     """
     from rag_app.services.grounding import offered_evidence, rank_evidence
 
@@ -278,9 +282,13 @@ def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evide
     pool = {"name": sorted({m.group() for item in items for m in _NAME.finditer(item.question)}),
             "number": sorted({m.group() for item in items for m in _NUMBER.finditer(item.question)})}
 
-    def example(question: str, chosen: list[int], item: QAItem, answers: Sequence[str], kind: str
-                ) -> ReaderExample:
-        shown = [_Hit(passages[p], title_of[p], rank) for rank, p in enumerate(chosen, start=1)]
+    def without(text: str, answers: Sequence[str]) -> str:
+        return " ".join(s for s in split_sentences(text) if not any(a in s for a in answers))
+
+    def example(question: str, chosen: list[int], item: QAItem, answers: Sequence[str], kind: str,
+                strip: Sequence[str] = ()) -> ReaderExample:
+        shown = [_Hit(without(passages[p], strip) if strip else passages[p], title_of[p], rank)
+                 for rank, p in enumerate(chosen, start=1)]
         ranked = rank_evidence(question, shown, embedder, weights=sentence_weights)
         offered = offered_evidence(ranked, evidence_sentences, evidence_margin)
         evidence = [(e.source, e.text) for e in offered]
@@ -314,6 +322,10 @@ def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evide
             changed = perturb(item.question, " ".join(item.passages), pool, rng)
             if changed:
                 examples.append(example(changed, order, item, (), "perturbed"))
+        if removed and rng.random() < removed:
+            silent = example(item.question, order, item, item.answers, "answer-removed", strip=item.answers)
+            if silent.evidence and silent.target == NO_ANSWER:
+                examples.append(silent)
     return examples
 
 

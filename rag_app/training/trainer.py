@@ -68,6 +68,7 @@ class ReaderTrainConfig:
     checkpoint_every: int = 25  # optimizer steps
     negatives: float = 0.25  # see `build_examples`
     perturbed: float = 0.25
+    removed: float = 0.5
     dtype: str = "auto"  # auto: bf16 on CUDA and on CPUs with fast bf16, else fp32
     device: str = "auto"
     stop_after_steps: int | None = None  # stop (checkpointed) after this step: a run spread over several sessions
@@ -127,7 +128,7 @@ def _git_commit() -> str:
     try:
         root = Path(__file__).resolve().parents[2]
         return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
+                              timeout=5, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -137,7 +138,7 @@ def _examples(config: ReaderTrainConfig, settings, log: Callable[[str], None]) -
     from rag_app.components.embedder import get_embedder
 
     recipe = {"data": [str(p) for p in config.data], "seed": config.seed, "negatives": config.negatives,
-              "perturbed": config.perturbed, "embedder": settings.embedder.model,
+              "perturbed": config.perturbed, "removed": config.removed, "embedder": settings.embedder.model,
               "sentence_weights": list(settings.answer.sentence_weights),
               "evidence_sentences": settings.answer.evidence_sentences,
               "evidence_margin": settings.answer.evidence_margin}
@@ -157,7 +158,7 @@ def _examples(config: ReaderTrainConfig, settings, log: Callable[[str], None]) -
     examples = build_examples(items, get_embedder(settings),
                               sentence_weights=_weights(settings), evidence_sentences=recipe["evidence_sentences"],
                               evidence_margin=recipe["evidence_margin"], seed=config.seed,
-                              negatives=config.negatives, perturbed=config.perturbed,
+                              negatives=config.negatives, perturbed=config.perturbed, removed=config.removed,
                               progress=lambda i: bar.update(1))
     bar.close()
     digest = save_examples(examples, path)
@@ -226,15 +227,15 @@ def train_reader(config: ReaderTrainConfig, settings, log: Callable[[str], None]
     optimizer = torch.optim.AdamW([p for _, p in named], lr=config.learning_rate, weight_decay=0.0)
     # The data order: one seeded permutation per epoch, cut to the run's length.
     per_epoch = len(encoded)
-    total_examples = int(math.ceil(config.epochs * per_epoch))
+    total_examples = math.ceil(config.epochs * per_epoch)
     order: list[int] = []
-    for epoch in range(int(math.ceil(config.epochs))):
+    for epoch in range(math.ceil(config.epochs)):
         perm = list(range(per_epoch))
         random.Random(config.seed * 1000 + epoch).shuffle(perm)
         order += perm
     order = order[:total_examples]
     micro = batches(order, [len(e.ids) for e in encoded], config.batch_size)
-    steps = int(math.ceil(len(micro) / config.accumulate))
+    steps = math.ceil(len(micro) / config.accumulate)
     schedule = _schedule(config.learning_rate, config.warmup_steps, steps)
     checkpoint = config.out / "checkpoint"
     step = _load_checkpoint(checkpoint, model, optimizer, named, config) if checkpoint.is_dir() else 0

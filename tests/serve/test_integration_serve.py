@@ -18,7 +18,7 @@ def test_real_models_answer_an_uploaded_document(tmp_path):
     try:
         with server.client() as http:
             ready = http.get("/ready").json()
-            assert ready["llm"] == "SmolLM2-135M-Instruct" and "MiniLM" in ready["embedder"]
+            assert ready["llm"].startswith("SmolLM2-135M-Instruct+reader@") and "MiniLM" in ready["embedder"]
             upload = http.post("/v1/ingest", files=[("files", ("trains.md", DOC.encode(), "text/markdown"))])
             assert upload.status_code == 202, upload.text
             assert wait_for_job(http, upload.json()["id"], timeout=300)["status"] == "succeeded"

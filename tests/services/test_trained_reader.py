@@ -3,6 +3,8 @@ with its citation, the prompt is the one the adapter was trained on, and the car
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag_app.components.embedder import FakeEmbedder
@@ -23,7 +25,7 @@ class ReaderLLM(ScriptedLLM):
 
     def __init__(self, decision: dict | None = None):
         super().__init__()
-        self.reader = ReaderAdapter(path=__import__("pathlib").Path("adapter"), card={"decision": decision or {}})
+        self.reader = ReaderAdapter(path=Path("adapter"), card={"decision": decision or {}})
 
 
 def scripted_reading(monkeypatch, span_logprob: float, no_answer_logprob: float, calls: list):
@@ -57,7 +59,7 @@ def test_a_reader_that_prefers_a_span_answers_with_it_and_its_citation(test_sett
     assert not answer.refused and answer.short == "Paris" and answer.text.startswith("Paris [2].")
     assert [s.n for s in answer.cited_sources] == [2]
     # The trained prompt: the reader's rules (with the no-answer reply), no few-shot turns, the evidence as sources.
-    messages, evidence, kwargs = calls[0]
+    messages, _evidence, kwargs = calls[0]
     assert [m["role"] for m in messages] == ["system", "user"] and messages[0]["content"] == READER_SYSTEM
     assert "<source id=2" in messages[1]["content"] and kwargs["no_answer"] == NO_ANSWER
 
