@@ -43,7 +43,7 @@ def _config(pairs, out, base, **overrides):
 
     values = dict(data=[pairs], out=out, base=str(base), seed=3, epochs=25, learning_rate=3e-2, warmup_steps=2,
                   batch_size=2, accumulate=1, dev_share=0.0, checkpoint_every=5, dtype="float32", device="cpu",
-                  negatives=0.0, perturbed=0.0)
+                  negatives=0.0, perturbed=0.0, removed=0.0)
     values.update(overrides)
     return ReaderTrainConfig(**values)
 
@@ -115,13 +115,17 @@ def test_examples_use_the_service_prompt_and_teach_abstention(tmp_path):
              QAItem("When was the Colosseum completed?", ["The Colosseum was completed in 80 AD. It is in Rome."],
                     ["80 AD"], "rome", "own", "Colosseum")]
     examples = build_examples(items, get_embedder(settings), sentence_weights=SentenceWeights(*([1.0] * 7)),
-                              evidence_sentences=2, evidence_margin=3.0, hits=1, negatives=1.0, perturbed=1.0, seed=1)
+                              evidence_sentences=2, evidence_margin=3.0, hits=1, negatives=1.0, perturbed=1.0, removed=1.0,
+                              seed=1)
     kinds = {(e.question, e.kind): e for e in examples}
     first = kinds[("When was the Eiffel Tower completed?", "answer")]
     assert first.target == "1889" and any("1889" in text for _, text in first.evidence)
     negative = kinds[("When was the Eiffel Tower completed?", "retrieved-negative")]
     assert negative.target == NO_ANSWER and all("1889" not in text for _, text in negative.evidence)
     perturbed = [e for e in examples if e.kind == "perturbed"]
+    silent = kinds[("When was the Eiffel Tower completed?", "answer-removed")]
+    assert silent.target == NO_ANSWER and silent.evidence
+    assert all("1889" not in text and "Eiffel" in text or "Paris" in text for _, text in silent.evidence)
     own_question = {i.group: i.question for i in items}
     assert perturbed and all(e.target == NO_ANSWER and e.question != own_question[e.group] for e in perturbed)
     messages = example_messages(first)
