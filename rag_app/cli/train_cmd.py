@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--accumulate", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=25, help="optimizer steps between checkpoints")
+    parser.add_argument("--answer-removed", type=float, default=0.0,
+                        help="share of answerable questions also shown without their answer's sentences (-> "
+                             "'unanswerable'); 0 for the shipped reader")
     parser.add_argument("--stop-after-steps", type=int, default=None,
                         help="stop (checkpointed) after this optimizer step; the same command goes on later")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -47,7 +50,7 @@ def run_train_reader(args) -> int:
                                max_examples=args.max_examples, learning_rate=args.learning_rate, rank=args.rank,
                                alpha=2 * args.rank, top_layers=args.top_layers or None, batch_size=args.batch_size, accumulate=args.accumulate,
                                checkpoint_every=args.checkpoint_every, device=args.device, dtype=args.dtype,
-                               stop_after_steps=args.stop_after_steps)
+                               stop_after_steps=args.stop_after_steps, removed=args.answer_removed)
     card = train_reader(config, settings, log=lambda m: print(m, flush=True) if not args.json else None)
     if args.json:
         print(json.dumps(card, indent=1))
