@@ -274,7 +274,8 @@ class AnswerService:
                            f"sentence ({exc}): raise RAG_LLM__CONTEXT_TOKENS or use a model with a longer window"
                            ) from exc
         kept = kept or passages[:1]
-        # An explanation's form (does the short answer open it?) is known only once the span is: hold the span back.
+        # Whether an open question gets an explanation (which then replaces the short answer) is known only after the
+        # reading: hold its span back.
         explaining = wants_explanation(run.standalone)
         if reader is not None:
             span = self._read(run, messages, [p.text for p in kept], reader)
