@@ -206,6 +206,7 @@ class AnswerService:
         signal = relevance(run.standalone, hits, evidence)
         run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
         run.extra["relevance"] = signal.to_dict()
+        run.relevance = signal.score
         if not evidence or signal.score < self._min_relevance():
             yield from run.emit(REFUSAL)
             yield run.finish(REFUSAL, refused=True, short="")
@@ -401,8 +402,7 @@ class AnswerService:
             return None
         best = spans[0]
         margin = (abstain.logprob - best.logprob) if abstain is not None else -math.inf
-        score = float(run.extra["relevance"]["score"] or 0.0)
-        logit = math.log(max(score, 1e-6) / max(1.0 - score, 1e-6))
+        logit = math.log(max(run.relevance, 1e-6) / max(1.0 - run.relevance, 1e-6))
         decision = reader.decision
         pressure = margin - float(decision.get("relevance_weight", 0.0)) * logit
         run.extra["span"] = {"logprob": round(best.logprob, 4), "score": round(best.score, 4), "tokens": best.tokens,
@@ -529,6 +529,7 @@ class _Run:
         self.service = service
         self.question = question
         self.standalone = question
+        self.relevance = 0.0  # the refusal rule's probability that the evidence answers (`grounding.relevance`)
         self.sources: list[Source] = []
         self.timings = Timings()
         self.extra: dict[str, Any] = {}
