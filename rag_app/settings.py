@@ -8,10 +8,10 @@ Override any field with an environment variable: `RAG_HOME=/data`, `RAG_LLM__MOD
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag_app.errors import RagError
 
@@ -286,6 +286,44 @@ class ServeSettings(Section):
     jobs_kept: int = Field(100, ge=1)
 
 
+class McpSettings(Section):
+    """`rag mcp` and `/mcp` on `rag serve`: the documents as MCP tools (rag_app/mcp/)."""
+
+    # Offer the tools that change the store (ingest_files, delete_document); off: they are not listed at all.
+    allow_writes: bool = False
+    # The folders ingest_files may read, with everything under them (symlinks resolved, `..` refused): a JSON list
+    # or paths joined like PATH (RAG_MCP__WRITE_ROOTS=/home/me/notes:/home/me/papers). Empty: no path is allowed.
+    write_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+    # At start-up of `rag mcp`, ingest the bundled corpus into the default collection when it is empty (as `rag ask`).
+    bundled_corpus: bool = True
+    # How long a tool call waits for the models to finish loading before it fails with the reason.
+    ready_timeout_s: float = Field(600.0, gt=0)
+
+    @field_validator("write_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value):
+        if isinstance(value, str):
+            import json
+            import os
+
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError:
+                    raise ValueError(f"not a JSON list of folders; give one, or folders joined by {os.pathsep!r}")
+            return [part for part in text.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("write_roots")
+    @classmethod
+    def _absolute_roots(cls, roots: tuple[Path, ...]) -> tuple[Path, ...]:
+        relative = [str(root) for root in roots if not root.expanduser().is_absolute()]
+        if relative:
+            raise ValueError(f"write roots must be absolute paths: {', '.join(relative)} is not")
+        return tuple(root.expanduser() for root in roots)
+
+
 class DemoSettings(Section):
     # A folder of the four MNIST idx files (gzipped or not) for the image demos; unset: the bundled sklearn digits.
     mnist_dir: Path | None = None
@@ -310,6 +348,7 @@ class Settings(BaseSettings):
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     demos: DemoSettings = Field(default_factory=DemoSettings)
 
     def __init__(self, **values):
