@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "rag_app.cli.ask_cmd",
     "rag_app.cli.ingest_cmd",
     "rag_app.cli.serve_cmd",
+    "rag_app.cli.mcp_cmd",
     "rag_app.cli.admin_cmd",
     "rag_app.cli.eval_cmd",
     "rag_app.cli.demo_cmd",

@@ -30,10 +30,12 @@ class ServeState:
         rag: the `RAG` to serve (tests hand one with the test profile's fakes).
         settings: its settings (the `serve` section is read from them).
         ensure_corpus: ingest the bundled corpus into the default collection at start-up when it is empty.
+        label: the command named in its log lines (`rag mcp` holds one too).
     """
 
-    def __init__(self, rag, settings, *, ensure_corpus: bool = False):
+    def __init__(self, rag, settings, *, ensure_corpus: bool = False, label: str = "rag serve"):
         self.rag = rag
+        self.label = label
         self.settings = settings
         self.collection = settings.store.collection
         self.ensure_corpus = ensure_corpus
@@ -64,7 +66,7 @@ class ServeState:
             traceback.print_exc()
             self.failure = f"{type(exc).__name__}: {exc}"
         if self.failure:
-            print(f"rag serve: the models failed to load: {self.failure}", file=sys.stderr, flush=True)
+            print(f"{self.label}: the models failed to load: {self.failure}", file=sys.stderr, flush=True)
             return
         try:
             if self.ensure_corpus:
@@ -73,10 +75,10 @@ class ServeState:
             self.step = "building the lexical index"
             self.rag.retrieve("warm up", collection=self.collection)
         except RagError as exc:  # e.g. the Chroma server is down: /ready reports it while it lasts
-            print(f"rag serve: warning: {exc}", file=sys.stderr, flush=True)
+            print(f"{self.label}: warning: {exc}", file=sys.stderr, flush=True)
         self.step = "ready"
         self.ready.set()
-        print(f"rag serve: ready (collection {self.collection!r}, LM {self.rag.llm.name}, "
+        print(f"{self.label}: ready (collection {self.collection!r}, LM {self.rag.llm.name}, "
               f"embedder {self.rag.embedder.name}) after {time.time() - self.started:.1f} s", file=sys.stderr,
               flush=True)
 
