@@ -95,19 +95,20 @@ class BodyLimit:
 
 
 class ApiKeyGate:
-    """ASGI middleware: with a key set, every `/v1` request needs `Authorization: Bearer <key>`, else 401.
+    """ASGI middleware: with a key set, every request under `prefixes` (`/v1`, `/mcp`) needs
+    `Authorization: Bearer <key>`, else 401.
 
     Checked before anything of the request is read (a wrong key never learns whether its JSON was valid); the
     comparison takes constant time. `/health` and `/ready` stay open for load balancers.
     """
 
-    def __init__(self, app, *, api_key: str | None, prefix: str = "/v1"):
+    def __init__(self, app, *, api_key: str | None, prefixes: tuple[str, ...] = ("/v1",)):
         self.app = app
         self.expected = (api_key or "").encode()
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.expected or not scope.get("path", "").startswith(self.prefix):
+        if scope["type"] != "http" or not self.expected or not scope.get("path", "").startswith(self.prefixes):
             return await self.app(scope, receive, send)
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
