@@ -95,14 +95,14 @@ def test_services_import_no_face():
 
 
 #: The faces and their frameworks: services and ingest import none of them.
-FACES = ("rag_app.ui", "rag_app.cli", "rag_app.api", "rag_app.serve", "streamlit", "argparse", "fastapi", "starlette",
-         "uvicorn")
+FACES = ("rag_app.ui", "rag_app.cli", "rag_app.api", "rag_app.serve", "rag_app.mcp", "streamlit", "argparse",
+         "fastapi", "starlette", "uvicorn", "mcp")
 
 
-def test_the_http_face_goes_through_the_rag_class_not_components():
+def test_the_http_and_mcp_faces_go_through_the_rag_class_not_components():
     offences = []
     for rel, tree in modules():
-        if not rel.startswith("rag_app/serve/"):
+        if not rel.startswith(("rag_app/serve/", "rag_app/mcp/")):
             continue
         for line, module, _ in imported(tree):
             if module.startswith(("rag_app.components", "ingest")):
@@ -115,3 +115,33 @@ def test_only_the_training_command_imports_the_trainer():
                 if not rel.startswith(("rag_app/training/", "rag_app/cli/train_cmd.py"))
                 for line, module, _ in imported(tree) if module.startswith("rag_app.training")]
     assert not offences, "\n".join(offences)
+
+
+def test_only_the_mcp_face_imports_the_mcp_sdk_and_only_where_it_is_served():
+    """The SDK is the MCP face's framework: `rag_app/mcp/` imports it (its server module at the top, for the tool
+    signatures the SDK reads); `rag mcp` and `rag serve` reach it through `rag_app.mcp.server`, inside the function
+    that serves, so `import rag_app` and every other command never load it."""
+    sdk, lazy = [], []
+    for rel, tree in modules():
+        top_level = {id(node) for node in getattr(tree, "body", [])}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "level", 0):
+                continue
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for name in names:
+                if name.split(".")[0] == "mcp" and not rel.startswith("rag_app/mcp/"):
+                    sdk.append(f"{rel}:{node.lineno} imports {name}")
+                if name.startswith("rag_app.mcp") and id(node) in top_level and not rel.startswith("rag_app/mcp/"):
+                    lazy.append(f"{rel}:{node.lineno} imports {name} at module level")
+    assert not sdk, "\n".join(sdk)
+    assert not lazy, "\n".join(lazy)
+
+
+def test_importing_rag_app_and_the_cli_does_not_load_the_mcp_sdk():
+    import subprocess
+    import sys
+
+    code = ("import sys, rag_app; from rag_app.api import RAG; from rag_app.cli import build_parser; build_parser(); "
+            "import rag_app.mcp; loaded = [m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))]; "
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
