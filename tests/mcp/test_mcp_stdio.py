@@ -6,7 +6,7 @@ serving."""
 from __future__ import annotations
 
 import pytest
-from mcp_support import FIXTURES, READ_TOOLS, Client, data, error_text, rag_cli, stdio_transport
+from mcp_support import FIXTURES, READ_TOOLS, Client, data, error_text, free_port, rag_cli, stdio_transport
 
 from rag_app.api import RAG
 from rag_app.services.answer import REFUSAL, Source
@@ -161,3 +161,15 @@ def test_several_calls_in_flight_at_once_each_get_their_own_answer(client, refer
         assert answer["answer"] == reference.ask(question).text
     for question, found in zip(questions, results[3:]):
         assert [c["text"] for c in found["chunks"]] == [h.text for h in reference.retrieve(question, k=2)]
+
+
+def test_a_store_that_is_down_is_a_tool_error_naming_it_and_the_fix(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    client = Client(stdio_transport(tmp_path / "home", RAG_STORE__URL=url))
+    try:
+        for tool, arguments in (("list_collections", {}), ("search_documents", {"query": QUESTION}),
+                                ("ask", {"question": QUESTION})):
+            reason = error_text(client.call(tool, arguments))
+            assert f"the Chroma server at {url} is unreachable" in reason and "RAG_STORE__URL" in reason, tool
+    finally:
+        client.close()
