@@ -120,3 +120,25 @@ def test_the_refusal_threshold_follows_the_embedder_unless_set():
         DEFAULT_MIN_RELEVANCE
     assert Settings(profile="test", answer={"min_relevance": 0.3}).with_overrides(**{"retrieve.k": 5}) \
         .refusal_threshold == 0.3
+
+
+@pytest.mark.parametrize(("value", "roots"), [
+    ("/data/notes:/data/papers", ("/data/notes", "/data/papers")),
+    ('["/data/notes", "/data/papers"]', ("/data/notes", "/data/papers")),
+    ("", ()),
+])
+def test_mcp_write_roots_read_as_a_path_list_or_json(monkeypatch, value, roots):
+    monkeypatch.setenv("RAG_MCP__WRITE_ROOTS", value)
+    assert tuple(str(root) for root in Settings().mcp.write_roots) == roots
+    assert Settings().mcp.allow_writes is False  # writes stay off until allowed
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("notes", "write roots must be absolute paths: notes is not"),
+    ("[/data/notes", "not a JSON list of folders"),
+])
+def test_bad_mcp_write_roots_are_errors_naming_the_variable(monkeypatch, value, problem):
+    monkeypatch.setenv("RAG_MCP__WRITE_ROOTS", value)
+    with pytest.raises(SettingsError, match="mcp.write_roots \\(RAG_MCP__WRITE_ROOTS\\)") as caught:
+        Settings()
+    assert problem in str(caught.value)

@@ -173,3 +173,22 @@ def test_a_store_that_is_down_is_a_tool_error_naming_it_and_the_fix(tmp_path):
             assert f"the Chroma server at {url} is unreachable" in reason and "RAG_STORE__URL" in reason, tool
     finally:
         client.close()
+
+
+def test_models_that_fail_to_load_make_each_call_an_error_saying_why(tmp_path):
+    client = Client(stdio_transport(tmp_path / "home", profile=None, RAG_EMBEDDER__MODEL=str(tmp_path / "no-model"),
+                                    RAG_LLM__MODE="scripted"))
+    try:
+        assert set(client.tools()) == READ_TOOLS  # listing needs no model
+        for _ in range(2):  # and the server stays up
+            reason = error_text(client.call("search_documents", {"query": QUESTION}))
+            assert "the models failed to load" in reason and "no-model" in reason
+    finally:
+        client.close()
+
+
+def test_rag_mcp_help_says_what_it_serves(tmp_path):
+    out = rag_cli(tmp_path / "home", "mcp", "--help")
+    for name in (*READ_TOOLS, "ingest_files", "delete_document", "stdio", "--allow-writes", "--write-root",
+                 "RAG_MCP__WRITE_ROOTS", "RAG_HOME", "/mcp"):
+        assert name in out, name
