@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -118,6 +119,27 @@ def create_server(state) -> MCPServer:
             return await run(tools.delete, source, collection)
 
     return server
+
+
+def http_routes(server: MCPServer, settings) -> list:
+    """The `/mcp` route that `rag serve` adds beside `/v1` (its key and body limit wrap it there).
+
+    Stateless, as `/v1` is: no MCP session lives in the process, so any worker behind a load balancer answers any
+    call. Bound to loopback, a request whose `Host` is not a loopback name (127.0.0.1, localhost, [::1] or the bound
+    address) is refused (DNS rebinding: a web page whose own name resolves to 127.0.0.1 must not reach the tools). The SDK's session manager must run while the
+    app serves: `async with server.session_manager.run()` in its lifespan.
+    """
+    from rag_app.serve.security import is_loopback
+
+    host = settings.serve.host
+    security = None
+    if is_loopback(host):
+        names = {"127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host}
+        security = TransportSecuritySettings(allowed_hosts=[f"{name}:*" for name in sorted(names)],
+                                             allowed_origins=[f"http://{name}:*" for name in sorted(names)])
+    app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, transport_security=security,
+                                     max_request_body_size=settings.serve.max_body_kb * 1000)
+    return app.routes
 
 
 def instructions(settings) -> str:

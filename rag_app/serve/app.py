@@ -57,11 +57,9 @@ def create_app(rag, settings=None, *, ensure_corpus: bool = False, load: bool = 
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(ready)])
     app.include_router(health.router)
     if mcp is not None:
-        # Stateless: any worker answers any call (as /v1, nothing lives between requests). DNS-rebinding protection
-        # (the Host header must be a loopback name) is on when bound to loopback.
-        routes = mcp.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, host=settings.serve.host,
-                                         max_request_body_size=settings.serve.max_body_kb * 1000).routes
-        app.router.routes.extend(routes)
+        from rag_app.mcp.server import http_routes
+
+        app.router.routes.extend(http_routes(mcp, settings))  # stateless; loopback names only on loopback
     # Outermost first: the key is checked before the body is read, then the body is held to its limit.
     app.add_middleware(BodyLimit, max_json_bytes=settings.serve.max_body_kb * 1000,
                        max_upload_bytes=int(settings.serve.max_upload_mb * 1_000_000), upload_paths=UPLOAD_PATHS)
