@@ -257,16 +257,43 @@ def _keeps_last_logits(model_class) -> bool:
     return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
+#: Multi-token passes (prompts, scored candidates) are right-padded to a multiple of this many tokens. The CPU
+#: kernels keep state per input shape that is never freed (oneDNN's matmul primitives, the BRGEMM kernels of
+#: torch's bf16 flash attention: ~3 MB for each new prompt length on an AMX Xeon), so a server asked distinct
+#: questions grew without end; with lengths bucketed the shapes repeat. Padding at the end changes nothing before
+#: it under a causal mask, and costs at most BUCKET - 1 tokens of compute per pass.
+LENGTH_BUCKET = 32
+
+
+def padded_length(n: int) -> int:
+    """`n` rounded up to the next multiple of `LENGTH_BUCKET` (1 stays 1: decoding steps are one shape already)."""
+    return n if n <= 1 else -(-n // LENGTH_BUCKET) * LENGTH_BUCKET
+
+
 def forward_cached(model, input_ids, cache):
-    """One forward pass that extends `cache` (None: a new one); returns (logits, cache). The logits are those of the
-    last position only where the model allows it: over a 1,500-token prompt the full logits are 1,500 x the
-    vocabulary (~300 MB in fp32 for SmolLM2), of which every caller reads one row."""
+    """One forward pass that extends `cache` (None: a new one) by `input_ids`; returns (logits of the last input
+    position, shape (1, 1, V), cache). Only that row of logits is computed where the model allows it: over a
+    1,500-token prompt the full logits are 1,500 x the vocabulary (~300 MB in fp32 for SmolLM2), of which every
+    caller reads one row. The pass runs right-padded to `padded_length` (see `LENGTH_BUCKET`) and the padding is
+    cut from the cache after, so the result is that of the unpadded pass."""
+    import torch
+
     name = _cache_argument(type(model))
     kwargs = {name: cache} if cache is not None else {}
+    n = input_ids.shape[1]
+    pad = padded_length(n) - n
+    if pad:
+        filler = torch.full((input_ids.shape[0], pad), int(input_ids[0, -1]), dtype=input_ids.dtype,
+                            device=input_ids.device)
+        input_ids = torch.cat([input_ids, filler], dim=1)
     if _keeps_last_logits(type(model)):
-        kwargs["logits_to_keep"] = 1
+        kwargs["logits_to_keep"] = torch.tensor([n - 1], device=input_ids.device) if pad else 1
     out = model(input_ids=input_ids, use_cache=True, **kwargs)
-    return out.logits, getattr(out, name)
+    logits, cache = out.logits[:, -1:], getattr(out, name)
+    if pad:
+        logits = out.logits[:, -1:] if _keeps_last_logits(type(model)) else out.logits[:, n - 1:n]
+        cache.crop(-pad)  # negative: drop the last `pad` tokens
+    return logits, cache
 
 
 class TransformersLLM(LLM):
@@ -550,19 +577,27 @@ class _TorchContinuations(Continuations):
         owner = torch.tensor([k for k, c in enumerate(conts) for _ in c], device=self.device)
         offset = torch.tensor([t for c in conts for t in range(len(c))], device=self.device)
         n = len(flat)
+        pad = padded_length(n) - n  # filler tokens of their own (owner -1) that no candidate token sees
+        if pad:
+            flat_run = flat + [flat[-1]] * pad
+            owner = torch.cat([owner, torch.full((pad,), -1, device=self.device)])
+            offset = torch.cat([offset, torch.zeros(pad, dtype=offset.dtype, device=self.device)])
+        else:
+            flat_run = flat
         # Token i sees the whole prompt and token j of the same candidate when j <= i.
         own = (owner[:, None] == owner[None, :]) & (offset[None, :] <= offset[:, None])
-        allowed = torch.cat([torch.ones(n, prompt_len, dtype=torch.bool, device=self.device), own], dim=1)
+        allowed = torch.cat([torch.ones(n + pad, prompt_len, dtype=torch.bool, device=self.device), own], dim=1)
         dtype = next(self.model.parameters()).dtype
         mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
         ends = torch.tensor(sorted(set(end_ids)), dtype=torch.long, device=self.device)
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([flat], device=self.device), attention_mask=mask[None, None],
+            out = self.model(input_ids=torch.tensor([flat_run], device=self.device), attention_mask=mask[None, None],
                              position_ids=(prompt_len + offset)[None], use_cache=True,
                              **{_cache_argument(type(self.model)): self.cache})
-            self.cache.crop(-n)  # negative: drop the last n tokens (the spelling every transformers >= 4.56 accepts)
-            logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)  # (n, V)
+            # negative: drop the last n + pad tokens (the spelling every transformers >= 4.56 accepts)
+            self.cache.crop(-(n + pad))
+            logprobs = torch.log_softmax(out.logits[0, :n].float(), dim=-1)  # (n, V)
             # following[i]: log-probability of flat[i + 1] after flat[i] (used only inside one candidate)
             targets = torch.tensor(flat[1:], dtype=torch.long, device=self.device)
             following = logprobs[:-1].gather(-1, targets[:, None])[:, 0]

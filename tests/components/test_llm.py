@@ -280,3 +280,33 @@ def test_continuations_score_like_a_full_forward_pass(tiny_lm_dir, tmp_path):
         ends = [float(full[start + t, 1]) for t in range(len(cont))]  # "</s>" is the only stop token
         assert token_lp.shape == end_lp.shape == (len(cont),)
         assert token_lp == pytest.approx(expected, abs=1e-4) and end_lp == pytest.approx(ends, abs=1e-4)
+
+
+def test_multi_token_passes_run_at_bucketed_lengths_and_answer_as_unpadded(tiny_lm_dir, tmp_path):
+    """Prompts of every length reach the model padded to a few shapes (the CPU kernels keep state per shape, so
+    distinct lengths grew a server's memory), and what comes out is what an unpadded greedy decode gives."""
+    torch = pytest.importorskip("torch")
+    from rag_app.components.llm import LENGTH_BUCKET
+
+    llm = _tiny(tiny_lm_dir, tmp_path)
+    model, tokenizer = llm._load()
+    seen: list[int] = []
+    hook = model.register_forward_pre_hook(lambda _m, _a, kwargs: seen.append(kwargs["input_ids"].shape[1]),
+                                           with_kwargs=True)
+    words = ["the", "capital", "of", "France", "is", "Paris", "."]
+    replies, references = [], []
+    for n in range(1, 9):
+        question = [CHAT[0], {"role": "user", "content": " ".join((words * 2)[:n]) + " ?"}]
+        replies.append(llm.generate(question, max_new_tokens=4))
+        hook.remove()
+        prompt = tokenizer(llm.render(question), return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            ids = model.generate(prompt, max_new_tokens=4, do_sample=False, eos_token_id=sorted(llm.stop_ids()),
+                                 pad_token_id=0)
+        references.append(tokenizer.decode(ids[0, prompt.shape[1]:], skip_special_tokens=True))
+        hook = model.register_forward_pre_hook(lambda _m, _a, kwargs: seen.append(kwargs["input_ids"].shape[1]),
+                                               with_kwargs=True)
+    hook.remove()
+    assert [r.strip() for r in replies] == [r.strip() for r in references]
+    prompt_passes = [n for n in seen if n > 1]
+    assert prompt_passes and all(n % LENGTH_BUCKET == 0 for n in prompt_passes)
