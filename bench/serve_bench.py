@@ -3,13 +3,16 @@
     python bench/serve_bench.py                          # 60 s, 8 clients, scripted LM + fake embedder
     python bench/serve_bench.py --real --clients 4       # the packaged SmolLM2 LM and MiniLM embedder
     python bench/serve_bench.py --seconds 30 --json out.json
+    python bench/serve_bench.py --real --distinct 2000 --clients 2 --mix chat=1,stream=1 --seconds 3600
+                                                         # each question asked once (bench/distinct_questions.py)
 
 Starts `python -m rag_app serve` on a free loopback port with a fresh data home (the bundled corpus is ingested at
 start-up), waits for GET /ready, then runs the clients (one httpx client and thread each; requests are sent back to
 back). Reports throughput, latency percentiles per operation (time to the first token for streams too), errors
 (any non-200 or an answer without its `sources` field; must be 0), and the server's RSS sampled every second:
-start, peak, end, and the least-squares slope over the second half (flat = no growth under load). Bounded: the run
-stops at T seconds and the server is stopped after it. Loopback only.
+start, peak, end, and the least-squares slope over the second half (flat = no growth under load), per minute and, with
+`--distinct N`, per 100 questions: then every request asks a question never asked before, and the run ends when the N
+are answered (or at T seconds). Bounded: the server is stopped after the run. Loopback only.
 """
 
 from __future__ import annotations
@@ -132,8 +135,20 @@ def one_request(http, op: str, question: str, results: Results) -> None:
     results.ok(op, (time.perf_counter() - started) * 1000)
 
 
-def client_loop(url: str, slot: int, deadline: float, weights: dict[str, int], questions: list[str],
-                results: Results) -> None:
+class DistinctFeed:
+    """Hands out each question once, across all clients; None when they are used up."""
+
+    def __init__(self, questions: list[str]):
+        self._questions = iter(questions)
+        self._lock = threading.Lock()
+
+    def __call__(self, rng: random.Random) -> str | None:
+        with self._lock:
+            return next(self._questions, None)
+
+
+def client_loop(url: str, slot: int, deadline: float, weights: dict[str, int], pick, results: Results) -> None:
+    """Requests back to back until `deadline` or until `pick(rng)` (the next question) gives None."""
     import httpx
 
     rng = random.Random(slot)
@@ -141,19 +156,24 @@ def client_loop(url: str, slot: int, deadline: float, weights: dict[str, int], q
     with httpx.Client(base_url=url, timeout=300) as http:
         while time.perf_counter() < deadline:
             op = rng.choice(ops)
+            question = pick(rng)
+            if question is None:
+                return
             try:
-                one_request(http, op, rng.choice(questions), results)
+                one_request(http, op, question, results)
             except Exception as exc:  # noqa: BLE001 - counted as an error
                 results.fail(op, f"{type(exc).__name__}: {exc}")
 
 
-def sample_rss(pid: int, stop: threading.Event, samples: list[tuple[float, float]], t0: float) -> None:
+def sample_rss(pid: int, stop: threading.Event, samples: list[tuple[float, float, int]], t0: float,
+               results: Results) -> None:
+    """(seconds, RSS MB, requests done) every second."""
     import psutil
 
     proc = psutil.Process(pid)
     while not stop.is_set():
         try:
-            samples.append((time.perf_counter() - t0, proc.memory_info().rss / 2**20))
+            samples.append((time.perf_counter() - t0, proc.memory_info().rss / 2**20, sum(results.count.values())))
         except psutil.Error:
             return
         stop.wait(1.0)
@@ -167,14 +187,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
-    half = samples[len(samples) // 2:]
-    if len(half) < 3:
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs (nan with fewer than 3 points)."""
+    if len(xs) < 3:
         return float("nan")
-    xs, ys = [t for t, _ in half], [m for _, m in half]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     var = sum((x - mx) ** 2 for x in xs)
-    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def slope_mb_per_min(samples: list[tuple[float, float, int]]) -> float:
+    """RSS growth over the second half of the run, in MB per minute."""
+    half = samples[len(samples) // 2:]
+    return 60 * slope([t for t, _, _ in half], [m for _, m, _ in half])
+
+
+def slope_mb_per_100_requests(samples: list[tuple[float, float, int]]) -> float:
+    """RSS growth over the second half of the requests answered, in MB per 100 requests."""
+    if not samples:
+        return float("nan")
+    half = [s for s in samples if s[2] >= samples[-1][2] / 2]
+    return 100 * slope([n for _, _, n in half], [m for _, m, _ in half])
 
 
 def cpu_line() -> str:
@@ -198,10 +231,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="operation weights (default chat=2,stream=2,retrieve=2,embed=1)")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    parser.add_argument("--distinct", type=int, default=0, metavar="N",
+                        help="ask N questions never asked before, each once (bench/distinct_questions.py makes them); "
+                             "the run ends when they are answered")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     weights = {k: int(v) for k, v in (part.split("=") for part in args.mix.split(","))}
-    questions = questions_from_corpus(REPO / "corpus")
+    if args.distinct:
+        sys.path.insert(0, str(REPO / "bench"))
+        from distinct_questions import distinct_questions
+
+        pick = DistinctFeed(distinct_questions(REPO / "corpus", args.distinct))
+    else:
+        questions = questions_from_corpus(REPO / "corpus")
+
+        def pick(rng: random.Random) -> str:
+            return rng.choice(questions)
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
@@ -209,13 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         proc, url, startup_s = start_server(Path(tmp) / "home", args.real, Path(tmp) / "serve.log", extra_env)
         try:
             results = Results()
-            samples: list[tuple[float, float]] = []
+            samples: list[tuple[float, float, int]] = []
             stop = threading.Event()
             t0 = time.perf_counter()
-            sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, samples, t0), daemon=True)
+            sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, samples, t0, results),
+                                       daemon=True)
             sampler.start()
             deadline = t0 + args.seconds
-            clients = [threading.Thread(target=client_loop, args=(url, slot, deadline, weights, questions, results))
+            clients = [threading.Thread(target=client_loop, args=(url, slot, deadline, weights, pick, results))
                        for slot in range(args.clients)]
             for thread in clients:
                 thread.start()
@@ -241,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
                 for op, v in sorted(results.latency.items())},
         "stream_first_token_ms": {"p50": round(percentile(results.first_token, 50), 1),
                                   "p95": round(percentile(results.first_token, 95), 1)},
+        "distinct_questions": args.distinct or None,
         "rss_mb": {"start": round(samples[0][1], 1) if samples else None,
-                   "peak": round(max(m for _, m in samples), 1) if samples else None,
+                   "peak": round(max(m for _, m, _ in samples), 1) if samples else None,
                    "end": round(samples[-1][1], 1) if samples else None,
-                   "slope_second_half_mb_per_min": round(slope_mb_per_min(samples), 2)},
-        "rss_timeline_mb": [round(m, 1) for t, m in samples[:: max(1, len(samples) // 12)]],
+                   "slope_second_half_mb_per_min": round(slope_mb_per_min(samples), 2),
+                   "slope_second_half_mb_per_100_requests": round(slope_mb_per_100_requests(samples), 2)},
+        "rss_timeline_mb": [[round(t), round(m, 1), n] for t, m, n in samples[:: max(1, len(samples) // 12)]],
         "server_cpu_s": round(cpu.user + cpu.system, 1),
         "load_avg_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
         "cpu": cpu_line(),
