@@ -122,12 +122,13 @@ def token_counter():
 
 
 def gridline_tables(text: str) -> int:
-    """Markdown tables in `text` with at least half their cells empty (a chart's gridlines read as a table)."""
+    """Markdown tables (rows under a `| --- |` rule) in `text` with at least half their cells empty (a chart's
+    gridlines read as a table)."""
     count = 0
-    for block in re.findall(r"(?:^\|.*\|[ \t]*\n?)+", text, re.M):
+    for block in re.findall(r"(?:^\|.*\|[ \t]*\n?)+", text, re.MULTILINE):
         rows = [row for row in block.strip().split("\n") if not re.fullmatch(r"\|(?:\s*:?-{3,}:?\s*\|)+", row.strip())]
         cells = [cell.strip() for row in rows for cell in row.strip().strip("|").split("|")]
-        if cells and sum(not cell for cell in cells) >= len(cells) / 2:
+        if len(rows) < len(block.strip().split("\n")) and cells and sum(not cell for cell in cells) >= len(cells) / 2:
             count += 1
     return count
 
@@ -149,7 +150,7 @@ def score(name: str, papers: Path, questions: list[dict], dictionary: set[str]) 
         totals["glued"] += len(_GLUED.findall(text))
         totals["ligatures"] += len(_LIGATURE.findall(text))
         totals["gridline_tables"] += gridline_tables(text)
-        totals["tables"] += len(re.findall(r"^\|(?:\s*:?-{3,}:?\s*\|)+\s*$", text, re.M))
+        totals["tables"] += len(re.findall(r"^\|(?:\s*:?-{3,}:?\s*\|)+\s*$", text, re.MULTILINE))
         words = _WORD.findall(unicodedata.normalize("NFKC", text))
         seen = Counter(word.lower() for word in words)
         totals["words"] += len(words)
@@ -198,7 +199,8 @@ def main() -> None:
     parser.add_argument("--retrieval", metavar="HOME")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    questions = [json.loads(line) for line in open(args.papers / "questions.jsonl", encoding="utf-8") if line.strip()]
+    lines = (args.papers / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line) for line in lines if line.strip()]
     if args.retrieval:
         result = retrieval(args.retrieval, args.papers, questions)
         print(json.dumps(result))

@@ -20,7 +20,13 @@ import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.image import MAX_PIXELS
-from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, ocr_pages_done, read_image
+from ingest.loaders.ocr import (
+    NO_ENGINE,
+    OCR_DPI,
+    ocr_engine,
+    ocr_pages_done,
+    read_image,
+)
 from ingest.loaders.pdf_layout import Line, page_lines, text_lines
 from ingest.loaders.pdf_tables import ruled_tables
 from ingest.loaders.pdf_text import Paragraph, read_document
@@ -46,7 +52,7 @@ class PdfLoader(Loader):
             if reader.is_encrypted:
                 try:
                     opened = reader.decrypt("")
-                except Exception as exc:  # noqa: BLE001 - e.g. AES without a crypto library
+                except Exception as exc:
                     raise LoadError(f"encrypted PDF (cannot decrypt: {exc})") from exc
                 if not opened:
                     raise LoadError("encrypted PDF (password required)")
@@ -54,7 +60,7 @@ class PdfLoader(Loader):
             n_pages = len(pages)
         except LoadError:
             raise
-        except Exception as exc:  # noqa: BLE001 - pypdf raises many types (PdfReadError, ValueError...) on broken files
+        except Exception as exc:
             raise LoadError(f"corrupt PDF: {short_reason(exc)}") from exc
 
         lines, failures, last_error = _read_lines(data, pages)
@@ -90,12 +96,10 @@ def _read_lines(data: bytes, pages) -> tuple[list[list[Line]], int, Exception | 
     failures, last_error = 0, None
     try:
         for index in range(n_pages):
-            try:
-                if document is not None and index < len(document):
-                    out.append(page_lines(document[index]))
-                    continue
-            except Exception:  # noqa: BLE001 - fall back to pypdf for this page
-                pass
+            lines = _pdfium_lines(document, index)
+            if lines is not None:
+                out.append(lines)
+                continue
             try:
                 out.append(text_lines((pages[index].extract_text() or "").replace("\x00", "")))
             except Exception as exc:  # noqa: BLE001 - one unreadable page does not sink the file
@@ -105,6 +109,16 @@ def _read_lines(data: bytes, pages) -> tuple[list[list[Line]], int, Exception | 
         if document is not None:
             document.close()
     return out, failures, last_error
+
+
+def _pdfium_lines(document, index: int) -> list[Line] | None:
+    """The page's lines by pdfium, or None when pdfium cannot read it (pypdf is tried next)."""
+    if document is None or index >= len(document):
+        return None
+    try:
+        return page_lines(document[index])
+    except Exception:  # noqa: BLE001 - any pdfium failure on one page falls back to pypdf for that page
+        return None
 
 
 def _segments(paragraphs: list[Paragraph], ocr_pages: set[int]) -> list:

@@ -10,6 +10,8 @@ import re
 from ingest.loaders.pdf_layout import Line
 
 _NUMBERED = re.compile(r"^(?P<number>(?:\d{1,2}|[A-Z])(?:\.\d{1,2}){0,3})\.?\s+(?P<title>[A-Za-z].{0,90})$")
+#: Small capitals set at the body size (ICLR): "1INTRODUCTION", "2.1 ADAM'S UPDATE RULE", "ABSTRACT".
+_CAPS_HEADING = re.compile(r"^(?P<number>\d{1,2}(?:\.\d{1,2}){0,3}|[A-Z](?:\.\d{1,2}){0,3}(?=\s+[A-Z]{2}))?\.?\s*(?P<title>[A-Z][A-Z0-9 ,:;'’&()/?!.-]{3,90})$")
 _NAMED = frozenset({
     "abstract", "introduction", "references", "bibliography", "acknowledgements", "acknowledgments",
     "acknowledgement", "acknowledgment", "conclusion", "conclusions", "related work", "appendix", "discussion",
@@ -26,20 +28,37 @@ def heading_level(line: Line, text: str, body_size: float) -> int | None:
     words = text.split()
     if not words or len(words) > MAX_WORDS or len(text) > 110 or text[-1] in ".,;:" and not _NUMBERED.match(text):
         return None
+    caps = _CAPS_HEADING.match(text)
+    if caps and line.size > 0 and sum(ch.isalpha() for ch in text) >= 4:
+        if caps.group("number"):
+            return caps.group("number").count(".") + 1
+        if _bare_title(text) in _NAMED:
+            return 1
     larger = body_size > 0 and line.size >= LARGER * body_size
     if not (line.bold or larger):
         return None
     numbered = _NUMBERED.match(text)
-    if numbered and not re.search(r"[=<>±×]|\d\s*%", text):
+    if numbered and re.search(r"[A-Za-z]{2,}", numbered.group("title")) and not re.search(r"[=<>±×]|\d\s*%", text):
         number = numbered.group("number")
         if number.isalpha() and not line.bold and not larger:
             return None
         return number.count(".") + 1
-    if _bare_title(text) in _NAMED or _bare_title(text).startswith("appendix"):
+    if _wordy(text) and (_bare_title(text) in _NAMED or _bare_title(text).startswith("appendix")):
         return 1
-    if larger and line.size >= 1.25 * body_size and not text[-1] in ".,;":
-        return 1
-    return None
+    if line.bold and larger and _wordy(text) and text[0].isupper() and len(words) <= 8 and text[-1] not in ".,;:":
+        return 1  # a bold, larger line of words: a heading in most documents (figure labels are seldom both)
+    return None  # other bold or large lines are table heads, figure labels and formulas more often than headings
+
+
+def heading_text(text: str) -> str:
+    """A heading as shown: "1INTRODUCTION" (small capitals run together) → "1 INTRODUCTION"."""
+    return re.sub(r"^(\d{1,2}(?:\.\d{1,2}){0,3})(?=[A-Z]{2})", r"\1 ", text)
+
+
+def _wordy(text: str) -> bool:
+    """Mostly letters, with a word of 3+ letters: not a formula set in large type ("Pt", "X", "√")."""
+    visible = [ch for ch in text if not ch.isspace()]
+    return bool(re.search(r"[A-Za-z]{3,}", text)) and sum(ch.isalpha() for ch in visible) >= 0.6 * len(visible)
 
 
 def is_references(heading: str) -> bool:
@@ -49,6 +68,6 @@ def is_references(heading: str) -> bool:
 
 def _bare_title(text: str) -> str:
     """The heading without its number and punctuation, lower case: "7 References" → "references"."""
-    match = _NUMBERED.match(text)
+    match = _NUMBERED.match(heading_text(text))
     title = match.group("title") if match else text
     return re.sub(r"[^a-z ]+", "", title.lower()).strip()

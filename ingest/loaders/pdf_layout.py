@@ -16,7 +16,7 @@ from dataclasses import dataclass
 #: Stands for a hyphen pdfium found at a line end, with the line break already removed ("repre\\x1dsentation").
 LINE_END_HYPHEN = "\x1d"
 #: Font names of bold faces (after the subset prefix): Times "Medi", Computer Modern "CMBX", "Bold", ...
-_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi|medi|cmbx|-bx|\bbx", re.I)
+_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi|medi|cmbx|-bx|\bbx", re.IGNORECASE)
 #: A space pdfium put between a small capital's big initial and its smaller letters ("A DAM" for "ADAM").
 _CAPS_GAP = re.compile(r"(?<=[A-Z]) (?=[A-Z])")
 
@@ -45,10 +45,8 @@ def page_lines(page) -> list[Line]:
         count = textpage.count_chars()
         if count <= 0:
             return []
-        text = textpage.get_text_range(0, count)
-        if len(text) != count:  # characters outside the BMP: indexes no longer line up; read by position is lost
-            return _plain_lines(text, page)
         raw = textpage.raw
+        text = _characters(raw, count)
         width, height = page.get_size()
         chars = list(text)
         for index, char in enumerate(chars):
@@ -67,6 +65,20 @@ def page_lines(page) -> list[Line]:
         return lines
     finally:
         textpage.close()
+
+
+def _characters(raw, count: int) -> str:
+    """One character per index: a character outside the BMP comes as two UTF-16 halves, joined into the first
+    index (the second becomes a space no word is split at: NUL, dropped with the other control characters)."""
+    import pypdfium2.raw as pdfium_c
+
+    codes = [pdfium_c.FPDFText_GetUnicode(raw, index) or 32 for index in range(count)]
+    for index, code in enumerate(codes):
+        if 0xD800 <= code <= 0xDBFF and index + 1 < count and 0xDC00 <= codes[index + 1] <= 0xDFFF:
+            codes[index], codes[index + 1] = 0x10000 + ((code - 0xD800) << 10) + (codes[index + 1] - 0xDC00), 0
+        elif 0xD800 <= code <= 0xDFFF:
+            codes[index] = 0
+    return "".join(map(chr, codes))
 
 
 def _add_line(lines: list[Line], raw, chars: list[str], start: int, end: int, width: float, height: float) -> None:
@@ -124,11 +136,6 @@ def _is_bold(raw, index: int) -> bool:
         return False
     name = _FONT_NAME.value.decode("latin-1").split("+")[-1]
     return bool(_BOLD_FONT.search(name))
-
-
-def _plain_lines(text: str, page) -> list[Line]:
-    width, height = page.get_size()
-    return text_lines(text.replace("\ufffe", ""), width, height)
 
 
 def text_lines(text: str, width: float = 612.0, height: float = 792.0) -> list[Line]:

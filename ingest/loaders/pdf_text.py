@@ -19,18 +19,19 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from ingest.loaders.pdf_headings import heading_level, is_references
+from ingest.loaders.pdf_headings import heading_level, heading_text, is_references
 from ingest.loaders.pdf_layout import LINE_END_HYPHEN, Line
 from ingest.loaders.segments import heading_path, push_heading
 
 #: Top and bottom share of a page where running headers, footers and page numbers live.
 MARGIN = 0.12
-_PAGE_NUMBER = re.compile(r"^(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:/|of)\s*\d{1,4})?$", re.I)
+_PAGE_NUMBER = re.compile(r"^(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:/|of)\s*\d{1,4})?$", re.IGNORECASE)
 _ARXIV_STAMP = re.compile(r"^arXiv:\s?\d{4}\.\d{4,5}(?:v\d+)?\s*\[[^\]]+\]\s*\d{1,2}\s*\w{3,9}\s*\d{4}$")
-_CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Tab\.|Algorithm)\s*[A-Z]?\d+(?:\.\d+)?\s*[:.|]", re.I)
+_CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Tab\.|Algorithm)\s*[A-Z]?\d+(?:\.\d+)?\s*[:.|]", re.IGNORECASE)
 _DROPPED = re.compile(r"[\x00-\x08\x0b-\x1c\x1e\x1f\x7f\ue000-\uf8ff\ufffd\ufffe\uffff]")
 _WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 _HYPHENATED = re.compile(rf"([A-Za-z]+(?:-[A-Za-z]+)*)?{LINE_END_HYPHEN}\s*([A-Za-z]+)?")
+_SPACED_HYPHEN = re.compile(r"\b([A-Za-z]+)- ([a-z]+)\b")
 _SENTENCE_END = re.compile(r"[.!?:][\"')\]]*$")
 
 
@@ -61,63 +62,77 @@ class PageTable:
 def read_document(pages: list[list[Line]], tables: dict[int, list[PageTable]] | None = None,
                   ) -> tuple[str, list[Paragraph]]:
     """The title (large type on the first page, "" when none) and the paragraphs of a PDF's pages of lines."""
-    tables = tables or {}
     pages = [[_normalised(line) for line in lines] for lines in pages]
-    dropped = _page_furniture(pages)
-    body_size = _body_size(pages)
-    vocabulary = _Vocabulary(pages)
-    title = _title(pages[0] if pages else [], body_size)
-    out: list[Paragraph] = []
-    stack: list[tuple[int, str]] = []
-    references_level = 0  # the level of the "References" heading while inside it, else 0
+    reader = _Reader(pages)
     for index, lines in enumerate(pages):
-        pending_tables = list(tables.get(index, []))
-        current: list[Line] = []
-        kind = "body"
+        reader.read_page(index, lines, (tables or {}).get(index, []))
+    return reader.title, reader.out
 
-        def flush() -> None:
-            nonlocal current, kind
-            text = vocabulary.clean(" ".join(_joined(current)))
-            if text:
-                out.append(Paragraph(text, index, heading_path(stack), kind, references_level > 0))
-            current, kind = [], "body"
 
+class _Reader:
+    """Walks the lines page by page, keeping the heading path and whether the reference list is open."""
+
+    def __init__(self, pages: list[list[Line]]):
+        self.dropped = _page_furniture(pages)
+        self.body_size = _body_size(pages)
+        self.vocabulary = _Vocabulary(pages)
+        self.title = _title(pages[0] if pages else [], self.body_size)
+        self.out: list[Paragraph] = []
+        self.stack: list[tuple[int, str]] = []
+        self.references_level = 0  # the level of the "References" heading while inside it, else 0
+        self.current: list[Line] = []
+        self.kind = "body"
+
+    def read_page(self, index: int, lines: list[Line], tables: list[PageTable]) -> None:
+        pending = list(tables)
         previous: Line | None = None
         for number, line in enumerate(lines):
-            if (index, number) in dropped or (index == 0 and title and line.text.strip() in title and
-                                              line.size >= 1.3 * body_size):
+            if (index, number) in self.dropped or self._is_title(index, line):
                 continue
-            table = next((t for t in tables.get(index, []) if t.covers(line)), None)
-            if table is not None:
-                if table in pending_tables:
-                    flush()
-                    pending_tables.remove(table)
-                    out.append(Paragraph(table.markdown, index, heading_path(stack), "table", references_level > 0))
+            table = next((t for t in tables if t.covers(line)), None)
+            if table is not None:  # the table, once, where its first line was
+                if table in pending:
+                    self.flush(index)
+                    pending.remove(table)
+                    self.add(index, self.vocabulary.clean_table(table.markdown), "table")
                 continue
             text = " ".join(line.text.replace(LINE_END_HYPHEN, "-").split())
-            level = heading_level(line, text, body_size)
+            level = heading_level(line, text, self.body_size)
             if level is not None:
-                flush()
-                heading = vocabulary.clean(line.text)
-                if previous is not None and previous.bold and _continues_heading(previous, line, stack):
-                    level, heading = stack[-1][0], f"{stack[-1][1]} {heading}"
-                if is_references(heading):
-                    references_level = level
-                elif references_level and level <= references_level:
-                    references_level = 0
-                push_heading(stack, level, heading)
-                previous = line
-                continue
-            if current and _breaks(current[-1], line):
-                flush()
-            if not current and _CAPTION.match(text):
-                kind = "caption"
-            current.append(line)
+                self.flush(index)
+                self.heading(level, heading_text(self.vocabulary.clean(line.text)), previous, line)
+            else:
+                if self.current and _breaks(self.current[-1], line):
+                    self.flush(index)
+                if not self.current and _CAPTION.match(text):
+                    self.kind = "caption"
+                self.current.append(line)
             previous = line
-        flush()
-        for table in pending_tables:
-            out.append(Paragraph(table.markdown, index, heading_path(stack), "table", references_level > 0))
-    return title, out
+        self.flush(index)
+        for table in pending:
+            self.add(index, self.vocabulary.clean_table(table.markdown), "table")
+
+    def heading(self, level: int, heading: str, previous: Line | None, line: Line) -> None:
+        if previous is not None and previous.bold and _continues_heading(previous, line, self.stack):
+            level, heading = self.stack[-1][0], f"{self.stack[-1][1]} {heading}"
+        if is_references(heading):
+            self.references_level = level
+        elif self.references_level and level <= self.references_level:
+            self.references_level = 0
+        push_heading(self.stack, level, heading)
+
+    def flush(self, index: int) -> None:
+        text = self.vocabulary.clean(" ".join(_joined(self.current)))
+        self.add(index, text, self.kind)
+        self.current, self.kind = [], "body"
+
+    def add(self, index: int, text: str, kind: str) -> None:
+        if text:
+            self.out.append(Paragraph(text, index, heading_path(self.stack), kind, self.references_level > 0))
+
+    def _is_title(self, index: int, line: Line) -> bool:
+        return index == 0 and bool(self.title) and line.size >= 1.3 * self.body_size and \
+            " ".join(line.text.split()) in self.title
 
 
 def _normalised(line: Line) -> Line:
@@ -181,6 +196,8 @@ def _breaks(previous: Line, line: Line) -> bool:
     """Whether `line` starts a new paragraph after `previous`."""
     if previous.size <= 0 or line.size <= 0:  # no places known: one paragraph per page
         return False
+    if re.search(r"[A-Za-z]-$", previous.text.rstrip()) and line.text.lstrip()[:1].islower():
+        return False  # a word hyphenated at the line end goes on
     size = max(previous.size, line.size)
     if abs(previous.size - line.size) > 0.15 * size:
         return True
@@ -223,7 +240,19 @@ class _Vocabulary:
 
     def clean(self, text: str) -> str:
         text = _HYPHENATED.sub(self._rejoin, text)
+        text = _SPACED_HYPHEN.sub(self._rejoin_spaced, text)
         return " ".join(text.replace(LINE_END_HYPHEN, "-").split())
+
+    def clean_table(self, markdown: str) -> str:
+        """A table's Markdown with the same NFKC, dropped glyphs and rejoined words as the text, its rows kept."""
+        text = _DROPPED.sub("", unicodedata.normalize("NFKC", markdown))
+        return _SPACED_HYPHEN.sub(self._rejoin_spaced, text)
+
+    def _rejoin_spaced(self, match: re.Match) -> str:
+        """"de- sign" (a line end pdfium ran on with a space) → "design" when the document writes "design";
+        "storage- and compute-efficient" stays."""
+        before, after = match.group(1), match.group(2)
+        return before + after if self.words[(before + after).lower()] else match.group(0)
 
     def _rejoin(self, match: re.Match) -> str:
         before, after = match.group(1) or "", match.group(2) or ""
