@@ -45,8 +45,8 @@ def heading_level(line: Line, text: str, body_size: float) -> int | None:
         return number.count(".") + 1
     if _wordy(text) and (_bare_title(text) in _NAMED or _bare_title(text).startswith("appendix")):
         return 1
-    if line.bold and larger and _wordy(text) and text[0].isupper() and len(words) <= 8 and text[-1] not in ".,;:":
-        return 1  # a bold, larger line of words: a heading in most documents (figure labels are seldom both)
+    if (line.bold and larger or line.size >= 1.25 * body_size) and _wordy(text) and text[0].isupper() and len(words) <= 8 and text[-1] not in ".,;:":
+        return 1  # a bold larger, or much larger, line of words: a heading in most documents
     return None  # other bold or large lines are table heads, figure labels and formulas more often than headings
 
 
