@@ -2,7 +2,8 @@
 
 pdfium gives the characters in the page's content order (for TeX and most producers, column by column, the order
 a person reads), breaks lines with "\\r\\n", and already joins a word hyphenated at a line end, marking the hyphen
-(`FPDFText_IsHyphen`, shown as U+FFFE); U+FFFE elsewhere is a glyph it could not map. Each line keeps the box and
+(`FPDFText_IsHyphen`, given as U+0002, or U+FFFE by `get_text_range`); elsewhere U+FFFE is a glyph it could not
+map. Each line keeps the box and
 the type size and weight of its first characters: what the cleaning (`pdf_text`) and headings (`pdf_headings`)
 need.
 """
@@ -50,8 +51,10 @@ def page_lines(page) -> list[Line]:
         width, height = page.get_size()
         chars = list(text)
         for index, char in enumerate(chars):
-            if char == "\ufffe":
-                chars[index] = LINE_END_HYPHEN if pdfium_c.FPDFText_IsHyphen(raw, index) else ""
+            if char in "\x02\ufffe":  # pdfium's mark of a line-end hyphen (not always flagged), or an unmapped glyph
+                between_letters = 0 < index < count - 1 and text[index - 1].isalpha() and text[index + 1].isalpha()
+                hyphen = between_letters or pdfium_c.FPDFText_IsHyphen(raw, index)
+                chars[index] = LINE_END_HYPHEN if hyphen else ""
         for match in _CAPS_GAP.finditer(text):
             index = match.start()
             if _height(raw, index - 1) > 1.15 * _height(raw, index + 1) > 0:
