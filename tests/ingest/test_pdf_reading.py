@@ -5,6 +5,8 @@ cited sentence whose words were rejoined."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ingest.loaders import load_file
@@ -80,8 +82,8 @@ def test_headings_become_sections(paper):
 def test_words_set_apart_without_spaces_are_not_glued(paper):
     _, segments = _segments(paper)
     text = " ".join(seg.text for seg in segments)
-    assert SPACELESS in text
-    assert "keepersmeasured" not in text.replace(" ", "") or SPACELESS in text
+    assert SPACELESS in text  # the words were set apart by kerning alone: a reader by gaps of 3 pt glues them
+    assert not re.search(r"[a-z]{25,}", text)
 
 
 def test_references_are_marked_in_chunk_metadata_and_sections_reach_the_sources(rag, paper):
