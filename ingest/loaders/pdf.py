@@ -1,8 +1,16 @@
-"""PDF: one segment per page, from the text layer (pypdf) when it is good, else by OCR of the page rendered by
-pypdfium2 (`ingest.loaders.ocr`; such segments carry `ocr=True`); encrypted files open only with an empty password.
+"""PDF: the text layer read as a person reads it, page by page, with sections; OCR for scanned pages.
 
-A page is OCR'd when its text layer is missing or garbage (`usable_text`) and the page holds an image: a scan.
-A page with ruled tables is re-read with them as Markdown tables (`ingest.loaders.pdf_tables`).
+Fallback chain, per file and per page:
+1. pdfium (pypdfium2) reads each page's lines with their place and type size (`pdf_layout`); the lines become
+   clean paragraphs with a section path, captions, the reference list marked and page furniture dropped
+   (`pdf_text`, `pdf_headings`); ruled tables become Markdown tables in place (`pdf_tables`).
+2. A page (or file) pdfium cannot read is read by pypdf's `extract_text` and cleaned the same way, without places.
+3. A page whose text layer is missing or garbage (`usable_text`) and that holds an image is a scan: it is OCR'd
+   from the page rendered by pypdfium2 (`ingest.loaders.ocr`; such segments carry `ocr=True`).
+
+pypdf opens the file first: encrypted files open only with an empty password, and its reasons name what is wrong.
+Segments are one per page, section and kind: a chunk never crosses a page, a section, a caption or the references
+(`extra`: `caption=True`, `references=True`).
 """
 
 from __future__ import annotations
@@ -12,8 +20,16 @@ import re
 
 from ingest.loaders.base import Loader, default_title, short_reason
 from ingest.loaders.image import MAX_PIXELS
-from ingest.loaders.ocr import NO_ENGINE, OCR_DPI, ocr_engine, ocr_pages_done, read_image
-from ingest.loaders.pdf_tables import pages_with_tables
+from ingest.loaders.ocr import (
+    NO_ENGINE,
+    OCR_DPI,
+    ocr_engine,
+    ocr_pages_done,
+    read_image,
+)
+from ingest.loaders.pdf_layout import Line, page_lines, text_lines
+from ingest.loaders.pdf_tables import ruled_tables
+from ingest.loaders.pdf_text import Paragraph, read_document
 from ingest.loaders.segments import Joiner
 from ingest.types import Document, LoadError
 
@@ -36,7 +52,7 @@ class PdfLoader(Loader):
             if reader.is_encrypted:
                 try:
                     opened = reader.decrypt("")
-                except Exception as exc:  # noqa: BLE001 - e.g. AES without a crypto library
+                except Exception as exc:
                     raise LoadError(f"encrypted PDF (cannot decrypt: {exc})") from exc
                 if not opened:
                     raise LoadError("encrypted PDF (password required)")
@@ -44,36 +60,92 @@ class PdfLoader(Loader):
             n_pages = len(pages)
         except LoadError:
             raise
-        except Exception as exc:  # noqa: BLE001 - pypdf raises many types (PdfReadError, ValueError...) on broken files
+        except Exception as exc:
             raise LoadError(f"corrupt PDF: {short_reason(exc)}") from exc
 
-        texts: list[str | None] = []  # per page: the tidied text layer, or None when unreadable
-        failures = 0
-        last_error: Exception | None = None
-        for number in range(n_pages):
-            try:
-                texts.append(_tidy_pdf_text(pages[number].extract_text() or ""))
-            except Exception as exc:  # noqa: BLE001 - one unreadable page does not sink the file
-                failures += 1
-                last_error = exc
-                texts.append(None)
-        scanned = [i for i, text in enumerate(texts) if not usable_text(text or "")]
+        lines, failures, last_error = _read_lines(data, pages)
+        texts = ["\n".join(line.text for line in page) for page in lines]
+        scanned = [i for i, text in enumerate(texts) if not usable_text(text)]
         ocr_texts, ocr_missing = _ocr_pages(data, scanned) if scanned else ({}, False)
-        table_texts = pages_with_tables(data, [i for i, text in enumerate(texts) if i not in ocr_texts and text])
-        joiner = Joiner()
-        for index, text in enumerate(texts):
-            if ocr_texts.get(index):
-                joiner.add(ocr_texts[index], page=index + 1, extra={"ocr": True})
-            else:  # the text layer, or the page rebuilt with its ruled tables as Markdown
-                joiner.add(table_texts.get(index) or text or "", page=index + 1)
-        if not joiner.segments:
+        for index, text in ocr_texts.items():
+            lines[index] = text_lines(text) if text.strip() else []
+        tables = ruled_tables(data, [i for i, text in enumerate(texts) if i not in ocr_texts and text])
+        title, paragraphs = read_document(lines, tables)
+        segments = _segments(paragraphs, set(ocr_texts))
+        if not segments:
             if failures and last_error is not None:
                 raise LoadError(f"corrupt PDF: {short_reason(last_error)}")
             if ocr_missing:
                 raise LoadError(f"PDF has no text layer (scanned?) and {NO_ENGINE}")
             raise LoadError("PDF has no text layer (scanned?)")
-        return [Document(doc_id=rel, title=_pdf_title(reader) or default_title(rel), kind="pdf",
-                         segments=joiner.segments, extra={"pages": n_pages})]
+        return [Document(doc_id=rel, title=_pdf_title(reader) or title or default_title(rel), kind="pdf",
+                         segments=segments, extra={"pages": n_pages})]
+
+
+def _read_lines(data: bytes, pages) -> tuple[list[list[Line]], int, Exception | None]:
+    """Each page's lines: by pdfium, else (file or page it cannot read) by pypdf; [] for an unreadable page.
+    Returns the lines, how many pages neither could read, and the last error."""
+    import pypdfium2 as pdfium
+
+    n_pages = len(pages)
+    try:
+        document = pdfium.PdfDocument(data)
+    except Exception:  # noqa: BLE001 - pypdf opened it; pdfium may still refuse (e.g. some encryptions)
+        document = None
+    out: list[list[Line]] = []
+    failures, last_error = 0, None
+    try:
+        for index in range(n_pages):
+            lines = _pdfium_lines(document, index)
+            if lines is not None:
+                out.append(lines)
+                continue
+            try:
+                out.append(text_lines((pages[index].extract_text() or "").replace("\x00", "")))
+            except Exception as exc:  # noqa: BLE001 - one unreadable page does not sink the file
+                failures, last_error = failures + 1, exc
+                out.append([])
+    finally:
+        if document is not None:
+            document.close()
+    return out, failures, last_error
+
+
+def _pdfium_lines(document, index: int) -> list[Line] | None:
+    """The page's lines by pdfium, or None when pdfium cannot read it (pypdf is tried next)."""
+    if document is None or index >= len(document):
+        return None
+    try:
+        return page_lines(document[index])
+    except Exception:  # noqa: BLE001 - any pdfium failure on one page falls back to pypdf for that page
+        return None
+
+
+def _segments(paragraphs: list[Paragraph], ocr_pages: set[int]) -> list:
+    """Consecutive paragraphs of one page, section and kind joined into one segment (blank lines between)."""
+    joiner = Joiner()
+    group: list[Paragraph] = []
+
+    def key(p: Paragraph):
+        return p.page, p.section, p.kind == "caption", p.references
+
+    def flush() -> None:
+        if group:
+            first = group[0]
+            extra = {"ocr": True} if first.page in ocr_pages else {}
+            if first.kind == "caption":
+                extra["caption"] = True
+            if first.references:
+                extra["references"] = True
+            joiner.add("\n\n".join(p.text for p in group), page=first.page + 1, section=first.section, extra=extra)
+            group.clear()
+
+    for paragraph in paragraphs:
+        if group and key(group[-1]) != key(paragraph):
+            flush()
+        group.append(paragraph)
+    flush()
+    return joiner.segments
 
 
 def usable_text(text: str) -> bool:
@@ -143,8 +215,3 @@ def _pdf_title(reader) -> str:
     title = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", " ".join(title.split()))
     return "" if title.lower() in ("untitled", "title") else title
 
-
-def _tidy_pdf_text(text: str) -> str:
-    text = text.replace("\x00", "")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
