@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import tempfile
 
-    from rag_app.components.embedder import packaged_embedder_path
+    from rag_app.components.packaged_models import packaged_embedder_path
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(variants) - set(PEAK_PRECISION)

@@ -55,7 +55,7 @@ def worker_baseline(corpus: Path, workdir: Path) -> dict:
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from rag_app.components.embedder import packaged_embedder_path
+    from rag_app.components.packaged_models import packaged_embedder_path
 
     started = time.perf_counter()
     documents = []

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--details", type=Path, help="folder for one details JSONL per configuration")
     args = parser.parse_args(argv)
 
-    from rag_app.components.llm import converted_packaged_model
+    from rag_app.components.packaged_models import converted_packaged_model
 
     home = args.home or Path(tempfile.mkdtemp(prefix="openai-eval-"))
     model_dir = converted_packaged_model(home / "cache", log=print)

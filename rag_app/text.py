@@ -5,6 +5,9 @@ The bottom layer: standard library only, so `ingest/`, `rag_app.services` and `r
 - `STOPWORDS`, `WORD`, `stem`, `fold`, `content_words`: the words that carry meaning, as grounding scores them
   (any script; accents folded);
 - `word_tokens`: words and punctuation marks, for matching a reply against evidence;
+- `word_pieces`, `estimate_tokens`: plain word runs and punctuation marks, and the model-free token estimate built on them
+  (the fake embedder's tokens; the count of backends without a tokenizer);
+- `squeeze_words`: lower-case words joined by single spaces, for comparing two texts whatever their punctuation;
 - `split_sentences`: sentences (and markdown lines) of a text, for evidence ranking and claim checking;
 - `SENTENCE_GAP`: the whitespace after a sentence end, where the chunker may cut a long text;
 - `find_span`: where a sentence (possibly re-spaced) lies in the text it came from;
@@ -13,6 +16,7 @@ The bottom layer: standard library only, so `ingest/`, `rag_app.services` and `r
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -38,6 +42,8 @@ _UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\
 #: A word (with inner hyphens, apostrophes or dots: "24-10", "U.S") or a single punctuation mark: the unit in which
 #: a free reply is matched against evidence, and the scripted LM's "tokens".
 _WORD_OR_MARK = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+#: A plain run of word characters or a single punctuation mark (no inner hyphens or dots).
+_PIECE = re.compile(r"\w+|[^\w\s]")
 
 #: The whitespace after a sentence end (. ! ? … and the CJK full stops, optionally followed by closing quotes or
 #: brackets): where the chunker may cut a text too long for one chunk. It does not look at the next sentence's first
@@ -137,6 +143,21 @@ def content_words(text: str) -> list[str]:
 def word_tokens(text: str) -> list[str]:
     """The words and punctuation marks of `text`, in order ("24-10" and "U.S" stay whole)."""
     return _WORD_OR_MARK.findall(text)
+
+
+def word_pieces(text: str) -> list[str]:
+    """The plain word runs and punctuation marks of `text`, in order ("U.S" is three pieces)."""
+    return _PIECE.findall(text)
+
+
+def estimate_tokens(text: str) -> int:
+    """A model-free token estimate: max(words and punctuation marks, characters / 4)."""
+    return max(len(word_pieces(text)), math.ceil(len(text) / 4))
+
+
+def squeeze_words(text: str) -> str:
+    """`text` lower-cased with every run of non-word characters made one space ("Paris, France." -> "paris france")."""
+    return re.sub(r"\W+", " ", text.lower()).strip()
 
 
 def find_span(needle: str, text: str, start: int = 0) -> tuple[int, int] | None:

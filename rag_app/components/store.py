@@ -22,7 +22,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag_app.errors import EmbedderMismatchError, RagError, StoreLockedError, StoreUnavailableError
+from rag_app.errors import (
+    EmbedderMismatchError,
+    RagError,
+    StoreLockedError,
+    StoreUnavailableError,
+)
 from rag_app.settings import Settings
 
 EMBEDDER_KEY = "rag:embedder"
@@ -158,7 +163,7 @@ class VectorStore:
                     raise
         recorded = (self._collection.metadata or {}).get(EMBEDDER_KEY)
         if recorded and recorded != embedder_fingerprint:
-            from rag_app.components.embedder import backend_hint
+            from rag_app.components.embedder.backends import backend_hint
 
             fix = backend_hint(recorded, embedder_fingerprint) or "RAG_EMBEDDER__MODEL, RAG_EMBEDDER__BACKEND"
             raise EmbedderMismatchError(

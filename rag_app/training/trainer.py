@@ -179,7 +179,7 @@ def _weights(settings):
 
 def _base_path(base: str, settings) -> Path | str:
     if base.startswith("packaged:"):
-        from rag_app.components.llm import converted_packaged_model
+        from rag_app.components.packaged_models import converted_packaged_model
 
         return converted_packaged_model(settings.cache_dir, ref=base)
     return base

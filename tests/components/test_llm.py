@@ -8,7 +8,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag_app.components.llm import LLM_BACKENDS, OpenAILLM, ScriptedLLM, TransformersLLM, _StopStreamer, get_llm
+from rag_app.components.llm import (
+    LLM_BACKENDS,
+    OpenAILLM,
+    ScriptedLLM,
+    TransformersLLM,
+    get_llm,
+)
+from rag_app.components.llm.streaming import StopStreamer
 from rag_app.errors import RagError
 from rag_app.services.extractive import stream_span
 from rag_app.settings import Settings
@@ -37,7 +44,7 @@ def test_stop_strings_end_generation_and_are_not_streamed():
 
 
 def test_stop_streamer_holds_back_a_partial_stop():
-    streamer = _StopStreamer(["\nQuestion:"])
+    streamer = StopStreamer(["\nQuestion:"])
     assert streamer.feed("Paris\nQue") == "Paris"
     assert streamer.feed("Paris\nQuestion: more") == ""
     assert streamer.done

@@ -13,7 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from rag_app.components.embedder import EMBEDDER_BACKENDS, FakeEmbedder, OpenAIEmbedder, get_embedder
+from rag_app.components.embedder import (
+    EMBEDDER_BACKENDS,
+    FakeEmbedder,
+    OpenAIEmbedder,
+    get_embedder,
+)
 from rag_app.errors import RagError
 from rag_app.settings import FAKE_EMBEDDER_MIN_RELEVANCE, Settings
 
@@ -194,11 +199,16 @@ def _mean_pooled_gguf(target):
     """The packaged SmolLM2 GGUF with `llama.pooling_type = mean` added, so llama.cpp returns one vector per text
     (an LM has no pooling of its own: without it the server answers one vector per token)."""
     import gguf
-    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata, get_field_data
+    from gguf.scripts.gguf_new_metadata import (
+        MetadataDetails,
+        copy_with_new_metadata,
+        get_field_data,
+    )
 
-    from rag_app.components.llm import PACKAGED_GGUF, packaged_gguf_dir
+    from rag_app.components.packaged_models import packaged_llm
+    from rag_app.settings import PACKAGED_LLM
 
-    reader = gguf.GGUFReader(packaged_gguf_dir() / PACKAGED_GGUF, "r")
+    reader = gguf.GGUFReader(packaged_llm(PACKAGED_LLM).part_paths()[0], "r")
     arch = get_field_data(reader, gguf.Keys.General.ARCHITECTURE)
     writer = gguf.GGUFWriter(target, arch=arch, endianess=reader.endianess)
     mean = MetadataDetails(gguf.GGUFValueType.UINT32, 1)  # LLAMA_POOLING_TYPE_MEAN

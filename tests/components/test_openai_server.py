@@ -76,7 +76,7 @@ class TransformersServe:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(server, ingested docs folder, data home); the server is running at the start of each test."""
-    from rag_app.components.llm import converted_packaged_model
+    from rag_app.components.packaged_models import converted_packaged_model
 
     root = tmp_path_factory.mktemp("served")
     model_dir = converted_packaged_model(root / "home" / "cache")

