@@ -47,8 +47,8 @@ def fill_store(settings, size: int, dim: int, seed: int = 0):
     """A collection of `size` synthetic chunks (reused when it already holds them)."""
     from rag_app.components.store import VectorStore
 
-    # The writes refresh no lexical index (dense mode here), so main() can time its build on its own.
-    writer = VectorStore(settings.with_overrides(**{"retrieve.mode": "dense"}), "bench-random-vectors", f"bench-{size}")
+    # The writes refresh no lexical index (no upkeep is registered on a bare store), so main() can time its build.
+    writer = VectorStore(settings, "bench-random-vectors", f"bench-{size}")
     store = VectorStore(settings, "bench-random-vectors", f"bench-{size}")
     if store.count() == size:
         return store
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from rag_app.components.embedder import get_embedder
+    from rag_app.components.lexical_upkeep import lexical_index
     from rag_app.services.retrieve import Retriever
     from rag_app.settings import Settings
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             store = fill_store(settings, size, embedder.dim)
             t0 = time.perf_counter()
-            lexical = store.lexical
+            lexical = lexical_index(settings, store)
             lexical.current()
             build_s = time.perf_counter() - t0
             retriever = Retriever(settings, embedder, store, lexical=lexical)

@@ -122,10 +122,10 @@ def add_one(home: Path, tag: str) -> dict:
 
     lexical_s = wait_until(found("lexical"))
     dense_s = wait_until(found("dense"))
-    counters = dict(getattr(writer.store().lexical, "counters", {}))  # (older code has none)
+    counters = dict(getattr(writer.retriever().lexical, "counters", {}))  # (older code has none)
     return {"add_ingest_s": round(ingest_s, 3), "add_lexical_visible_s": round(ingest_s + lexical_s, 3),
             "add_dense_visible_s": round(ingest_s + dense_s, 3), "add_writer_counters": counters,
-            "reader_full_builds": getattr(reader.store().lexical, "counters", {}).get("full_builds")}
+            "reader_full_builds": getattr(reader.retriever().lexical, "counters", {}).get("full_builds")}
 
 
 def serve(home: Path, clients: int, queries: int) -> dict:
@@ -172,7 +172,7 @@ def serve(home: Path, clients: int, queries: int) -> dict:
     wall = time.perf_counter() - started
     serving[0] = False
     ordered = sorted(latencies)
-    lexical = rag.store().lexical.current()
+    lexical = rag.retriever().lexical.current()
     index_mb = (lexical.main.data.nbytes + lexical.main.indices.nbytes + lexical.main.indptr.nbytes
                 + lexical.main.ids.nbytes + lexical.main.sources.codes.nbytes) / 1e6
     return {"p50_ms": round(statistics.median(ordered), 1), "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),

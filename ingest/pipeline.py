@@ -34,8 +34,7 @@ from ingest.catalog import UnitCatalog, UnitState
 from ingest.discover import discover
 from ingest.types import Chunk, Document, LoadError
 from ingest.units import LANGCHAIN_ORIGIN, IngestUnit, document_units, file_unit
-from rag_app.components.embedder import Embedder
-from rag_app.components.store import VectorStore
+from rag_app.services.protocols import Embeds, WritesChunks
 from rag_app.settings import Settings
 
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ class IngestService:
         splitter: a text splitter to cut documents with instead of ours (see `ingest.chunking.split_document`).
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
+    def __init__(self, settings: Settings, embedder: Embeds, store: WritesChunks,
                  splitter: TextSplitter | None = None):
         self.settings = settings
         self.embedder = embedder
@@ -281,7 +280,7 @@ class IngestService:
         if self._catalog is None or not self._whole or (self._catalog_current and not self._run_changed):
             return
         catalog, snapshot = self._catalog, dict(self._states)
-        self.store.after_write(lambda stamp: catalog.save(stamp, snapshot))
+        self.store.after_write(lambda run: catalog.save(run.stamp, snapshot))
 
     def _chunking(self) -> str:
         from ingest.chunking import chunking_signature

@@ -21,6 +21,7 @@ from rag_app.settings import Settings
 if TYPE_CHECKING:
     from ingest.chunking import TextSplitter
     from ingest.pipeline import IngestSummary, ProgressCallback
+    from rag_app.components.lexical import DerivedLexicalIndex
     from rag_app.components.store import CollectionInfo, Hit, VectorStore
     from rag_app.services.answer import Answer
     from rag_app.services.documents import DocumentInfo
@@ -63,6 +64,7 @@ class RAG:
         self._embedder = embedder
         self._llm = llm
         self._stores: dict[str, VectorStore] = {}
+        self._lexicals: dict[str, DerivedLexicalIndex] = {}  # per collection: the BM25 index its writes keep in step
         self._retrievers: dict[str, Retriever] = {}
         self._lock = threading.RLock()
 
@@ -84,12 +86,16 @@ class RAG:
         return self._llm
 
     def store(self, collection: str | None = None, create: bool = True) -> VectorStore:
+        """The collection's vector store, built once, with its lexical index's upkeep registered on its writes."""
+        from rag_app.components.lexical_upkeep import kept_lexical_index
         from rag_app.components.store import VectorStore
 
         name = collection or self.settings.store.collection
         with self._lock:
             if name not in self._stores:
-                self._stores[name] = VectorStore(self.settings, self.embedder.fingerprint, name, create=create)
+                store = VectorStore(self.settings, self.embedder.fingerprint, name, create=create)
+                self._lexicals[name] = kept_lexical_index(self.settings, store)
+                self._stores[name] = store
             return self._stores[name]
 
     def retriever(self, collection: str | None = None) -> Retriever:
@@ -98,7 +104,8 @@ class RAG:
         name = collection or self.settings.store.collection
         with self._lock:
             if name not in self._retrievers:
-                self._retrievers[name] = Retriever(self.settings, self.embedder, self.store(name))
+                store = self.store(name)
+                self._retrievers[name] = Retriever(self.settings, self.embedder, store, lexical=self._lexicals[name])
             return self._retrievers[name]
 
     # -- services --------------------------------------------------------------------------------------------------
@@ -227,6 +234,7 @@ class RAG:
         with self._lock:
             store = self.store(name)
             self._stores.pop(name, None)
+            self._lexicals.pop(name, None)
             self._retrievers.pop(name, None)
         store.drop()
         return True

@@ -5,9 +5,11 @@ records the embedder that built it; using it with another embedder is refused.
 
 The write protocol: every change goes through `with store.write():` (`upsert`, `update_metadata` and `delete`
 refuse to run outside it). It takes the single-writer lock of an embedded store, changes the collection's
-generation stamp before the first change and after the last, and on the way out brings the indexes derived from
-the collection (the BM25 index, `store.lexical`) up to date, so readers in every process see the change: the ids
-the run touched are handed to the index, which appends them as a delta segment instead of rebuilding.
+generation stamp before the first change and after the last, and on the way out, still under the lock, calls the
+after-write hooks with a `WriteRun` (what the run changed, the final stamp): the standing ones that files derived
+from the collection registered (`after_write(hook, every_run=True)`: the BM25 index's upkeep,
+`rag_app.components.lexical_upkeep`), then the run's own (the ingest service's unit catalog). The store knows
+nothing of what derives from it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -32,7 +34,7 @@ from rag_app.settings import Settings
 
 EMBEDDER_KEY = "rag:embedder"
 GENERATION_KEY = "rag:generation"
-#: Most ids one write run remembers for the lexical delta; a bigger run rebuilds the lexical index in full.
+#: Most ids one write run remembers for its hooks (e.g. the lexical delta); past it `WriteRun.written` is None.
 _MAX_TRACKED = 200_000
 
 
@@ -43,6 +45,23 @@ class Hit:
     metadata: dict[str, Any]
     score: float  # cosine similarity for dense hits; retriever-specific otherwise
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WriteRun:
+    """What one `with store.write():` run did, as its after-write hooks see it."""
+
+    changed: bool  # whether anything was written or deleted
+    before: str | None  # the generation stamp from before the run's first change (None when nothing changed)
+    written: set[str] | None  # ids upserted or updated; None when there were too many to track
+    removed: set[str] | None  # ids deleted; None when there were too many to track
+    final: str | None  # the stamp the run set last (None when nothing changed)
+    store: VectorStore
+
+    @functools.cached_property
+    def stamp(self) -> str:
+        """The generation stamp the collection has now (read from the store when this run changed nothing)."""
+        return self.final or self.store.generation()
 
 
 @dataclass
@@ -142,7 +161,7 @@ class VectorStore:
         self.name = collection or settings.store.collection
         self.embedder_fingerprint = embedder_fingerprint
         self._writing = threading.local()  # per thread: depth of open `write()` blocks, and whether they changed data
-        self._lexical = None
+        self._standing_hooks: list[Callable[[WriteRun], None]] = []  # `after_write(..., every_run=True)`
         client = get_client(settings)
         with _server_errors(self.url), _init_lock(settings):
             if create:
@@ -235,18 +254,6 @@ class VectorStore:
             result = self._collection.get(ids=list(ids), include=["embeddings"])
         return {rid: np.asarray(vec, dtype=np.float32) for rid, vec in zip(result["ids"], result["embeddings"])}
 
-    @property
-    def lexical(self):
-        """The collection's BM25 index (`DerivedLexicalIndex`), derived from its records and kept in step."""
-        if self._lexical is None:
-            from rag_app.components.lexical import DerivedLexicalIndex, LexicalConfig
-
-            cfg = self.settings.retrieve
-            self._lexical = DerivedLexicalIndex(self.settings.lexical_dir, self, LexicalConfig.from_settings(cfg),
-                                                cfg.lexical_check_s, cfg.lexical_delta_fraction,
-                                                mmap=cfg.lexical_mmap, delta_min=cfg.lexical_delta_min)
-        return self._lexical
-
     # -- generation stamp: changes before and after every write run, so derived indexes know when to rebuild ------
     def generation(self) -> str:
         with _server_errors(self.url):
@@ -297,38 +304,35 @@ class VectorStore:
                 state.depth = 0
                 if state.changed:
                     final = self._bump_generation()
-            self._refresh_derived(state)
-            hooks, state.hooks = state.hooks, []
-            if hooks:
-                stamp = final or self.generation()
-                for hook in hooks:
-                    hook(stamp)
+            run = WriteRun(state.changed, state.before, state.written, state.removed, final, self)
+            hooks, state.hooks = [*self._standing_hooks, *state.hooks], []
+            for hook in hooks:
+                hook(run)
 
     @property
     def single_writer(self) -> bool:
         """True for an embedded store: `write()` holds a lock that no other writer gets past."""
         return self.url is None
 
-    def after_write(self, hook) -> None:
-        """Call `hook(stamp)` when the current write run ends normally, still under the writer lock, with the
-        generation stamp the collection then has (for files derived from the collection, stamped with it)."""
+    def after_write(self, hook: Callable[[WriteRun], None], *, every_run: bool = False) -> None:
+        """Call `hook(run)` when a write run ends normally, still under the writer lock, with the `WriteRun` (for
+        files derived from the collection: they are brought up to date, or stamped with `run.stamp`).
+
+        Args:
+            hook: called with the run's `WriteRun`.
+            every_run: False: only when the current run ends (call it inside `with store.write():`). True: at the
+                end of every run of this store object from now on, before the runs' own hooks (may be called at any
+                time).
+        """
+        if every_run:
+            self._standing_hooks.append(hook)
+            return
         if not getattr(self._writing, "depth", 0):
             raise RuntimeError("after_write() outside `with store.write():`")
         self._writing.hooks.append(hook)
 
-    def _refresh_derived(self, state) -> None:
-        if self.settings.retrieve.mode == "dense":
-            return  # no lexical index in use: built from the records on first need
-        if not state.changed:
-            self.lexical.ensure()  # e.g. built for the first time, or after another process's write
-        elif self.url is None:
-            # We held the writer lock: the run's own changes are all there is to add (a delta segment).
-            self.lexical.apply_write(state.before, state.written, state.removed)
-        else:
-            self.lexical.refresh()  # a server has no writer lock: others may have written meanwhile
-
     def _track(self, kind: str, ids: Sequence[str]) -> None:
-        """Remember the ids a write run touched (for the lexical delta); past a bound, give up (full rebuild)."""
+        """Remember the ids a write run touched (for its hooks); past a bound, give up (`None`: hooks rebuild)."""
         state = self._writing
         if state.written is None:
             return

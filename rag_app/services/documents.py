@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_app.components.store import VectorStore
+from rag_app.services.protocols import ReadsChunks, WritesChunks
 from rag_app.settings import Settings
 
 
@@ -22,7 +22,7 @@ class DocumentInfo:
     kind: str
 
 
-def list_documents(store: VectorStore) -> list[DocumentInfo]:
+def list_documents(store: ReadsChunks) -> list[DocumentInfo]:
     """One entry per ingested file, sorted by source."""
     grouped: dict[str, DocumentInfo] = {}
     for _, meta, _ in store.iter_records():
@@ -37,7 +37,7 @@ def list_documents(store: VectorStore) -> list[DocumentInfo]:
     return sorted(grouped.values(), key=lambda d: (d.source, d.path))
 
 
-def delete_document(settings: Settings, store: VectorStore, path: str) -> int:
+def delete_document(settings: Settings, store: WritesChunks, path: str) -> int:
     """Delete every chunk of one file from the collection; an uploaded copy inside the data home goes too.
 
     Args:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag_app.components.store import VectorStore
+    from rag_app.services.protocols import ReadsChunks
 
 #: Pages are shown at this resolution (pixels per inch); 110 fits a card's width and keeps 10 pt text legible.
 DISPLAY_DPI = 110
@@ -66,7 +66,7 @@ class PageView:
         return bool(self.boxes)
 
 
-def cited_pdf(store: VectorStore, source: str, page: int | None, text: str,
+def cited_pdf(store: ReadsChunks, source: str, page: int | None, text: str,
               locator: dict[str, Any] | None = None) -> CitedFile:
     """The PDF a source card's chunk comes from, looked up in the collection's metadata.
 

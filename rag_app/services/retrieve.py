@@ -11,9 +11,10 @@ hybrid mode. Every hit also carries `extra["dense_score"]` (cosine, when the chu
 `extra["lexical_score"]`, and the 1-based `extra["dense_rank"]` / `extra["lexical_rank"]` where it had one;
 `extra["lexical_share"]` is the BM25 score over the most the query could score (its tokens' IDF summed), in [0, 1).
 
-The lexical index is derived from the store (`store.lexical`, see `rag_app.components.lexical`): it is checked
-against the store's generation stamp before queries and reloaded (or rebuilt) when they differ, so deletes and
-updates show up in both; every write through `store.write()` appends its changes to it as a delta segment.
+The lexical index is derived from the store (`rag_app.components.lexical`): it is checked against the store's
+generation stamp before queries and reloaded (or rebuilt) when they differ, so deletes and updates show up in both.
+The one `RAG` hands in is kept in step with the store's writes (`rag_app.components.lexical_upkeep`): every write
+through `store.write()` appends its changes to it as a delta segment.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ import fnmatch
 
 import numpy as np
 
-from rag_app.components.embedder import Embedder
-from rag_app.components.lexical import DerivedLexicalIndex
-from rag_app.components.store import Hit, VectorStore
+from rag_app.components.store import Hit
 from rag_app.errors import RagError
+from rag_app.services.protocols import Embeds, ReadsChunks, ServesLexical
 from rag_app.settings import Settings
 
 #: Most `$in` values handed to Chroma for a source filter; more matching sources fall back to post-filtering.
@@ -41,12 +41,13 @@ class Retriever:
         settings: `settings.retrieve` chooses the mode, depths, fusion, MMR and reranking.
         embedder: embeds queries (dense and hybrid modes).
         store: the vector store of the collection.
-        lexical: the collection's lexical index (default: `store.lexical`, the one its writes refresh).
+        lexical: the collection's lexical index (`RAG.retriever` passes the one kept in step with the store's
+            writes; default: one of its own, which notices writes by the store's generation stamp).
         reranker: a `rag_app.components.reranker.CrossEncoderReranker` (any object with `rerank(query, hits)`); by default from `settings.retrieve.rerank_model`.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore,
-                 lexical: DerivedLexicalIndex | None = None, reranker=None):
+    def __init__(self, settings: Settings, embedder: Embeds, store: ReadsChunks,
+                 lexical: ServesLexical | None = None, reranker=None):
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -54,8 +55,12 @@ class Retriever:
         self._reranker = reranker
 
     @property
-    def lexical(self) -> DerivedLexicalIndex:
-        return self._lexical if self._lexical is not None else self.store.lexical
+    def lexical(self) -> ServesLexical:
+        if self._lexical is None:
+            from rag_app.components.lexical_upkeep import lexical_index
+
+            self._lexical = lexical_index(self.settings, self.store)
+        return self._lexical
 
     @property
     def reranker(self):

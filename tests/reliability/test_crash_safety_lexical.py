@@ -55,7 +55,7 @@ def test_kill9_during_a_lexical_delta_write_or_merge(tmp_path, merge):
     reference_rag = RAG(settings(reference, merge))
     expected = snapshot(reference_rag.store())
     assert len(expected) > 24
-    assert reference_rag.store().lexical.current().stats["delta"] == (0 if merge else 3)
+    assert reference_rag.retriever().lexical.current().stats["delta"] == (0 if merge else 3)
 
     def rerun(home):
         rag = RAG(settings(home, merge))

@@ -81,7 +81,7 @@ def test_cli_rebuild_leaves_no_stale_lexical_hits(tree, tmp_path, capsys, monkey
 
 # -- the lexical delta: writes are appended, not rebuilt ---------------------------------------------------------------
 def lexical_of(rag: RAG):
-    return rag.store().lexical
+    return rag.retriever().lexical
 
 
 def test_an_added_document_is_found_without_a_full_rebuild(slow_check, tree, tmp_path):
