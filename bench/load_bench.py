@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from rag_app.eval.metrics import percentile  # the one percentile (linear interpolation, as numpy)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -37,14 +39,6 @@ def questions_from_corpus(corpus: Path) -> list[str]:
         for heading in re.findall(r"^##+\s+(.+?)\s*$", page.read_text(encoding="utf-8"), flags=re.M):
             found.append(f"What is {heading.strip().rstrip('?')}?")
     return found or ["What is a variational autoencoder?"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def slope_per_s(points: list[tuple[float, float]]) -> float:

@@ -24,7 +24,7 @@ SQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad"
 def main() -> int:
     from rag_app.api import RAG
     from rag_app.eval.answers import load_answer_queries
-    from rag_app.eval.retrieval import corpus_file, default_collection
+    from rag_app.eval.data import corpus_file, default_collection
     from rag_app.services.answer import Answer, AnswerService
     from rag_app.settings import Settings
 

@@ -37,7 +37,7 @@ SHAPE_FEATURES = ["today's score", "mean token logprob", "share of question word
 def _app(home: str):
     from rag_app.api import RAG
     from rag_app.eval.answers import load_answer_queries
-    from rag_app.eval.retrieval import corpus_file, default_collection
+    from rag_app.eval.data import corpus_file, default_collection
     from rag_app.settings import Settings
 
     rag = RAG(Settings(home=home))

@@ -29,7 +29,7 @@ FEATURES = ["max_cosine", "max_overlap", "entity_coverage", "word_coverage", "be
 def record(args) -> None:
     from rag_app.api import RAG
     from rag_app.eval.answers import HidingRetriever, article_map, load_answer_queries
-    from rag_app.eval.retrieval import corpus_file, default_collection
+    from rag_app.eval.data import corpus_file, default_collection
     from rag_app.services.grounding import SentenceWeights, rank_evidence, relevance
     from rag_app.settings import Settings
 

@@ -32,6 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from rag_app.eval.metrics import percentile  # the one percentile (linear interpolation, as numpy)
+
 REPO = Path(__file__).resolve().parents[1]
 OPS = ("chat", "stream", "retrieve", "embed")
 
@@ -177,14 +179,6 @@ def sample_rss(pid: int, stop: threading.Event, samples: list[tuple[float, float
         except psutil.Error:
             return
         stop.wait(1.0)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def slope(xs: list[float], ys: list[float]) -> float:

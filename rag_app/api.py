@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ingest.pipeline import IngestSummary, ProgressCallback
     from rag_app.components.lexical import DerivedLexicalIndex
     from rag_app.components.store import CollectionInfo, Hit, VectorStore
-    from rag_app.services.answer import Answer
+    from rag_app.services.answer import Answer, AnswerService
     from rag_app.services.documents import DocumentInfo
     from rag_app.services.retrieve import Retriever
 
@@ -160,12 +160,30 @@ class RAG:
     def ask(self, question: str, history: list[dict] | None = None, *, collection: str | None = None,
             k: int | None = None) -> Answer:
         """Answer from the documents, with numbered sources; refuses when they don't say."""
-        return self._answer_service(collection).ask(question, history=history, k=k)
+        return self.answerer(collection).ask(question, history=history, k=k)
 
     def stream(self, question: str, history: list[dict] | None = None, *, collection: str | None = None,
                k: int | None = None) -> Iterator[str | Answer]:
         """Yield answer tokens as they are generated, then the final `Answer`."""
-        return self._answer_service(collection).stream(question, history=history, k=k)
+        return self.answerer(collection).stream(question, history=history, k=k)
+
+    @staticmethod
+    def standalone_turns(history: Iterable[dict]) -> list[dict]:
+        """A chat's turns as `ask` and `stream` read them: each user turn gets its standalone form (`"standalone"`),
+        rewritten in order as `rag chat` records it, so a chain of follow-ups keeps its topic.
+
+        Args:
+            history: `{"role": "user" | "assistant", "content": str}` turns, oldest first.
+        """
+        from rag_app.services.prompting import rewrite_followup
+
+        turns: list[dict] = []
+        for turn in history:
+            row = dict(turn)
+            if row.get("role") == "user":
+                row["standalone"] = rewrite_followup(row.get("content", ""), turns)
+            turns.append(row)
+        return turns
 
     # -- LangChain face (rag_app/integrations/langchain.py, imported only here) ------------------------------------
     def as_retriever(self, *, k: int | None = None, collection: str | None = None, source_glob: str | None = None):
@@ -189,7 +207,7 @@ class RAG:
         """
         from rag_app.integrations.langchain import RagRunnable
 
-        return RagRunnable(self._answer_service(collection), k=k, output=output)
+        return RagRunnable(self.answerer(collection), k=k, output=output)
 
     def as_embeddings(self):
         """Our embedder (the fast packaged one by default) as LangChain `Embeddings`, for any LangChain vector store."""
@@ -197,10 +215,37 @@ class RAG:
 
         return RagEmbeddings(self.embedder)
 
-    def _answer_service(self, collection: str | None):
+    def answerer(self, collection: str | None = None, *, retriever=None) -> AnswerService:
+        """The answer service `ask` and `stream` use: this app's LM and embedder over a collection's retriever.
+
+        Args:
+            collection: the collection (default `settings.store.collection`).
+            retriever: what to retrieve with instead of the collection's retriever: any object with
+                `retrieve(query, k=...)`, e.g. one that wraps `self.retriever(collection)` (the answer evals hide a
+                question's article this way).
+        """
         from rag_app.services.answer import AnswerService
 
-        return AnswerService(self.settings, self.retriever(collection), self.llm, self.embedder)
+        return AnswerService(self.settings, retriever or self.retriever(collection), self.llm, self.embedder)
+
+    def model_file(self, which: str) -> str:
+        """Where the embedder's (`which="embedder"`) or the LM's (`"llm"`) files are, checked without loading.
+
+        Raises:
+            RagError: the packaged model is not installed (the message names the install command).
+        """
+        from rag_app.components.packaged_models import is_packaged, packaged_embedder_path, packaged_llm
+        from rag_app.settings import PACKAGED_EMBEDDER
+
+        settings = self.settings
+        if which == "embedder":
+            return packaged_embedder_path() if settings.embedder.model == PACKAGED_EMBEDDER else settings.embedder.model
+        if settings.llm.mode != "transformers":
+            return f"mode {settings.llm.mode} ({settings.llm.base_url or 'no URL'})"
+        if is_packaged(settings.llm.model):
+            paths = packaged_llm(settings.llm.model).part_paths()  # a RagError says how to install it
+            return str(paths[0]) if len(paths) == 1 else f"{len(paths)} parts, from {paths[0]}"
+        return settings.llm.model
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection of the store, with its chunk count and embedder."""

@@ -80,30 +80,12 @@ def _check(name: str, func) -> tuple[bool, str]:
 
 def run_doctor(args) -> int:
     from rag_app.api import RAG
-    from rag_app.components.packaged_models import is_packaged, packaged_llm
-    from rag_app.settings import PACKAGED_EMBEDDER
 
     settings = settings_from_args(args)
     rag = RAG(settings)
     checks = []
-
-    def embedder_present():
-        if settings.embedder.model == PACKAGED_EMBEDDER:
-            from rag_app.components.embedder import packaged_embedder_path
-
-            return packaged_embedder_path()
-        return settings.embedder.model
-
-    def llm_present():
-        if settings.llm.mode != "transformers":
-            return f"mode {settings.llm.mode} ({settings.llm.base_url or 'no URL'})"
-        if is_packaged(settings.llm.model):
-            paths = packaged_llm(settings.llm.model).part_paths()  # a RagError says how to install it
-            return str(paths[0]) if len(paths) == 1 else f"{len(paths)} parts, from {paths[0]}"
-        return settings.llm.model
-
-    checks.append(_check("embedder files", embedder_present))
-    checks.append(_check("LM files", llm_present))
+    checks.append(_check("embedder files", lambda: rag.model_file("embedder")))
+    checks.append(_check("LM files", lambda: rag.model_file("llm")))
     if not args.quick:
         def embed():
             embedder = rag.embedder

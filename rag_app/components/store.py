@@ -24,12 +24,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag_app.errors import (
-    EmbedderMismatchError,
-    RagError,
-    StoreLockedError,
-    StoreUnavailableError,
-)
+from rag_app.errors import EmbedderMismatchError, RagError, StoreLockedError, StoreUnavailableError
 from rag_app.settings import Settings
 
 EMBEDDER_KEY = "rag:embedder"

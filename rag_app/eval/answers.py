@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_app.errors import RagError
+from rag_app.eval.data import corpus_file, default_collection, ingest_progress, read_jsonl
 from rag_app.eval.metrics import percentile
 from rag_app.services.questions import QUESTION_TYPES, question_type
 
@@ -98,11 +99,7 @@ def refusal_scores(answerable: PassResult, unanswerable: PassResult) -> dict[str
 def load_answer_queries(path: Path) -> list[AnswerQuery]:
     """Queries JSONL rows with `_id`, `text` and `answers`, and rows marked `"unanswerable": true` (SQuAD 2.0 style,
     where the right outcome is a refusal); others are skipped."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RagError(f"cannot read queries from {path} ({exc}): expected JSON lines with _id, text, answers") from exc
+    rows = read_jsonl(path, "queries", "_id, text, answers")
     queries = [AnswerQuery(str(r["_id"]), str(r["text"]), [str(a) for a in r.get("answers") or []], r.get("corpus_id"),
                            unanswerable=bool(r.get("unanswerable")))
                for r in rows if r.get("answers") or r.get("unanswerable")]
@@ -190,21 +187,18 @@ def evaluate_answers(rag: RAG, corpus: Path, queries: list[AnswerQuery], *, coll
         k: chunks retrieved per question (default: settings).
         progress: called with a line of text now and then.
     """
-    from rag_app.eval.retrieval import _ingest_progress, corpus_file, default_collection
-    from rag_app.services.answer import AnswerService
-
     say = progress or (lambda _line: None)
     corpus = corpus_file(corpus)
     collection = collection or default_collection(rag, corpus)
     started = time.perf_counter()
     say(f"ingesting {corpus} into collection {collection!r} (unchanged files are skipped)")
-    summary = rag.ingest([corpus], collection=collection, progress=_ingest_progress(say) if progress else None)
+    summary = rag.ingest([corpus], collection=collection, progress=ingest_progress(say) if progress else None)
     if summary.failed:
         raise RagError(f"ingesting {corpus} failed: {summary.failed[0]['error']}")
     ingest_seconds = time.perf_counter() - started
 
     retriever = rag.retriever(collection)
-    service = AnswerService(rag.settings, retriever, rag.llm, rag.embedder)
+    service = rag.answerer(collection)
     say("loading the models (warm-up question, not timed)")
     service.ask(queries[0].text, k=k)
 
@@ -229,9 +223,8 @@ def evaluate_answers(rag: RAG, corpus: Path, queries: list[AnswerQuery], *, coll
             raise RagError(f"--unanswerable needs each query's `corpus_id` in the corpus; {len(missing)} lack it "
                            f"(e.g. {missing[0]})")
 
-        def hidden_service(query: AnswerQuery) -> AnswerService:
-            return AnswerService(rag.settings, HidingRetriever(retriever, articles[query.corpus_id]), rag.llm,
-                                 rag.embedder)
+        def hidden_service(query: AnswerQuery):
+            return rag.answerer(collection, retriever=HidingRetriever(retriever, articles[query.corpus_id]))
 
         result.unanswerable = _run_pass(queries, hidden_service, k, say, "unanswerable")
     if result.answerable and result.unanswerable and not adversarial:

@@ -14,7 +14,6 @@ Per question, on the text the user is shown (citation markers stripped):
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 
 from rag_app.errors import RagError
 from rag_app.eval.answers import normalize_answer
+from rag_app.eval.data import read_jsonl
 from rag_app.eval.metrics import percentile
 
 if TYPE_CHECKING:
@@ -57,11 +57,7 @@ class OpenEvalResult:
 
 def load_open_queries(path: Path) -> list[OpenQuery]:
     """JSON lines with `_id`, `text` and `reference` (and optionally `section`)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RagError(f"cannot read questions from {path} ({exc}): expected JSON lines with _id, text, reference")
+    rows = read_jsonl(path, "questions", "_id, text, reference")
     queries = [OpenQuery(str(r["_id"]), str(r["text"]), str(r["reference"]), str(r.get("section", "")))
                for r in rows if r.get("reference")]
     if not queries:

@@ -10,8 +10,6 @@ document's best chunk (the first time its `doc_id` appears), and enough chunks a
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import math
 import time
 from collections import defaultdict
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_app.errors import RagError
+from rag_app.eval.data import corpus_file, count_documents, default_collection, ingest_progress, read_jsonl
 from rag_app.eval.metrics import evaluate_rankings, percentile
 
 if TYPE_CHECKING:
@@ -57,22 +56,8 @@ class RetrievalResult:
 
 
 # -- BEIR files ----------------------------------------------------------------------------------------------------
-def corpus_file(corpus: Path) -> Path:
-    """`DIR/corpus.jsonl` for a BEIR folder (the queries and qrels beside it must not be ingested), or the file."""
-    corpus = Path(corpus)
-    if corpus.is_dir():
-        corpus = corpus / "corpus.jsonl"
-    if not corpus.is_file():
-        raise RagError(f"no BEIR corpus at {corpus}: pass a folder holding corpus.jsonl, or the .jsonl file")
-    return corpus
-
-
 def load_queries(path: Path) -> list[Query]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RagError(f"cannot read queries from {path} ({exc}): expected JSON lines with _id and text") from exc
+    rows = read_jsonl(path, "queries", "_id and text")
     return [Query(str(row["_id"]), str(row["text"])) for row in rows]
 
 
@@ -88,21 +73,6 @@ def load_qrels(path: Path) -> dict[str, dict[str, float]]:
     except (OSError, ValueError) as exc:
         raise RagError(f"cannot read qrels from {path} ({exc}): expected query-id, corpus-id, score columns") from exc
     return dict(qrels)
-
-
-def count_documents(corpus: Path) -> int:
-    with open(corpus, encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip())
-
-
-def default_collection(rag: RAG, corpus: Path) -> str:
-    """`eval-<folder>-<hash>`: the hash covers what the chunks depend on (embedder, chunk sizes), so a collection is
-    reused only when it was built the same way."""
-    settings = rag.settings
-    recipe = f"{rag.embedder.fingerprint}|{settings.chunk.chunk_tokens}|{settings.chunk.overlap_tokens}"
-    folder = corpus.parent.name if corpus.name == "corpus.jsonl" else corpus.stem
-    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in folder)[:40].strip("-_") or "corpus"
-    return f"eval-{slug}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
 # -- running -------------------------------------------------------------------------------------------------------
@@ -145,7 +115,7 @@ def evaluate_retrieval(rag: RAG, corpus: Path, queries: list[Query], qrels: dict
     started = time.perf_counter()
     say(f"ingesting {corpus} into collection {collection!r} (unchanged files are skipped)")
     summary = rag.ingest([corpus], collection=collection,
-                         progress=_ingest_progress(say) if progress else None)
+                         progress=ingest_progress(say) if progress else None)
     if summary.failed:
         raise RagError(f"ingesting {corpus} failed: {summary.failed[0]['error']}")
     ingest_seconds = time.perf_counter() - started
@@ -192,17 +162,6 @@ def evaluate_retrieval(rag: RAG, corpus: Path, queries: list[Query], qrels: dict
 def _summary(latencies: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(latencies, 50), 2), "p95": round(percentile(latencies, 95), 2),
             "mean": round(sum(latencies) / max(1, len(latencies)), 2), "n": len(latencies)}
-
-
-def _ingest_progress(say: Callable[[str], None]):
-    last = [0.0]
-
-    def report(p) -> None:
-        if time.monotonic() - last[0] >= 10:
-            last[0] = time.monotonic()
-            say(f"ingest: {p.chunks_written} chunks written")
-
-    return report
 
 
 def format_table(result: RetrievalResult) -> str:

@@ -57,7 +57,7 @@ from rag_app.services.prompting import (
 )
 from rag_app.services.questions import wants_explanation
 from rag_app.settings import Settings
-from rag_app.text import cited_numbers, content_words, find_span, split_sentences, strip_citations
+from rag_app.text import cited_numbers, content_words, find_span, split_sentences, squeeze_words, strip_citations
 
 REFUSAL = "I don't know: the documents don't say."
 SPAN_PREFIX = "Answer:"
@@ -351,7 +351,7 @@ class AnswerService:
             if len(kept) > len(best) and offered[len(best)].score >= offered[len(best) - 1].score - cfg.quote_margin:
                 best = kept[:len(best) + 1]
             quoted = best + ([home] if home not in best else [])
-            if _norm(clean) == _norm(home.text):  # the short answer is its whole sentence: not quoted again
+            if squeeze_words(clean) == squeeze_words(home.text):  # the short answer is its whole sentence: not quoted again
                 quoted = [p for p in quoted if p != home]
             if quoted:
                 tail += "\n\n" + "\n".join(f'"{p.text}" [{p.n}]' for p in quoted)
@@ -604,7 +604,3 @@ def _with_citation(sentence: str, n: int) -> str:
 def _similar(a: set[str], b: set[str]) -> bool:
     """Near-duplicate sentences (overlapping chunks, repeated boilerplate): most content words shared."""
     return bool(a and b) and len(a & b) / min(len(a), len(b)) >= 0.8
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()

@@ -8,13 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag_app.components.llm import (
-    LLM_BACKENDS,
-    OpenAILLM,
-    ScriptedLLM,
-    TransformersLLM,
-    get_llm,
-)
+from rag_app.components.llm import LLM_BACKENDS, OpenAILLM, ScriptedLLM, TransformersLLM, get_llm
 from rag_app.components.llm.streaming import StopStreamer
 from rag_app.errors import RagError
 from rag_app.services.extractive import stream_span

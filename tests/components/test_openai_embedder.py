@@ -13,12 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from rag_app.components.embedder import (
-    EMBEDDER_BACKENDS,
-    FakeEmbedder,
-    OpenAIEmbedder,
-    get_embedder,
-)
+from rag_app.components.embedder import EMBEDDER_BACKENDS, FakeEmbedder, OpenAIEmbedder, get_embedder
 from rag_app.errors import RagError
 from rag_app.settings import FAKE_EMBEDDER_MIN_RELEVANCE, Settings
 
@@ -199,11 +194,7 @@ def _mean_pooled_gguf(target):
     """The packaged SmolLM2 GGUF with `llama.pooling_type = mean` added, so llama.cpp returns one vector per text
     (an LM has no pooling of its own: without it the server answers one vector per token)."""
     import gguf
-    from gguf.scripts.gguf_new_metadata import (
-        MetadataDetails,
-        copy_with_new_metadata,
-        get_field_data,
-    )
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata, get_field_data
 
     from rag_app.components.packaged_models import packaged_llm
     from rag_app.settings import PACKAGED_LLM

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reliability_support import (PYTHON, StderrWatcher, assert_recovers, kill9, make_corpus, rag_env, snapshot)
+from reliability_support import PYTHON, StderrWatcher, assert_recovers, kill9, make_corpus, rag_env, snapshot
 
 from rag_app.api import RAG
 from rag_app.settings import Settings

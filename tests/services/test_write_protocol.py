@@ -9,7 +9,6 @@ import pytest
 
 from rag_app.api import RAG
 from rag_app.cli import main
-
 from tests.fixtures.files import write
 
 

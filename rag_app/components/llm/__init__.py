@@ -13,21 +13,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from rag_app.components.llm.base import (
-    LLM,
-    ChooseNext,
-    Continuations,
-    Message,
-    render_plain,
-)
+from rag_app.components.llm.base import LLM, ChooseNext, Continuations, Message, render_plain
 from rag_app.components.llm.openai_chat import OpenAILLM
 from rag_app.components.llm.scripted import ScriptedLLM
-from rag_app.components.llm.transformers_lm import (
-    LENGTH_BUCKET,
-    TransformersLLM,
-    forward_cached,
-    padded_length,
-)
+from rag_app.components.llm.transformers_lm import LENGTH_BUCKET, TransformersLLM, forward_cached, padded_length
 from rag_app.errors import RagError
 from rag_app.settings import LLMSettings, Settings
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 import time
 import uuid
@@ -18,12 +17,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from rag_app.serve.errors import BadRequest, error_body, status_of
 from rag_app.serve.routers import approx_tokens, state_of
-from rag_app.services.prompting import rewrite_followup
+from rag_app.text import squeeze_words
 
 router = APIRouter(tags=["chat"])
 
@@ -53,10 +52,8 @@ def text_of(message: ChatMessage) -> str:
 
 
 def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
-    """(question, history): the last user message and the user/assistant turns before it.
-
-    Each earlier user turn carries its standalone form, rewritten in order as `rag chat` records it, so a chain of
-    follow-ups keeps its topic.
+    """(question, history): the last user message and the user/assistant turns before it (`RAG.standalone_turns`
+    then gives each earlier user turn its standalone form, as `rag chat` records it).
 
     Raises:
         BadRequest: there is no user message, or it has no text.
@@ -67,19 +64,8 @@ def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
     question = text_of(messages[last]).strip()
     if not question:
         raise BadRequest(f"messages.{last}.content: the question is empty", param=f"messages.{last}.content")
-    history: list[dict] = []
-    for message in messages[:last]:
-        if message.role not in ("user", "assistant"):
-            continue
-        turn = {"role": message.role, "content": text_of(message)}
-        if message.role == "user":
-            turn["standalone"] = rewrite_followup(turn["content"], history)
-        history.append(turn)
+    history = [{"role": m.role, "content": text_of(m)} for m in messages[:last] if m.role in ("user", "assistant")]
     return question, history
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()
 
 
 class _Reply:
@@ -117,6 +103,7 @@ class _Reply:
 async def chat_completions(body: ChatRequest, request: Request):
     state = state_of(request)
     question, history = split_conversation(body.messages)
+    history = state.rag.standalone_turns(history)
     collection = await run_in_threadpool(state.resolve, body.model, param="model")
     reply = _Reply(body.model or f"rag:{collection}", question, history)
     if not body.stream:
@@ -186,7 +173,7 @@ async def _sse(reply: _Reply, first, pieces):
         while True:
             if isinstance(item, Answer):
                 final = item.text.strip()
-                if final and _norm(final) not in _norm("".join(streamed)):
+                if final and squeeze_words(final) not in squeeze_words("".join(streamed)):
                     # The grounding check replaced what was streamed: say so, and send the supported text.
                     yield reply.chunk({"content": "\n\n(corrected to what the sources support)\n" + item.text})
                 yield reply.chunk({}, "stop", usage=reply.usage(item), answer=item.text, **reply.extras(item))
