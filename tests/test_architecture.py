@@ -1,7 +1,9 @@
 """The layers, checked by reading the imports: heavy libraries and components' private names stay in components/.
 
 components/ (embedder, LM, store, lexical index, reranker) wrap chromadb, transformers and friends; services,
-ingest and the faces use the components' public interfaces only. The demos are standalone PyTorch files.
+ingest and the faces use the components' public interfaces only, and the faces reach components only through the
+composition root, `rag_app/api.py` (`RAG`). No module imports, even inside a function, a module that imports it
+back. `import rag_app` stays cheap. The demos are standalone PyTorch files.
 """
 
 from __future__ import annotations
@@ -145,3 +147,126 @@ def test_importing_rag_app_and_the_cli_does_not_load_the_mcp_sdk():
             "import rag_app.mcp; loaded = [m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+#: The faces: parse input, call `RAG`, render the result. `rag_app/api.py` is the composition root (it builds the
+#: components); every other face reaches components through it.
+FACE_FILES = ("rag_app/cli/", "rag_app/ui/", "streamlit_app.py", "rag_app/eval/", "rag_app/serve/", "rag_app/mcp/",
+              "rag_app/integrations/")
+
+
+def test_faces_reach_components_only_through_the_rag_class():
+    offences = [f"{rel}:{line} imports {module}" for rel, tree in modules() if rel.startswith(FACE_FILES)
+                for line, module, _ in imported(tree)
+                if module == "rag_app.components" or module.startswith("rag_app.components.")]
+    assert not offences, "\n".join(offences)
+
+
+def module_name(rel: str) -> str:
+    parts = rel.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports, at module level or inside a function (not under TYPE_CHECKING,
+    which never runs). `from package import name` points at `package.name` when that is a module, else at the
+    package."""
+    parsed = modules()
+    names = {module_name(rel) for rel, _ in parsed}
+    graph: dict[str, set[str]] = {}
+    for rel, tree in parsed:
+        type_only = {id(node) for guard in ast.walk(tree)
+                     if isinstance(guard, ast.If) and ast.unparse(guard.test).endswith("TYPE_CHECKING")
+                     for stmt in guard.body for node in ast.walk(stmt)}
+        targets = set()
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names if alias.name in names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    if full in names or node.module in names:
+                        targets.add(full if full in names else node.module)
+        me = module_name(rel)
+        graph[me] = targets - {me}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def shortest_loop(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """The shortest import loop inside one strongly connected group, as [a, b, ..., a]."""
+    members = set(group)
+    best: list[str] = []
+    for start in group:
+        paths = {start: [start]}
+        frontier = [start]
+        while frontier and not (best and len(paths[frontier[0]]) >= len(best)):
+            step = []
+            for v in frontier:
+                for w in sorted(graph[v] & members):
+                    if w == start and (not best or len(paths[v]) + 1 < len(best)):
+                        best = [*paths[v], start]
+                    elif w not in paths:
+                        paths[w] = [*paths[v], w]
+                        step.append(w)
+            frontier = step
+    return best
+
+
+def test_no_import_cycles_even_inside_functions():
+    graph = import_graph()
+    loops = [" -> ".join(shortest_loop(graph, group)) for group in import_cycles(graph)]
+    assert not loops, "modules that import each other (the shortest loop of each tangle):\n" + "\n".join(loops)
+
+
+#: What `import rag_app` (and building the API object and the CLI parser) must not load: each costs seconds or
+#: hundreds of MB, and is imported inside the function that needs it.
+HEAVY = ("torch", "chromadb", "transformers", "sentence_transformers", "openvino", "streamlit", "mcp")
+
+
+def test_importing_rag_app_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, rag_app; from rag_app.api import RAG; from rag_app.cli import build_parser; build_parser(); "
+            f"heavy = {HEAVY!r}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", f"import rag_app loaded {done.stdout.strip()}"

@@ -56,7 +56,7 @@ LOADERS: tuple[Loader, ...] = (
     PptxLoader(),
     SpreadsheetLoader(),
     EpubLoader(),
-    MailLoader(),
+    MailLoader(lambda name: loader_for(name)),  # attachments by the registry's loader (bound late: defined below)
     ImageLoader(),
 )
 

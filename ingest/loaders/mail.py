@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
@@ -20,9 +21,17 @@ _HEADERS = ("from", "to", "cc", "date", "subject")
 
 
 class MailLoader(Loader):
-    """A message without body text or readable attachments still yields its header lines (it is findable)."""
+    """A message without body text or readable attachments still yields its header lines (it is findable).
+
+    Args:
+        loader_for: the loader registry's lookup (file name -> loader or None), for reading attachments; the
+            registry (`ingest.loaders`) hands it in, so this module does not import the registry that lists it.
+    """
 
     suffixes = frozenset({".eml", ".mbox"})
+
+    def __init__(self, loader_for: Callable[[str], Loader | None] = lambda name: None):
+        self.loader_for = loader_for
 
     def load(self, data: bytes, rel: str, suffix: str) -> list[Document]:
         raws = _split_mbox(data) if suffix == ".mbox" else [data]
@@ -36,7 +45,7 @@ class MailLoader(Loader):
                 continue
             in_mbox = suffix == ".mbox"
             doc_id = f"{rel}#{number}" if in_mbox else rel
-            docs.append(_message_document(message, doc_id, number if in_mbox else None))
+            docs.append(_message_document(message, doc_id, number if in_mbox else None, self.loader_for))
         if not docs:
             raise LoadError("no messages in mbox (expected lines starting with 'From ')")
         return docs
@@ -94,7 +103,8 @@ def _split_mbox(data: bytes) -> list[bytes]:
     return pieces
 
 
-def _message_document(message: EmailMessage, doc_id: str, number: int | None) -> Document:
+def _message_document(message: EmailMessage, doc_id: str, number: int | None,
+                      loader_for: Callable[[str], Loader | None]) -> Document:
     subject = _header(message, "subject")
     sender = _header(message, "from")
     date = _header(message, "date")
@@ -108,7 +118,7 @@ def _message_document(message: EmailMessage, doc_id: str, number: int | None) ->
     body = _body_text(message)
     joiner.add("\n".join(lines) + ("\n\n" + body if body else ""), extra=extra)
     for name, payload in _attachments(message):
-        for seg in _attachment_segments(name, payload):
+        for seg in _attachment_segments(name, payload, loader_for):
             joiner.add(seg.text, section=f"Attachment: {name}" + (f" > {seg.section}" if seg.section else ""),
                        page=seg.page, start_line=seg.start_line, end_line=seg.end_line,
                        extra={**extra, **seg.extra, "attachment": name})
@@ -166,10 +176,8 @@ def _attachments(message: EmailMessage):
             yield PurePosixPath(name).name, payload
 
 
-def _attachment_segments(name: str, payload: bytes):
+def _attachment_segments(name: str, payload: bytes, loader_for: Callable[[str], Loader | None]):
     """The attachment's segments by the loader for its suffix; none when unsupported or unreadable."""
-    from ingest.loaders import loader_for
-
     loader = loader_for(name)
     if loader is None or isinstance(loader, MailLoader):
         return []

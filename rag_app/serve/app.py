@@ -28,7 +28,7 @@ def create_app(rag, settings=None, *, ensure_corpus: bool = False, load: bool = 
     Returns:
         A `fastapi.FastAPI`; `app.state.serve` is its `ServeState`.
     """
-    from rag_app.serve import errors
+    from rag_app.serve.errors import install as install_error_handlers
     from rag_app.serve.routers import chat, collections, embeddings, health, ingest, retrieve
 
     settings = settings or rag.settings
@@ -48,7 +48,7 @@ def create_app(rag, settings=None, *, ensure_corpus: bool = False, load: bool = 
     app = FastAPI(title="rag serve", summary="OpenAI-compatible API over your documents", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the docs pages load scripts from a CDN: not for an offline app
     app.state.serve = state
-    errors.install(app)
+    install_error_handlers(app)
 
     def ready(request: Request) -> None:
         request.app.state.serve.require_ready()
