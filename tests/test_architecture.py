@@ -267,6 +267,6 @@ def test_importing_rag_app_loads_no_heavy_library():
     code = ("import sys, rag_app; from rag_app.api import RAG; from rag_app.cli import build_parser; build_parser(); "
             f"heavy = {HEAVY!r}; "
             "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]", f"import rag_app loaded {done.stdout.strip()}"
