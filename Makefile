@@ -51,8 +51,9 @@ ocr-deps:
 test: setup browser-deps ocr-deps
 	$(BIN)/python -m pytest -q
 
+# Under two minutes: no real models, no browser, none of the `slow` tests (kill -9 trials, bad input, scale-out).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not integration and not browser"
+	$(BIN)/python -m pytest -q -m "not integration and not browser and not slow"
 
 bench: setup
 	$(BIN)/python bench/ingest_bench.py

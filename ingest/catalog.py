@@ -101,6 +101,3 @@ class UnitCatalog:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, self.path)
-
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)

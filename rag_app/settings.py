@@ -204,8 +204,11 @@ class AnswerSettings(Section):
     # overlap, ranker score and topic score, the share of the question's names and words in the chunks, the best
     # chunk's cosine and BM25 share, and the question's count of names; fitted by `bench/refusal_fit.py` on SQuAD dev
     # questions asked with and without their article (`rag eval answers --unanswerable`).
-    # At 0.56 (the fit's 0.5625, rounded down), on the 272 dev questions: 6.2 % of answerable and 93.8 % of
-    # unanswerable refused (leave-one-article-out cross-validated: 7.4 % and 94.1 %).
+    # At 0.56 (the fit's 0.5625, rounded down), on the 272 dev questions with the few-shot reader
+    # (RAG_LLM__ADAPTER=none): 5.9 % of answerable and 93.75 % of unanswerable refused (leave-one-article-out
+    # cross-validated: 7.4 % and 94.1 %). With the trained reader (the default `llm.adapter`) and this unset, its
+    # card's decision applies instead: a gate of 0.2 here, then the reader's own no-answer margin
+    # (`AnswerService._min_relevance`; squad dev 1.5 % / 86.4 %, docs/benchmarks.md "The trained reader").
     min_relevance: float | None = Field(None, ge=0.0, le=1.0)
     # The sentence ranker (`rag_app.services.grounding.SentenceWeights`): a sentence's evidence score is its cosine to
     # the question + these weights times (IDF-weighted question-word overlap, 1 / its chunk's retrieval rank,

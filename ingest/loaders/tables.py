@@ -22,9 +22,3 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 def _line(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
-
-
-def is_table_line(line: str) -> bool:
-    """Whether a line is a row of a Markdown table (starts and ends with a pipe)."""
-    stripped = line.strip()
-    return len(stripped) > 1 and stripped.startswith("|") and stripped.endswith("|")

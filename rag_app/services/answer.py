@@ -3,8 +3,9 @@
 Two strategies (`settings.answer.strategy`):
 
 - **extractive** (default; right for the tiny packaged LM). The retrieved chunks are split into sentences and ranked
-  as support for the question (embedding cosine, question-word overlap, chunk rank, length, answer kind). When
-  even the best sentence is weak, the service refuses. Otherwise the best few sentences, numbered by source, go
+  as support for the question (`grounding.SentenceWeights`: embedding cosine plus question-word overlap, chunk
+  rank, BM25 rank, length, answer kind, overlap with the neighbouring sentences and the cosine read with the
+  sentence before). When the evidence is weak (the refusal rule, or the trained reader's gate), the service refuses. Otherwise the best few sentences, numbered by source, go
   into a few-shot prompt, and the LM decodes the answer under a constraint: every token must extend a verbatim span
   of those sentences (`rag_app.services.extractive`; an LM without logits generates, and its reply is snapped onto
   them). The reply is that short span, its citation, and the supporting sentence quoted: grounded by construction.
