@@ -268,7 +268,6 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = sorted(results.values(), key=lambda r: r["chunks"])
-    xs = [r["chunks"] for r in rows]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     panels = [
         ("retrieval latency, 8 clients (ms)", [("p50_ms", "p50"), ("p95_ms", "p95")]),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rag_app.components.store import CollectionInfo, Hit, VectorStore
     from rag_app.services.answer import Answer, AnswerService
     from rag_app.services.documents import DocumentInfo
+    from rag_app.services.protocols import Embeds, LanguageModel
     from rag_app.services.retrieve import Retriever
 
 
@@ -70,7 +71,7 @@ class RAG:
 
     # -- components, built once ------------------------------------------------------------------------------------
     @property
-    def embedder(self):
+    def embedder(self) -> Embeds:
         if self._embedder is None:
             from rag_app.components.embedder import get_embedder
 
@@ -78,7 +79,7 @@ class RAG:
         return self._embedder
 
     @property
-    def llm(self):
+    def llm(self) -> LanguageModel:
         if self._llm is None:
             from rag_app.components.llm import get_llm
 

@@ -288,8 +288,8 @@ def _line_boxes(word_boxes: list[tuple[int, int, int, int]], factor: float) -> l
         else:
             lines.append([left, top, right, bottom])
     pad = 2
-    return [(int(l * factor) - pad, int(t * factor) - pad, int(r * factor) + pad, int(b * factor) + pad)
-            for l, t, r, b in lines]
+    return [(int(x0 * factor) - pad, int(y0 * factor) - pad, int(x1 * factor) + pad, int(y1 * factor) + pad)
+            for x0, y0, x1, y1 in lines]
 
 
 def _png_with_boxes(image, boxes: Sequence[tuple[int, int, int, int]]) -> bytes:

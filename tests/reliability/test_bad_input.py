@@ -143,6 +143,7 @@ def run_ingest(home: Path, root: Path) -> tuple[int, dict]:
     return done.returncode, json.loads(done.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_bad_input_tree_is_reported_and_every_valid_file_ingested(tmp_path, bad_tree):
     home = tmp_path / "home"

@@ -14,8 +14,17 @@ import subprocess
 import time
 
 import pytest
-from reliability_support import (StderrWatcher, assert_recovers, chunks_seen, kill9, make_corpus, make_v2, rag_cmd,
-                                 rag_env, snapshot)
+from reliability_support import (
+    StderrWatcher,
+    assert_recovers,
+    chunks_seen,
+    kill9,
+    make_corpus,
+    make_v2,
+    rag_cmd,
+    rag_env,
+    snapshot,
+)
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -28,6 +37,7 @@ def ingest_in_process(home, corpus):
     return rag, rag.ingest([corpus], prune=True)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_kill9_at_random_points_then_rerun_equals_the_uninterrupted_result(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", n_files=30, sections=10)

@@ -14,8 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_support import (PYTHON, StderrWatcher, assert_recovers, chunks_seen, corpus_documents, kill9,
-                                 make_corpus, make_v2, rag_env, snapshot)
+from reliability_support import (
+    PYTHON,
+    StderrWatcher,
+    assert_recovers,
+    chunks_seen,
+    corpus_documents,
+    kill9,
+    make_corpus,
+    make_v2,
+    rag_env,
+    snapshot,
+)
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -31,6 +41,7 @@ def ingest_in_process(home, corpus):
     return rag, rag.ingest_documents(corpus_documents(corpus), prune=True)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_kill9_during_ingest_documents_then_rerun_equals_the_uninterrupted_result(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", n_files=24, sections=10)

@@ -38,6 +38,7 @@ def run_child(home, file, merge: bool, stop_at: str | None = None) -> tuple[str,
     return watcher.join(), proc.returncode
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("merge", [False, True], ids=["delta", "merge"])
 def test_kill9_during_a_lexical_delta_write_or_merge(tmp_path, merge):

@@ -31,6 +31,7 @@ def ask(worker: Server, question: str = QUESTION):
                       json={"model": "rag:shared", "messages": [{"role": "user", "content": question}]})
 
 
+@pytest.mark.slow
 def test_an_ingest_through_one_worker_is_answered_by_the_other(cluster):
     _, (a, b) = cluster
     assert ask(b).json()["refused"] is True  # nothing ingested yet
@@ -48,6 +49,7 @@ def test_an_ingest_through_one_worker_is_answered_by_the_other(cluster):
     assert not (b.home / "uploads").exists()  # the upload stayed on A: only the store is shared
 
 
+@pytest.mark.slow
 def test_a_chroma_server_that_is_down_is_503_naming_it_and_recovers(cluster):
     chroma, (a, b) = cluster
     assert ask(a).status_code == 200
