@@ -121,6 +121,7 @@ def _serve_missing() -> bool:
     return importlib.util.find_spec("rag_app.serve") is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_serve_missing(), reason="`rag serve` (rag_app/serve/, branch serve) is not merged yet")
 def test_against_rag_serve_embeddings(tmp_path):
     """`rag serve` in a subprocess (test profile: the fake embedder of dimension 64) is the embeddings server; our

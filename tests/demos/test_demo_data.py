@@ -6,6 +6,7 @@ import gzip
 import struct
 
 import numpy as np
+import pytest
 import torch
 
 from rag_app.demos import data
@@ -69,6 +70,7 @@ def test_the_environment_does_not_reach_data_py(tmp_path, monkeypatch):
     assert data.load_digits().source == "sklearn-digits"
 
 
+@pytest.mark.slow
 def test_run_demo_takes_the_mnist_folder_from_the_settings(tmp_path, monkeypatch, micro):
     import json
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from rag_app.demos import data, metrics
@@ -17,6 +18,7 @@ def test_frechet_distance_of_same_gaussian_is_small_and_of_shifted_is_large():
     assert abs(metrics.frechet_distance(a, b + 1.0) - 8.0) < 0.3
 
 
+@pytest.mark.slow
 def test_scorer_is_cached_as_safetensors_in_the_data_home(demo_home):
     scorer = metrics.load_scorer()
     assert (demo_home / "cache" / "digit_scorer.safetensors").is_file()
@@ -26,6 +28,7 @@ def test_scorer_is_cached_as_safetensors_in_the_data_home(demo_home):
     assert accuracy > 0.9
 
 
+@pytest.mark.slow
 def test_real_digits_score_far_better_than_noise():
     rows = metrics.reference_rows(n=300)
     real, uniform = rows["real digits (train split)"], rows["uniform noise"]

@@ -114,6 +114,7 @@ def test_budget_counts_steps_and_stops_on_the_clock():
     assert [step for step in Budget(10**9, 0.0)] == [1]  # at least one step always runs
 
 
+@pytest.mark.slow
 def test_run_demo_sets_torch_threads_only_while_it_runs(micro_presets, tmp_path):
     import torch
 

@@ -175,6 +175,7 @@ def test_a_store_that_is_down_is_a_tool_error_naming_it_and_the_fix(tmp_path):
         client.close()
 
 
+@pytest.mark.slow
 def test_models_that_fail_to_load_make_each_call_an_error_saying_why(tmp_path):
     client = Client(stdio_transport(tmp_path / "home", profile=None, RAG_EMBEDDER__MODEL=str(tmp_path / "no-model"),
                                     RAG_LLM__MODE="scripted"))

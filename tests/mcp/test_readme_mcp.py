@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from mcp_support import REPO, Client, data, serve_env, stdio_transport
 
 
@@ -17,6 +18,7 @@ def mcp_section() -> str:
     return readme.split("### Use your documents from an MCP client\n", 1)[1].split("\n### ", 1)[0]
 
 
+@pytest.mark.slow
 def test_the_client_configuration_spawns_a_server_that_answers(tmp_path):
     (config,) = re.findall(r"```json\n(.*?)```", mcp_section(), re.DOTALL)
     (server,) = json.loads(config)["mcpServers"].values()
@@ -32,6 +34,7 @@ def test_the_client_configuration_spawns_a_server_that_answers(tmp_path):
         client.close()
 
 
+@pytest.mark.slow
 def test_the_python_snippet_prints_a_cited_answer(tmp_path):
     (snippet,) = re.findall(r"```python\n(.*?)```", mcp_section(), re.DOTALL)
     spawn = 'command="rag", args=["mcp"], env={"RAG_HOME": "/home/me/rag-data"}'

@@ -9,8 +9,7 @@ import threading
 import time
 
 import pytest
-from reliability_support import (StderrWatcher, assert_vector_index_complete, make_corpus, rag_cmd, rag_env,
-                                 snapshot)
+from reliability_support import StderrWatcher, assert_vector_index_complete, make_corpus, rag_cmd, rag_env, snapshot
 
 from rag_app.api import RAG
 from rag_app.errors import RagError, StoreLockedError
@@ -27,6 +26,7 @@ def has_answer_service() -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("call", ["retrieve", "ask"])
 def test_parallel_queries_while_an_ingest_runs(tmp_path, call):
     if call == "ask" and not has_answer_service():
@@ -73,6 +73,7 @@ def test_parallel_queries_while_an_ingest_runs(tmp_path, call):
     assert_vector_index_complete(rag.store(), rag.embedder)
 
 
+@pytest.mark.slow
 def test_two_processes_ingesting_one_embedded_store_are_serialised(tmp_path):
     home = tmp_path / "home"
     shared = make_corpus(tmp_path / "shared", n_files=6, sections=6, seed=1)
@@ -115,6 +116,7 @@ def test_a_held_writer_lock_gives_a_clear_error(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_reading_while_another_process_writes(tmp_path):
     home = tmp_path / "home"
     corpus = make_corpus(tmp_path / "corpus", n_files=20, sections=10)

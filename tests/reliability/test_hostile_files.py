@@ -56,6 +56,7 @@ def hostile_folder(tmp_path) -> Path:
     return corpus
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_hostile_folder_ingests_to_the_end(tmp_path, hostile_folder):
     home = tmp_path / "home"

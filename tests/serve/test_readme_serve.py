@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from serve_support import REPO, free_port, serve_env
 
 
@@ -32,6 +33,7 @@ def json_values(text: str) -> list:
     return values
 
 
+@pytest.mark.slow
 def test_the_readme_serve_examples_run_as_written(tmp_path):
     shell, python = serve_snippets()
     port = str(free_port())

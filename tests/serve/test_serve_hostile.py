@@ -39,6 +39,7 @@ def server(tmp_path_factory):
     srv.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_hostile_uploads_get_per_file_outcomes_while_the_server_answers(server, tmp_path):
     corpus = tmp_path / "corpus"
