@@ -270,3 +270,14 @@ def test_importing_rag_app_loads_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]", f"import rag_app loaded {done.stdout.strip()}"
+
+
+def test_every_project_import_names_a_module_that_exists():
+    """Function-level imports run only when their function does: a module moved without its importers updated
+    would fail late (a backend's first conversion, a rarely used command). Every `rag_app.*` / `ingest.*` import,
+    wherever it stands, must name an existing module."""
+    parsed = modules()
+    names = {module_name(rel) for rel, _ in parsed}
+    offences = [f"{rel}:{line} imports {module}" for rel, tree in parsed for line, module, _ in imported(tree)
+                if module.split(".")[0] in {"rag_app", "ingest"} and module not in names]
+    assert not offences, "\n".join(offences)

@@ -231,7 +231,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _export_source(self) -> ExportSource:
         """The fp32 model with a tracing batch and its probe vectors, for a conversion (tokenised as we do)."""
-        from rag_app.components.export import PROBES, TRACE_TEXTS, ExportSource
+        from rag_app.components.embedder.export import PROBES, TRACE_TEXTS, ExportSource
 
         model = self._load_st()  # fp32 on CPU
         info = self._token_path_info(model)
