@@ -23,7 +23,7 @@ from ingest.loaders.vocabulary import DocumentWords
 from rag_app.text import STOPWORDS
 
 _HYPHEN_END = re.compile(r"([^\W\d_]+(?:-[^\W\d_]+)*)-$")
-_FIRST_WORD = re.compile(r"[^\W\d_]+")
+_FIRST_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")  # with its own hyphens: "of-the-art"
 _LAST_WORD = re.compile(r"([^\W\d_]+)$")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 _PROSE_WORDS_PER_LINE = 5

@@ -58,7 +58,7 @@ class DocumentWords:
         joined = self.words[(before + after).lower()]
         if hyphenated or joined:
             return hyphenated >= joined
-        if "-" in before or after[0].isupper():
-            return True  # "state-of-the-" + "art", "GPT-" + "Large"
+        if "-" in before or "-" in after or after[0].isupper():
+            return True  # "state-of-the-" + "art", "state-" + "of-the-art", "GPT-" + "Large"
         last = before.rsplit("-", 1)[-1].lower()
         return len(last) >= 3 and len(after) >= 3 and self.words[last] > 0 and self.words[after.lower()] > 0
