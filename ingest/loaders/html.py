@@ -80,7 +80,7 @@ class HtmlLoader(TextLoader):
             if not item_open:
                 parts.append(brk)
 
-        def open_list(name: str, depth: int) -> None:
+        def open_list(depth: int) -> None:
             """Before a list: the lead-in paragraph just closed is kept on the line above the first item."""
             if depth == 0:
                 while parts and (not parts[-1].strip() or parts[-1] == _PARA_BREAK):
@@ -113,7 +113,7 @@ class HtmlLoader(TextLoader):
                     parts.append(_PRE_NEWLINE if in_pre else _SOFT_BREAK)
                     continue
                 if name in ("ul", "ol"):
-                    open_list(name, depth)
+                    open_list(depth)
                     walk(child, in_pre, depth + 1)
                     add_break(_PARA_BREAK if depth == 0 else "\n")
                     continue
