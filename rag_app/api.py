@@ -160,6 +160,24 @@ class RAG:
         """Yield answer tokens as they are generated, then the final `Answer`."""
         return self._answer_service(collection).stream(question, history=history, k=k)
 
+    @staticmethod
+    def standalone_turns(history: Iterable[dict]) -> list[dict]:
+        """A chat's turns as `ask` and `stream` read them: each user turn gets its standalone form (`"standalone"`),
+        rewritten in order as `rag chat` records it, so a chain of follow-ups keeps its topic.
+
+        Args:
+            history: `{"role": "user" | "assistant", "content": str}` turns, oldest first.
+        """
+        from rag_app.services.prompting import rewrite_followup
+
+        turns: list[dict] = []
+        for turn in history:
+            row = dict(turn)
+            if row.get("role") == "user":
+                row["standalone"] = rewrite_followup(row.get("content", ""), turns)
+            turns.append(row)
+        return turns
+
     # -- LangChain face (rag_app/integrations/langchain.py, imported only here) ------------------------------------
     def as_retriever(self, *, k: int | None = None, collection: str | None = None, source_glob: str | None = None):
         """This collection's retriever as a LangChain `BaseRetriever` returning `Document`s (sync and async).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from rag_app.errors import RagError
 from rag_app.mcp.paths import confine
@@ -26,7 +25,6 @@ from rag_app.mcp.schemas import (
     SearchResult,
 )
 from rag_app.services.answer import Answer, Source
-from rag_app.services.prompting import rewrite_followup
 from rag_app.services.uploads import check_collection_name
 
 #: Called with (progress, total or None, message) while a long call runs.
@@ -96,7 +94,7 @@ class DocumentTools:
         if not question.strip():
             raise RagError("question: the question is empty")
         name = self.resolve(collection)
-        turns = standalone_history(history or [])
+        turns = self.rag.standalone_turns({"role": t.role, "content": t.content} for t in history or [])
         if report:
             report(0, None, "searching the documents")
         answer: Answer | None = None
@@ -146,18 +144,6 @@ class DocumentTools:
         if not self.settings.mcp.allow_writes:
             raise RagError(f"{tool} is off: start the server with RAG_MCP__ALLOW_WRITES=true (and the folders it "
                            "may read in RAG_MCP__WRITE_ROOTS)")
-
-
-def standalone_history(history: Sequence[HistoryTurn]) -> list[dict[str, Any]]:
-    """The turns as the answer service reads them, each user turn with its standalone form rewritten in order, so a
-    chain of follow-ups keeps its topic (as `rag chat` records it; same as serve/routers/chat.py)."""
-    turns: list[dict[str, Any]] = []
-    for turn in history:
-        row: dict[str, Any] = {"role": turn.role, "content": turn.content}
-        if turn.role == "user":
-            row["standalone"] = rewrite_followup(turn.content, turns)
-        turns.append(row)
-    return turns
 
 
 def cited_source(source: Source) -> CitedSource:

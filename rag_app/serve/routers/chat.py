@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag_app.serve.errors import BadRequest, error_body, status_of
 from rag_app.serve.routers import approx_tokens, state_of
-from rag_app.services.prompting import rewrite_followup
 
 router = APIRouter(tags=["chat"])
 
@@ -53,10 +52,8 @@ def text_of(message: ChatMessage) -> str:
 
 
 def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
-    """(question, history): the last user message and the user/assistant turns before it.
-
-    Each earlier user turn carries its standalone form, rewritten in order as `rag chat` records it, so a chain of
-    follow-ups keeps its topic.
+    """(question, history): the last user message and the user/assistant turns before it (`RAG.standalone_turns`
+    then gives each earlier user turn its standalone form, as `rag chat` records it).
 
     Raises:
         BadRequest: there is no user message, or it has no text.
@@ -67,14 +64,7 @@ def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[dict]]:
     question = text_of(messages[last]).strip()
     if not question:
         raise BadRequest(f"messages.{last}.content: the question is empty", param=f"messages.{last}.content")
-    history: list[dict] = []
-    for message in messages[:last]:
-        if message.role not in ("user", "assistant"):
-            continue
-        turn = {"role": message.role, "content": text_of(message)}
-        if message.role == "user":
-            turn["standalone"] = rewrite_followup(turn["content"], history)
-        history.append(turn)
+    history = [{"role": m.role, "content": text_of(m)} for m in messages[:last] if m.role in ("user", "assistant")]
     return question, history
 
 
@@ -117,6 +107,7 @@ class _Reply:
 async def chat_completions(body: ChatRequest, request: Request):
     state = state_of(request)
     question, history = split_conversation(body.messages)
+    history = state.rag.standalone_turns(history)
     collection = await run_in_threadpool(state.resolve, body.model, param="model")
     reply = _Reply(body.model or f"rag:{collection}", question, history)
     if not body.stream:
