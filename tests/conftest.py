@@ -39,3 +39,14 @@ def rag(test_settings):
     from rag_app.api import RAG
 
     return RAG(test_settings)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The app in-process (test profile, bundled corpus ingested): what a server face must answer."""
+    from rag_app.api import RAG
+    from rag_app.settings import Settings
+
+    app = RAG(Settings(profile="test", home=tmp_path_factory.mktemp("reference") / "home"))
+    app.ensure_corpus()
+    return app

@@ -14,8 +14,8 @@ import ctypes
 import re
 from dataclasses import dataclass
 
-#: Stands for a hyphen pdfium found at a line end, with the line break already removed ("repre\\x1dsentation").
-LINE_END_HYPHEN = "\x1d"
+from ingest.loaders.vocabulary import LINE_END_HYPHEN
+
 #: Font names of bold faces (after the subset prefix): Times "Medi", Computer Modern "CMBX", "Bold", ...
 _BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi|medi|cmbx|-bx|\bbx", re.IGNORECASE)
 #: A space pdfium put between a small capital's big initial and its smaller letters ("A DAM" for "ADAM").

@@ -15,23 +15,20 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from ingest.loaders.characters import normalise
 from ingest.loaders.pdf_headings import heading_level, heading_text, is_references
-from ingest.loaders.pdf_layout import LINE_END_HYPHEN, Line
+from ingest.loaders.pdf_layout import Line
 from ingest.loaders.segments import heading_path, push_heading
+from ingest.loaders.vocabulary import LINE_END_HYPHEN, DocumentWords
 
 #: Top and bottom share of a page where running headers, footers and page numbers live.
 MARGIN = 0.12
 _PAGE_NUMBER = re.compile(r"^(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:/|of)\s*\d{1,4})?$", re.IGNORECASE)
 _ARXIV_STAMP = re.compile(r"^arXiv:\s?\d{4}\.\d{4,5}(?:v\d+)?\s*\[[^\]]+\]\s*\d{1,2}\s*\w{3,9}\s*\d{4}$")
 _CAPTION = re.compile(r"^(?:Figure|Fig\.|Table|Tab\.|Algorithm)\s*[A-Z]?\d+(?:\.\d+)?\s*[:.|]", re.IGNORECASE)
-_DROPPED = re.compile(r"[\x00-\x08\x0b-\x1c\x1e\x1f\x7f\ue000-\uf8ff\ufffd\ufffe\uffff]")
-_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
-_HYPHENATED = re.compile(rf"([A-Za-z]+(?:-[A-Za-z]+)*)?{LINE_END_HYPHEN}\s*([A-Za-z]+)?")
-_SPACED_HYPHEN = re.compile(r"\b([A-Za-z]+)- ([a-z]+)\b")
 _SENTENCE_END = re.compile(r"[.!?:][\"')\]]*$")
 
 
@@ -75,7 +72,7 @@ class _Reader:
     def __init__(self, pages: list[list[Line]]):
         self.dropped = _page_furniture(pages)
         self.body_size = _body_size(pages)
-        self.vocabulary = _Vocabulary(pages)
+        self.vocabulary = DocumentWords(line.text for lines in pages for line in lines)
         self.title = _title(pages[0] if pages else [], self.body_size)
         self.out: list[Paragraph] = []
         self.stack: list[tuple[int, str]] = []
@@ -136,7 +133,7 @@ class _Reader:
 
 
 def _normalised(line: Line) -> Line:
-    line.text = _DROPPED.sub("", unicodedata.normalize("NFKC", line.text))  # keeps LINE_END_HYPHEN
+    line.text = normalise(line.text)  # keeps LINE_END_HYPHEN
     return line
 
 
@@ -226,46 +223,3 @@ def _joined(lines: list[Line]) -> list[str]:
             continue
         out.append(text)
     return out
-
-
-class _Vocabulary:
-    """The document's own words, to decide how each line-end hyphenation is read."""
-
-    def __init__(self, pages: list[list[Line]]):
-        self.words: Counter[str] = Counter()
-        for lines in pages:
-            for line in lines:
-                text = re.sub(rf"\S*{LINE_END_HYPHEN}\S*|\S+-$", " ", line.text)  # not the halves of a broken word
-                self.words.update(word.lower() for word in _WORD.findall(text))
-
-    def clean(self, text: str) -> str:
-        text = _HYPHENATED.sub(self._rejoin, text)
-        text = _SPACED_HYPHEN.sub(self._rejoin_spaced, text)
-        return " ".join(text.replace(LINE_END_HYPHEN, "-").split())
-
-    def clean_table(self, markdown: str) -> str:
-        """A table's Markdown with the same NFKC, dropped glyphs and rejoined words as the text, its rows kept."""
-        text = _DROPPED.sub("", unicodedata.normalize("NFKC", markdown))
-        return _SPACED_HYPHEN.sub(self._rejoin_spaced, text)
-
-    def _rejoin_spaced(self, match: re.Match) -> str:
-        """"de- sign" (a line end pdfium ran on with a space) → "design" when the document writes "design";
-        "storage- and compute-efficient" stays."""
-        before, after = match.group(1), match.group(2)
-        return before + after if self.words[(before + after).lower()] else match.group(0)
-
-    def _rejoin(self, match: re.Match) -> str:
-        before, after = match.group(1) or "", match.group(2) or ""
-        if not before or not after:
-            return f"{before}-{after}" if before and not after else before + after
-        return f"{before}-{after}" if self.keeps_hyphen(before, after) else before + after
-
-    def keeps_hyphen(self, before: str, after: str) -> bool:
-        hyphenated = self.words[f"{before}-{after}".lower()]
-        joined = self.words[(before + after).lower()]
-        if hyphenated or joined:
-            return hyphenated >= joined
-        if "-" in before or after[0].isupper():
-            return True  # "state-of-the-" + "art", "GPT-" + "Large"
-        last = before.rsplit("-", 1)[-1].lower()
-        return len(last) >= 3 and len(after) >= 3 and self.words[last] > 0 and self.words[after.lower()] > 0

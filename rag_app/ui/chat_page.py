@@ -93,7 +93,13 @@ def timings_of(answer: Any) -> dict[str, Any]:
 
 
 def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dict:
-    """Stream one answer into the page; returns the history entry for it."""
+    """Stream one answer into the page and append the turn (question, answer) to `history`, then draw its cards;
+    returns the history entry for the answer.
+
+    The turn is recorded before the cards are drawn: a click on a card's widget reruns the script at the next
+    Streamlit call, and an answer recorded only after its cards would be lost to that rerun.
+    """
+    earlier = [{"role": e["role"], "content": e["content"]} for e in history]
     started = time.perf_counter()
     first: list[float] = []
 
@@ -104,7 +110,7 @@ def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dic
             yield piece
 
     placeholder = st.empty()
-    tokens = TokenStream(rag.stream(question, history=history, collection=collection, k=k))
+    tokens = TokenStream(rag.stream(question, history=earlier, collection=collection, k=k))
     with placeholder.container():
         text = st.write_stream(timed(tokens))
     if not isinstance(text, str):
@@ -117,6 +123,7 @@ def ask(rag, collection: str, question: str, history: list[dict], k: int) -> dic
     timings.setdefault("total_ms", total_ms)
     entry = {"role": "assistant", "content": field(answer, "text", None) or text, "answer": answer,
              "timings": timings, "id": _new_id()}
+    history.extend([{"role": "user", "content": question}, entry])
     placeholder.empty()
     with placeholder.container():
         render_answer(entry, rag, collection)
@@ -141,12 +148,9 @@ def render() -> None:
         if question := st.chat_input("Ask a question about your documents"):
             with st.chat_message("user"):
                 st.markdown(question)
-            earlier = [{"role": e["role"], "content": e["content"]} for e in history]
             with st.chat_message("assistant"):
                 with state.guard("Answering"):
-                    entry = ask(rag, collection, question, earlier, st.session_state["k"])
-                    history.append({"role": "user", "content": question})
-                    history.append(entry)
+                    ask(rag, collection, question, history, st.session_state["k"])
         elif not history:
             st.info("Ask anything about the documents in this collection, e.g. *What is a variational autoencoder?*")
 

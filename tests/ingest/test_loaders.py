@@ -110,7 +110,7 @@ def test_html_drops_navigation_and_scripts():
         "Marmot Weather Station > Station history",
         "Marmot Weather Station > Instruments",
     ]
-    assert "A mercury barometer from 1921\nA wind vane shaped like a marmot" in doc.segments[2].text
+    assert "- A mercury barometer from 1921\n- A wind vane shaped like a marmot" in doc.segments[2].text  # list items keep their marker
     assert "Rain gauge | 1934" in doc.segments[2].text
 
 

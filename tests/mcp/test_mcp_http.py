@@ -11,9 +11,6 @@ import httpx
 import pytest
 from mcp_support import FIXTURES, READ_TOOLS, Client, Server, data, http_transport
 
-from rag_app.api import RAG
-from rag_app.settings import Settings
-
 KEY = "s3cret-mcp-key"
 QUESTIONS = ["What is a VAE?", "What is a GAN?", "What is a diffusion model?", "What is attention in transformers?"]
 #: The first MCP request a client sends: enough to see whether the endpoint lets it in.
@@ -21,13 +18,6 @@ INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                          "clientInfo": {"name": "raw", "version": "0"}}}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    rag = RAG(Settings(profile="test", home=tmp_path_factory.mktemp("reference") / "home"))
-    rag.ensure_corpus()
-    return rag
 
 
 @pytest.fixture(scope="module")

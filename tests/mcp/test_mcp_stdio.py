@@ -6,11 +6,18 @@ serving."""
 from __future__ import annotations
 
 import pytest
-from mcp_support import FIXTURES, READ_TOOLS, Client, data, error_text, free_port, rag_cli, stdio_transport
+from mcp_support import (
+    FIXTURES,
+    READ_TOOLS,
+    Client,
+    data,
+    error_text,
+    free_port,
+    rag_cli,
+    stdio_transport,
+)
 
-from rag_app.api import RAG
 from rag_app.services.answer import REFUSAL, Source
-from rag_app.settings import Settings
 
 #: The "fixtures" collection: one file per locator kind (a PDF page, a slide, a sheet) and a Markdown file.
 FILES = [FIXTURES / "docs" / "odd_machines.md", FIXTURES / "docs" / "orchard_survey.pdf",
@@ -35,12 +42,10 @@ def client(home):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(reference):
     """The same documents in-process: what the server must answer."""
-    rag = RAG(Settings(profile="test", home=tmp_path_factory.mktemp("reference") / "home"))
-    rag.ensure_corpus()
-    rag.ingest(FILES, collection="fixtures")
-    return rag
+    reference.ingest(FILES, collection="fixtures")
+    return reference
 
 
 def test_the_read_tools_are_listed_with_typed_schemas_and_writes_are_off(client):

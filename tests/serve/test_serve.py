@@ -32,14 +32,6 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The same app in-process (test profile, bundled corpus): what the server must answer."""
-    rag = RAG(Settings(profile="test", home=tmp_path_factory.mktemp("reference") / "home"))
-    rag.ensure_corpus()
-    return rag
-
-
-@pytest.fixture(scope="module")
 def openai_client(server):
     openai = pytest.importorskip("openai")
     return openai.OpenAI(base_url=server.base, api_key="unused", max_retries=0)

@@ -118,6 +118,28 @@ def test_a_pdf_whose_file_is_gone_says_so_in_its_card(pdf_app):
     assert any("no longer exists" in i.value and "re-ingest" in i.value for i in card.info)
 
 
+def test_an_answer_is_kept_when_its_cards_are_interrupted(app, monkeypatch):
+    """A click on a card's widget while the answer's run is still drawing reruns the script at the next Streamlit
+    call: the turn must already be in the history, or the answer vanishes (seen in a real browser on a slow CI)."""
+    import rag_app.ui.components as components  # the page script imports its cards from here on each run
+
+    drawn = components.source_cards
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("interrupted by a rerun")
+
+    monkeypatch.setattr(components, "source_cards", interrupted)
+    app.chat_input[0].set_value("What does a variational autoencoder learn?").run()
+    history = app.session_state["chat"]["default"]
+    assert [entry["role"] for entry in history] == ["user", "assistant"]
+    assert history[0]["content"] == "What does a variational autoencoder learn?"
+    monkeypatch.setattr(components, "source_cards", drawn)
+    app.run()  # the rerun the click asked for
+    assert not app.exception, app.exception
+    (assistant,) = [m for m in app.chat_message if m.name == "assistant"]
+    assert assistant.markdown[0].value == history[1]["content"] and assistant.expander
+
+
 def test_the_temperature_slider_shows_only_where_it_has_an_effect(app, monkeypatch):
     assert "Temperature" not in labels(app.slider)  # extractive decoding is greedy
     monkeypatch.setenv("RAG_ANSWER__STRATEGY", "generative")

@@ -41,6 +41,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def batch_shape(rows: int, length: int, max_tokens: int) -> tuple[int, int]:
+    """The padded (rows, length) a batch runs at: length up to a multiple of 8 (of 16 past 64 tokens; at most
+    `max_tokens`), rows up to a power of two below 8 and a multiple of 8 above. The CPU runtimes keep state for every
+    input shape they see (OpenVINO's runtime cache holds ~1 MB per shape, up to 5,000 shapes; oneDNN's primitives for
+    torch), so a server embedding batches of every size grew without end; a few shapes repeat instead. Padded tokens
+    are masked out and padded rows dropped, so the vectors are those of the unpadded batch (to float rounding)."""
+    step = 8 if length <= 64 else 16
+    length = min(max_tokens, -(-length // step) * step) if length > 1 else length
+    rows = 1 << (rows - 1).bit_length() if rows <= 8 else -(-rows // 8) * 8
+    return rows, max(length, 1)
+
+
 class _Runner(Protocol):
     """Runs one padded batch: {input name: int64 array (rows, length)} → (rows, dim) float32, L2-normalised.
 
@@ -274,10 +286,15 @@ class SentenceTransformerEmbedder(Embedder):
             return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         return len(self._counter.encode(text.lower() if self._lower else text, add_special_tokens=False).ids)
 
-    def _pad(self, encodings, names: list[str]) -> dict[str, np.ndarray]:
+    def _pad(self, encodings, names: list[str], bucketed: bool = False) -> dict[str, np.ndarray]:
+        """One batch as model inputs; `bucketed` rounds its shape up to one of a few (`batch_shape`), the extra rows
+        holding one masked-in pad token each (their vectors are dropped by the caller)."""
         rows, length = len(encodings), max(len(e.ids) for e in encodings)
+        if bucketed:
+            rows, length = batch_shape(rows, length, self._max_tokens)
         ids = np.full((rows, length), self._pad_id, dtype=np.int64)
         mask = np.zeros((rows, length), dtype=np.int64)
+        mask[len(encodings):, 0] = 1
         types = np.zeros((rows, length), dtype=np.int64)
         for row, enc in enumerate(encodings):
             n = len(enc.ids)
@@ -302,10 +319,10 @@ class SentenceTransformerEmbedder(Embedder):
         out: np.ndarray | None = None
         start = 0
         while start < len(order):
-            longest = int(lengths[order[start]])
+            longest = batch_shape(1, int(lengths[order[start]]), self._max_tokens)[1]  # one row count per length
             rows = max(1, min(budget // max(longest, 1), 4 * self.batch_size, len(order) - start))
             index = order[start : start + rows]
-            vectors = runner(self._pad([encodings[i] for i in index], runner.input_names))
+            vectors = runner(self._pad([encodings[i] for i in index], runner.input_names, bucketed=True))[:rows]
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[index] = vectors

@@ -66,14 +66,14 @@ def forward_cached(model, input_ids, cache):
         filler = torch.full((input_ids.shape[0], pad), int(input_ids[0, -1]), dtype=input_ids.dtype,
                             device=input_ids.device)
         input_ids = torch.cat([input_ids, filler], dim=1)
-    if _keeps_last_logits(type(model)):
+    keeps_one_row = _keeps_last_logits(type(model))
+    if keeps_one_row:
         kwargs["logits_to_keep"] = torch.tensor([n - 1], device=input_ids.device) if pad else 1
     out = model(input_ids=input_ids, use_cache=True, **kwargs)
-    logits, cache = out.logits[:, -1:], getattr(out, name)
+    cache = getattr(out, name)
     if pad:
-        logits = out.logits[:, -1:] if _keeps_last_logits(type(model)) else out.logits[:, n - 1:n]
         cache.crop(-pad)  # negative: drop the last `pad` tokens
-    return logits, cache
+    return (out.logits if keeps_one_row else out.logits[:, n - 1:n]), cache
 
 
 class TransformersLLM(LLM):
