@@ -89,6 +89,9 @@ class StoreSettings(Section):
     mode: Literal["persistent", "http"] = "persistent"
     url: str | None = None
     collection: str = "default"
+    # On a server, what each write run touched is logged for other workers' indexes (`changes_since`); entries
+    # older than this are dropped, and a worker further behind rebuilds its BM25 index from the whole collection.
+    change_log_retention_s: float = Field(7 * 24 * 3600.0, ge=60.0)
 
     @field_validator("collection")
     @classmethod

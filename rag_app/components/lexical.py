@@ -16,8 +16,10 @@ It is *derived* from the vector store's records and kept in step with them, with
   state with a stale stamp, and a stale stamp (or a live count that disagrees with the manifest) means "rebuild
   from the store"; leftovers are swept by the next build.
 - A delta is only appended when the writer held the store's writer lock and the index on disk matched the store's
-  stamp from *before* the write run; anything else (another process wrote in dense mode, a server without a lock,
-  a crash) rebuilds in full, as before.
+  stamp from *before* the write run, or, on a Chroma server, when the store's change log leads from the stamp on
+  disk to the store's stamp now (`store.changes_since`: the ids touched meanwhile are re-read, whoever wrote them).
+  Anything else (another process wrote in dense mode to an embedded store, a truncated log, a crash) rebuilds in
+  full.
 
 What is indexed per chunk: its title (repeated `title_weight` times), its section path, and its text.
 """
@@ -64,6 +66,9 @@ class RecordSource(Protocol):
     def iter_records(self, page_size: int = ..., include_documents: bool = ...) -> Iterable[tuple[str, dict, str | None]]: ...
 
     def get(self, ids: Sequence[str], include_documents: bool = ...) -> dict[str, Any]: ...
+
+    def changes_since(self, since: str, until: str, max_ids: int) -> Any | None:
+        """The ids touched between two generation stamps (`.touched`), or None if the store cannot say."""
 
 
 @dataclass(frozen=True)
@@ -443,7 +448,7 @@ class DerivedLexicalIndex:
         self._seen_pointer: tuple | None = None
         self._lock = threading.RLock()
         #: What this process did: full builds of the main segment, delta segments written, states loaded from disk.
-        self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0}
+        self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0, "catch_ups": 0, "records_read": 0}
 
     # What the index must have been built from to be current.
     def wanted_stamp(self) -> dict[str, Any]:
@@ -519,24 +524,71 @@ class DerivedLexicalIndex:
                 if manifest["delta_size"] + len(written) + len(removed) > limit:
                     self._full_refresh(wanted)
                     return
-                put, present = [], set()
-                for start in range(0, len(written), 5000):
-                    got = self.store.get(written[start:start + 5000], include_documents=True)
-                    docs = got.get("documents") or [None] * len(got["ids"])
-                    for rid, meta, text in zip(got["ids"], got["metadatas"], docs):
-                        meta = meta or {}
-                        present.add(rid)
-                        put.append([rid, str(meta.get("source", "")),
-                                    tokenize(indexed_text(meta, text, self.config.title_weight), self.config)])
+                put, present = self._reread(written)
                 removed += [rid for rid in written if rid not in present]  # written, then deleted in the same run
-                name = f"seg-{uuid.uuid4().hex[:12]}.json"
-                _write_json_durably(self.folder / name, {"put": put, "remove": removed})
                 stamp = {k: v for k, v in wanted.items() if k != "config"}
-                self._publish({**manifest, **stamp, "segments": [*manifest["segments"], name],
-                               "delta_size": manifest["delta_size"] + len(put) + len(removed)})
-                self.counters["delta_writes"] += 1
+                self._append_segment(manifest, stamp, {"put": put, "remove": removed})
                 # Loaded when next searched: only the new segment is applied (the main segment is kept).
                 self._checked_at, self._seen_pointer = -1e9, None
+
+    def _reread(self, ids: Sequence[str]) -> tuple[list[list], set[str]]:
+        """([id, source, tokens] of the ids the store holds, the set of those ids)."""
+        put, present = [], set()
+        for start in range(0, len(ids), 5000):
+            got = self.store.get(list(ids[start:start + 5000]), include_documents=True)
+            docs = got.get("documents") or [None] * len(got["ids"])
+            for rid, meta, text in zip(got["ids"], got["metadatas"], docs):
+                meta = meta or {}
+                present.add(rid)
+                put.append([rid, str(meta.get("source", "")),
+                            tokenize(indexed_text(meta, text, self.config.title_weight), self.config)])
+        return put, present
+
+    def _append_segment(self, manifest: dict[str, Any], stamp: dict[str, Any], segment: dict[str, list]) -> None:
+        """Write one delta segment and publish the manifest naming it, stamped `stamp` (caller holds build.lock)."""
+        name = f"seg-{uuid.uuid4().hex[:12]}.json"
+        _write_json_durably(self.folder / name, segment)
+        self._publish({**manifest, **stamp, "segments": [*manifest["segments"], name],
+                       "delta_size": manifest["delta_size"] + len(segment["put"]) + len(segment["remove"])})
+        self.counters["delta_writes"] += 1
+
+    def _catch_up(self, wanted: dict[str, Any]) -> LexicalIndex | None:
+        """Bring the state on disk to the store's stamp by the store's change log, as one delta segment: the ids
+        touched since are re-read, so the cost follows the change, not the collection. None when the log cannot
+        connect the two stamps, the delta would outgrow its limit, or the result disagrees with the store (the
+        caller rebuilds). The caller holds build.lock."""
+        changes_since = getattr(self.store, "changes_since", None)
+        manifest = self._read_manifest()
+        if changes_since is None or manifest is None or not self._matches(
+                manifest, {k: v for k, v in wanted.items() if k not in ("generation", "count")}):
+            return None
+        room = max(self.delta_min, int(self.delta_fraction * manifest["main_count"])) - manifest["delta_size"]
+        changes = changes_since(manifest["generation"], wanted["generation"], room) if room > 0 else None
+        if changes is None:
+            return None
+        touched = sorted(changes.touched)
+        put, present = self._reread(touched)
+        segment = {"put": put, "remove": [rid for rid in touched if rid not in present]}
+        base = self._load_current()
+        if base is None:
+            return None
+        delta = Delta(dict(base.delta.docs), set(base.delta.removed))
+        delta.apply(segment, base.main)
+        index = LexicalIndex(base.main, delta, {}, base.segments)
+        stamp = {"format": FORMAT_VERSION, "generation": wanted["generation"], "count": len(index)}
+        if len(index) != wanted["count"] and self.store.generation() == wanted["generation"] and (
+                self.store.count() != len(index)):
+            # The store did not move, yet the count disagrees. A run still writing under this stamp does that
+            # (caught up again on the next check); anything else means the log missed a change: rebuild.
+            if wanted["generation"] not in changes.open_runs:
+                return None
+        if touched:
+            self._append_segment(manifest, stamp, segment)
+        else:  # runs that changed nothing (e.g. a writer killed before its first call): only the stamp moves
+            self._publish({**manifest, **stamp})
+        self.counters["catch_ups"] += 1
+        self.counters["records_read"] += len(touched)
+        return self._load_current()
 
     # -- on disk ----------------------------------------------------------------------------------------------------
     def _pointer(self) -> tuple | None:
@@ -596,7 +648,7 @@ class DerivedLexicalIndex:
             on_disk = self._load_current()  # another process may have built it while we waited
             if self._matches(self._stamp_of(on_disk), wanted):
                 return on_disk
-            return self._build_and_save(wanted)
+            return self._catch_up(wanted) or self._build_and_save(wanted)
 
     def _full_refresh(self, wanted: dict[str, Any]) -> None:
         """Rebuild the main segment (caller holds build.lock)."""
@@ -608,6 +660,7 @@ class DerivedLexicalIndex:
         stamp = {k: v for k, v in wanted.items() if k != "config"}
         main = MainSegment.build(self.store.iter_records(include_documents=True), self.config, stamp)
         self.counters["full_builds"] += 1
+        self.counters["records_read"] += len(main)
         index = LexicalIndex(main, Delta(), stamp)
         if not self._matches(self._stamp_of(index), self.wanted_stamp()) or len(main) != stamp["count"]:
             # A write run moved the store while we read it: keep serving this snapshot, but don't persist it.

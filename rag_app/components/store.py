@@ -10,6 +10,10 @@ after-write hooks with a `WriteRun` (what the run changed, the final stamp): the
 from the collection registered (`after_write(hook, every_run=True)`: the BM25 index's upkeep,
 `rag_app.components.lexical_upkeep`), then the run's own (the ingest service's unit catalog). The store knows
 nothing of what derives from it.
+
+On a Chroma server there is no writer lock and other processes derive their own indexes, so each run also writes
+what it touches to the collection's change log (`rag_app.components.change_log`) before touching it;
+`changes_since` reads it back.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from rag_app.components.change_log import LOG_OF_KEY, LOG_SUFFIX, ChangeLog, ChangeSet
 from rag_app.errors import EmbedderMismatchError, RagError, StoreLockedError, StoreUnavailableError
 from rag_app.settings import Settings
 
@@ -137,6 +142,8 @@ def list_collections(settings: Settings) -> list[CollectionInfo]:
         infos = []
         for item in client.list_collections():
             collection = client.get_collection(item if isinstance(item, str) else item.name)
+            if LOG_OF_KEY in (collection.metadata or {}):
+                continue  # a collection's change log, not a collection of documents
             infos.append(CollectionInfo(collection.name, collection.count(), (collection.metadata or {}).get(EMBEDDER_KEY)))
     return sorted(infos, key=lambda info: info.name)
 
@@ -145,6 +152,9 @@ def _delete_collection(settings: Settings, name: str) -> None:
     client = get_client(settings)
     with _server_errors(settings.store.url):
         client.delete_collection(name)
+        if settings.store.mode == "http":
+            with contextlib.suppress(Exception):  # a store from before the change log has none
+                client.delete_collection(name + LOG_SUFFIX)
 
 
 class VectorStore:
@@ -185,6 +195,8 @@ class VectorStore:
                 f"{embedder_fingerprint!r}. Use the original embedder ({fix}), pick another --collection, or "
                 f"rebuild it with `rag ingest PATH --collection {self.name} --rebuild`"
             )
+        self._log = (ChangeLog(client, self.name, functools.partial(_server_errors, self.url),
+                               settings.store.change_log_retention_s) if self.url is not None else None)
 
     # -- reads -----------------------------------------------------------------------------------------------------
     def count(self) -> int:
@@ -255,10 +267,10 @@ class VectorStore:
             self._collection = get_client(self.settings).get_collection(self.name, embedding_function=None)
         return str((self._collection.metadata or {}).get(GENERATION_KEY, ""))
 
-    def _bump_generation(self) -> str:
+    def _bump_generation(self, stamp: str | None = None) -> str:
         import uuid
 
-        stamp = uuid.uuid4().hex
+        stamp = stamp or uuid.uuid4().hex
         metadata = {k: v for k, v in (self._collection.metadata or {}).items() if not k.startswith("hnsw:")}
         metadata[GENERATION_KEY] = stamp
         metadata[EMBEDDER_KEY] = self.embedder_fingerprint
@@ -298,7 +310,7 @@ class VectorStore:
             finally:
                 state.depth = 0
                 if state.changed:
-                    final = self._bump_generation()
+                    final = self._close_run(state.run)
             run = WriteRun(state.changed, state.before, state.written, state.removed, final, self)
             hooks, state.hooks = [*self._standing_hooks, *state.hooks], []
             for hook in hooks:
@@ -340,9 +352,37 @@ class VectorStore:
         if not getattr(state, "depth", 0):
             raise RuntimeError(f"write to collection {self.name!r} outside `with store.write():` (see store.py)")
         if not state.changed:
+            import uuid
+
             state.before = self.generation()  # re-read: another process may have written since we last looked
-            self._bump_generation()  # tell derived indexes a change has started, before it happens
+            state.run, state.seq = uuid.uuid4().hex, 0
+            if self._log is not None:
+                self._log.open_run(state.run, state.before)
+            self._bump_generation(state.run)  # tell derived indexes a change has started, before it happens
             state.changed = True
+
+    def _log_ids(self, ids: Sequence[str]) -> None:
+        """On a server: announce in the change log the ids the current call is about to touch."""
+        if self._log is not None:
+            state = self._writing
+            state.seq += 1
+            self._log.record(state.run, state.seq, ids)
+
+    def _close_run(self, run: str) -> str:
+        import uuid
+
+        final = uuid.uuid4().hex
+        if self._log is not None:
+            self._log.close_run(run, final)
+        return self._bump_generation(final)
+
+    def changes_since(self, since: str, until: str, max_ids: int) -> ChangeSet | None:
+        """The ids write runs touched between generation stamps `since` and `until`, from the change log; None when
+        the store keeps no log (an embedded store: its writers update derived indexes under the writer lock) or the
+        log does not connect the two stamps (see `rag_app.components.change_log`)."""
+        if self._log is None or not since:
+            return None
+        return self._log.changes(since, until, max_ids)
 
     def _max_batch(self) -> int:
         try:
@@ -353,6 +393,7 @@ class VectorStore:
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, texts: Sequence[str], metadatas: Sequence[dict]) -> None:
         self._before_change()
         self._track("written", ids)
+        self._log_ids(ids)
         step = self._max_batch()
         for start in range(0, len(ids), step):
             end = start + step
@@ -367,6 +408,7 @@ class VectorStore:
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
         self._before_change()
         self._track("written", ids)
+        self._log_ids(ids)
         step = self._max_batch()
         for start in range(0, len(ids), step):
             with _server_errors(self.url):
@@ -378,6 +420,7 @@ class VectorStore:
             return
         self._before_change()
         self._track("removed", ids)
+        self._log_ids(ids)
         step = self._max_batch()
         for start in range(0, len(ids), step):
             with _server_errors(self.url):
