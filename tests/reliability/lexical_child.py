@@ -9,9 +9,9 @@ import sys
 import time
 
 from rag_app.api import RAG
-from rag_app.components import lexical
+from rag_app.components.lexical import durable
 
-_write = lexical._write_json_durably
+_write = durable.write_json
 _steps = 0
 
 
@@ -26,7 +26,7 @@ def _paused_write(path, payload):
 
 
 def main() -> None:
-    lexical._write_json_durably = _paused_write
+    durable.write_json = _paused_write
     summary = RAG().ingest([sys.argv[1]])
     print(f"lexical-steps={_steps}", file=sys.stderr, flush=True)
     assert summary.ok, summary.failed
