@@ -178,6 +178,10 @@ class RetrieveSettings(Section):
     # this share of the main segment, or lexical_delta_min if larger, the next write rebuilds the main segment.
     lexical_delta_fraction: float = Field(0.1, ge=0.0, le=1.0)
     lexical_delta_min: int = Field(2000, ge=0)
+    # Who rebuilds the main segment once the delta outgrows that bound: "background", a separate low-priority
+    # process, so writes and queries go on (the delta keeps growing meanwhile, up to 4x the bound); "inline", the
+    # write that crossed the bound.
+    lexical_merge: Literal["background", "inline"] = "background"
     # Map the BM25 main segment's arrays from disk (read-only) instead of reading them into each process: the OS page
     # cache holds one copy for every worker, and a process keeps only the pages its queries touch.
     lexical_mmap: bool = True

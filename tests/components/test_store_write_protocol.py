@@ -118,9 +118,10 @@ def test_deleted_and_replaced_chunks_never_resurface(slow_check, tree, tmp_path)
         assert set(lexical_of(reader).current().ids) == {rid for rid, _, _ in rag.store().iter_records()}
 
 
-def test_a_delta_past_its_bound_is_merged_by_a_full_rebuild(test_settings, tree, tmp_path):
+def test_a_delta_past_its_bound_is_merged_inline_when_asked(test_settings, tree, tmp_path):
     settings = test_settings.with_overrides(**{"retrieve.lexical_check_s": 60.0, "retrieve.lexical_delta_min": 2,
-                                               "retrieve.lexical_delta_fraction": 0.0})
+                                               "retrieve.lexical_delta_fraction": 0.0,
+                                               "retrieve.lexical_merge": "inline"})
     rag = RAG(settings)
     rag.ingest([tree])
     lexical = lexical_of(rag)
@@ -136,6 +137,61 @@ def test_a_delta_past_its_bound_is_merged_by_a_full_rebuild(test_settings, tree,
     for reader in (rag, RAG(settings)):
         assert lexical_sources(reader, "QX17") == [] and lexical_sources(reader, "JT31") == ["ants.md"]
         assert lexical_sources(reader, "KW88") == ["bees.md"]
+
+
+def test_a_delta_past_its_bound_is_merged_by_a_background_process(test_settings, tree, tmp_path):
+    settings = test_settings.with_overrides(**{"retrieve.lexical_check_s": 0.0, "retrieve.lexical_delta_min": 2,
+                                               "retrieve.lexical_delta_fraction": 0.0})
+    rag = RAG(settings)
+    rag.ingest([tree])
+    lexical = lexical_of(rag)
+    otters = next(d for d in rag.documents() if d.source == "otters.md")
+    rag.delete_document(otters.path)  # delta: 1 of at most 2
+    rag.ingest([write(tmp_path / "more" / "bees.md", "# Bees\n\nBees dance for the hive KW88.\n")])  # delta: 2
+    rag.ingest([write(tmp_path / "more" / "ants.md", "# Ants\n\nAnts carry leaves JT31.\n")])  # 3 > 2
+    # The write that crossed the bound appended its delta like the others and left the merge to another process.
+    assert lexical.counters == {**lexical.counters, "full_builds": 1, "delta_writes": 3, "merges_started": 1}
+    assert lexical_sources(rag, "JT31") == ["ants.md"]
+    assert lexical.start_merge.wait(timeout_s=120) == 0
+    index = lexical.current()
+    assert index.stats == {"main": 3, "delta": 0, "removed": 0, "segments": 0}
+    assert lexical.counters["full_builds"] == 1  # this process built nothing more
+    assert set(index.ids) == {rid for rid, _, _ in rag.store().iter_records()}
+    assert lexical_sources(rag, "QX17") == [] and lexical_sources(rag, "KW88") == ["bees.md"]
+    log = (settings.lexical_dir / rag.store().name / "merge.log").read_text()
+    assert json.loads(log.strip().splitlines()[-1])["merged"] is True
+    folder = settings.lexical_dir / rag.store().name
+    assert not [p for p in folder.iterdir() if p.name.startswith(("seg-", "merging-", "tmp-"))]
+
+
+def test_writes_during_a_merge_are_carried_onto_the_merged_index(test_settings, tree, tmp_path):
+    """The merge reads the store without the build lock: a write that lands while it reads appends its delta
+    segment, and the merge publishes its main segment with that segment on top."""
+    from rag_app.components.lexical_upkeep import lexical_index
+
+    settings = test_settings.with_overrides(**{"retrieve.lexical_check_s": 0.0, "retrieve.lexical_merge": "inline"})
+    rag = RAG(settings)
+    rag.ingest([tree])
+    store = rag.store()
+
+    class WriteWhileRead:  # the store, with one ingest landing after the merge has read its first record
+        name = store.name
+
+        def __getattr__(self, attr):
+            return getattr(store, attr)
+
+        def iter_records(self, *args, **kwargs):
+            for number, record in enumerate(store.iter_records(*args, **kwargs)):
+                if number == 1:
+                    rag.ingest([write(tmp_path / "more" / "bees.md", "# Bees\n\nBees dance for the hive KW88.\n")])
+                yield record
+
+    merger = lexical_index(settings, WriteWhileRead())
+    assert merger.merge()
+    index = lexical_of(rag).current()
+    assert index.stats["segments"] == 1 and index.stats["delta"] >= 1  # the ingest's segment, carried over
+    assert set(index.ids) == {rid for rid, _, _ in store.iter_records()}
+    assert lexical_sources(rag, "KW88") == ["bees.md"] and lexical_sources(rag, "QX17") == ["otters.md"]
 
 
 def test_a_write_the_index_missed_is_not_appended_onto_a_stale_index(slow_check, tree, tmp_path):

@@ -1,5 +1,5 @@
 """Run by test_crash_safety_lexical: `python lexical_child.py FILE` ingests one file in the profile and home of its
-environment. Around each durable write of a lexical index file (a delta segment, a main segment's files, a manifest)
+environment; `python lexical_child.py --merge` runs the background merge of the default collection's index. Around each durable write of a lexical index file (a delta segment, a main segment's files, a manifest)
 it prints `lexical-step=N NAME` / `lexical-done=N` on stderr and pauses, so the test can kill it at every step of a
 delta write or a merge. The pause is the only change: the files written are the real ones."""
 
@@ -27,9 +27,15 @@ def _paused_write(path, payload):
 
 def main() -> None:
     durable.write_json = _paused_write
-    summary = RAG().ingest([sys.argv[1]])
+    if sys.argv[1] == "--merge":
+        from rag_app.components.lexical_upkeep import lexical_index
+
+        rag = RAG()
+        assert lexical_index(rag.settings, rag.store()).merge()
+    else:
+        summary = RAG().ingest([sys.argv[1]])
+        assert summary.ok, summary.failed
     print(f"lexical-steps={_steps}", file=sys.stderr, flush=True)
-    assert summary.ok, summary.failed
 
 
 if __name__ == "__main__":

@@ -16,17 +16,20 @@ from rag_app.api import RAG
 from rag_app.settings import Settings
 
 CHILD = str(Path(__file__).with_name("lexical_child.py"))
-MERGE = {"RAG_RETRIEVE__LEXICAL_DELTA_MIN": "0", "RAG_RETRIEVE__LEXICAL_DELTA_FRACTION": "0"}
+MERGE = {"RAG_RETRIEVE__LEXICAL_DELTA_MIN": "0", "RAG_RETRIEVE__LEXICAL_DELTA_FRACTION": "0",
+         "RAG_RETRIEVE__LEXICAL_MERGE": "inline"}
 STATE_FILES = {"CURRENT", "build.lock", "main", "manifest", "seg"}
 
 
 def settings(home, merge: bool) -> Settings:
-    overrides = {"retrieve.lexical_delta_min": 0, "retrieve.lexical_delta_fraction": 0.0} if merge else {}
+    overrides = {"retrieve.lexical_delta_min": 0, "retrieve.lexical_delta_fraction": 0.0,
+                 "retrieve.lexical_merge": "inline"} if merge else {}
     return Settings(profile="test", home=home).with_overrides(**overrides)
 
 
 def run_child(home, file, merge: bool, stop_at: str | None = None) -> tuple[str, int]:
-    proc = subprocess.Popen([PYTHON, CHILD, str(file)], env=rag_env(home, **(MERGE if merge else {})),
+    """`file`: ingest it; None: run the background merge."""
+    proc = subprocess.Popen([PYTHON, CHILD, str(file) if file is not None else "--merge"], env=rag_env(home, **(MERGE if merge else {})),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(Path(CHILD).parent))
     watcher = StderrWatcher(proc)
     if stop_at is not None:
@@ -73,3 +76,44 @@ def test_kill9_during_a_lexical_delta_write_or_merge(tmp_path, merge):
             folder = home / "lexical" / "default"
             assert {p.name.split("-")[0] for p in folder.iterdir()} <= STATE_FILES, sorted(folder.iterdir())
             trial += 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kill9_during_a_background_merge(tmp_path):
+    """The background merge process killed before and after each durable write of its merged state: readers keep
+    an index equal to the store (the old state or the merged one), and a rerun merges."""
+    corpus = make_corpus(tmp_path / "corpus", n_files=6, sections=4)
+    added = make_corpus(tmp_path / "added", n_files=1, sections=3, seed=5) / "sub0" / "doc00.txt"
+    base = tmp_path / "base-home"
+    assert RAG(settings(base, False)).ingest([corpus]).ok
+    assert RAG(settings(base, False)).ingest([added]).ok  # a delta segment to merge
+    expected = set(snapshot(RAG(settings(base, False)).store()))
+
+    def merged_state(home) -> dict:
+        reader = RAG(settings(home, False))
+        index = reader.retriever().lexical.current()
+        assert set(index.ids) == expected
+        return index.stats
+
+    reference = tmp_path / "reference-home"
+    shutil.copytree(base, reference)
+    text, code = run_child(reference, None, False)
+    assert code == 0, text[-2000:]
+    steps = int(text.rsplit("lexical-steps=", 1)[1].split()[0])
+    assert steps == 3  # the merged main segment's terms.json and stamp.json, the manifest
+    assert merged_state(reference) == {"main": len(expected), "delta": 0, "removed": 0, "segments": 0}
+
+    for step in range(1, steps + 1):
+        for phase in ("step", "done"):
+            home = tmp_path / f"merge-{phase}-{step}"
+            shutil.copytree(base, home)
+            text, code = run_child(home, None, False, stop_at=f"lexical-{phase}={step}")
+            assert code == -9, text[-2000:]
+            assert merged_state(home)["main"] in (len(expected) - 3, len(expected)), (phase, step)
+            text, code = run_child(home, None, False)  # a later merge sweeps the killed one's leftovers
+            assert code == 0, text[-2000:]
+            assert merged_state(home) == {"main": len(expected), "delta": 0, "removed": 0, "segments": 0}
+            folder = home / "lexical" / "default"
+            assert {p.name.split("-")[0] for p in folder.iterdir()} <= STATE_FILES | {"merge.lock"}, \
+                sorted(folder.iterdir())

@@ -11,10 +11,12 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from rag_app.components.lexical import durable
 from rag_app.components.lexical.bm25 import (
@@ -28,6 +30,9 @@ from rag_app.components.lexical.bm25 import (
 )
 
 #: Names in an index folder that belong to a state (or a crash's leftovers) and may be swept.
+#: With background merges the delta may grow to this many times its bound while a merge runs; past it, the write
+#: that crosses it merges inline (a merge that keeps failing must not let the delta grow without end).
+HARD_LIMIT_FACTOR = 4
 _SWEPT = ("index-", "tmp-", "main-", "seg-", "manifest-", ".CURRENT.", ".manifest-", ".seg-")
 
 
@@ -61,10 +66,14 @@ class DerivedLexicalIndex:
         delta_fraction: the delta (chunks plus tombstones) may grow to this share of the main segment (or to
             `delta_min`, if larger) before a write rebuilds the main segment.
         mmap: map the main segment's arrays from disk (shared page cache between processes) instead of reading them.
+        start_merge: called (without waiting) when the delta outgrows its bound, to run `merge` off the write path
+            (`rag_app.components.lexical_upkeep` starts a process); None: the write that crosses the bound
+            rebuilds the main segment itself.
     """
 
     def __init__(self, root: Path, store: RecordSource, config: LexicalConfig = LexicalConfig(), check_s: float = 0.5,
-                 delta_fraction: float = 0.1, mmap: bool = False, delta_min: int = 2000):
+                 delta_fraction: float = 0.1, mmap: bool = False, delta_min: int = 2000,
+                 start_merge: Callable[[], Any] | None = None):
         self.folder = Path(root) / store.name
         self.store = store
         self.config = config
@@ -72,13 +81,15 @@ class DerivedLexicalIndex:
         self.delta_fraction = delta_fraction
         self.delta_min = delta_min
         self.mmap = mmap
+        self.start_merge = start_merge
         self._index: LexicalIndex | None = None
         self._main: tuple[str, MainSegment] | None = None  # (folder name, segment): kept while manifests name it
         self._checked_at = -1e9
         self._seen_pointer: tuple | None = None
         self._lock = threading.RLock()
         #: What this process did: full builds of the main segment, delta segments written, states loaded from disk.
-        self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0, "catch_ups": 0, "records_read": 0}
+        self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0, "catch_ups": 0, "records_read": 0,
+                         "merges": 0, "merges_started": 0}
 
     # What the index must have been built from to be current.
     def wanted_stamp(self) -> dict[str, Any]:
@@ -103,7 +114,10 @@ class DerivedLexicalIndex:
             if self._index is not None and now - self._checked_at < self.check_s and pointer == self._seen_pointer:
                 return self._index
             wanted = self.wanted_stamp()
-            if not self._matches(self._stamp_of(self._index), wanted):
+            on_disk = self._load_current() if pointer != self._seen_pointer and self._index is not None else None
+            if self._matches(self._stamp_of(on_disk), wanted):
+                self._index = on_disk  # e.g. a merge published the same records on a new main segment
+            elif not self._matches(self._stamp_of(self._index), wanted):
                 self._index = self._load_or_build(wanted)
                 pointer = self._pointer()
             self._seen_pointer = pointer
@@ -150,14 +164,14 @@ class DerivedLexicalIndex:
                     return
                 written = sorted(set(written))
                 removed = sorted(set(removed) - set(written))
-                limit = max(self.delta_min, int(self.delta_fraction * manifest["main_count"]))
-                if manifest["delta_size"] + len(written) + len(removed) > limit:
+                bound, hard = self._delta_bounds(manifest)
+                if manifest["delta_size"] + len(written) + len(removed) > hard:
                     self._full_refresh(wanted)
                     return
                 put, present = self._reread(written)
                 removed += [rid for rid in written if rid not in present]  # written, then deleted in the same run
                 stamp = {k: v for k, v in wanted.items() if k != "config"}
-                self._append_segment(manifest, stamp, {"put": put, "remove": removed})
+                self._append_segment(manifest, stamp, {"put": put, "remove": removed}, bound)
                 # Loaded when next searched: only the new segment is applied (the main segment is kept).
                 self._checked_at, self._seen_pointer = -1e9, None
 
@@ -174,13 +188,77 @@ class DerivedLexicalIndex:
                             tokenize(indexed_text(meta, text, self.config.title_weight), self.config)])
         return put, present
 
-    def _append_segment(self, manifest: dict[str, Any], stamp: dict[str, Any], segment: dict[str, list]) -> None:
-        """Write one delta segment and publish the manifest naming it, stamped `stamp` (caller holds build.lock)."""
+    def _delta_bounds(self, manifest: dict[str, Any]) -> tuple[int, int]:
+        """(the delta size past which the main segment is merged, the most the delta may hold meanwhile)."""
+        bound = max(self.delta_min, int(self.delta_fraction * manifest["main_count"]))
+        return bound, bound * HARD_LIMIT_FACTOR if self.start_merge is not None else bound
+
+    def _append_segment(self, manifest: dict[str, Any], stamp: dict[str, Any], segment: dict[str, list],
+                        bound: int) -> None:
+        """Write one delta segment and publish the manifest naming it, stamped `stamp` (caller holds build.lock);
+        past `bound`, start a background merge."""
         name = f"seg-{uuid.uuid4().hex[:12]}.json"
         durable.write_json(self.folder / name, segment)
-        self._publish({**manifest, **stamp, "segments": [*manifest["segments"], name],
-                       "delta_size": manifest["delta_size"] + len(segment["put"]) + len(segment["remove"])})
+        size = manifest["delta_size"] + len(segment["put"]) + len(segment["remove"])
+        self._publish({**manifest, **stamp, "segments": [*manifest["segments"], name], "delta_size": size})
         self.counters["delta_writes"] += 1
+        if size > bound and self.start_merge is not None:
+            self.counters["merges_started"] += 1
+            self.start_merge()
+
+    def merge(self) -> bool:
+        """Rebuild the main segment from the store, off the write path, and publish it together with the delta
+        segments written meanwhile (re-applied on top: each holds what its write left in the store).
+
+        Runs without the build lock while it reads the store and takes it only to publish. Returns False, having
+        published nothing, when another merge holds `merge.lock`, or the state changed in a way it cannot carry over
+        (a full rebuild meanwhile; a result that disagrees with the store's count, e.g. when concurrent deletes
+        shifted the pages it read): the delta stays, and the next write past the bound tries again.
+        """
+        from filelock import FileLock, Timeout
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.folder / "merge.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        work = self.folder / f"merging-{uuid.uuid4().hex[:12]}"
+        try:
+            for leftover in self.folder.glob("merging-*"):  # a killed merge's
+                shutil.rmtree(leftover, ignore_errors=True)
+            before = self._read_manifest()
+            if before is None:
+                return False
+            main = MainSegment.build(self.store.iter_records(include_documents=True), self.config,
+                                     {k: before[k] for k in ("format", "generation", "count")})
+            self.counters["records_read"] += len(main)
+            if len(np.unique(main.ids)) != len(main):
+                return False  # a page read twice: the store moved under the read
+            work.mkdir()
+            main.save_into(work)
+            with FileLock(str(self.folder / "build.lock")):
+                now = self._read_manifest()
+                if now is None or now["main"] != before["main"] or \
+                        now["segments"][:len(before["segments"])] != before["segments"]:
+                    return False
+                later = now["segments"][len(before["segments"]):]
+                delta, size = Delta(), 0
+                for name in later:
+                    segment = json.loads((self.folder / name).read_text(encoding="utf-8"))
+                    delta.apply(segment, main)
+                    size += len(segment["put"]) + len(segment["remove"])
+                if len(LexicalIndex(main, delta, {}, tuple(later))) != now["count"]:
+                    return False
+                final = f"main-{uuid.uuid4().hex[:12]}"
+                os.rename(work, self.folder / final)
+                self._publish({**now, "main": final, "main_count": len(main), "segments": later, "delta_size": size})
+                self._sweep(keep={final, *later})
+            self.counters["merges"] += 1
+            return True
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            lock.release()
 
     def _catch_up(self, wanted: dict[str, Any]) -> LexicalIndex | None:
         """Bring the state on disk to the store's stamp by the store's change log, as one delta segment: the ids
@@ -192,7 +270,8 @@ class DerivedLexicalIndex:
         if changes_since is None or manifest is None or not self._matches(
                 manifest, {k: v for k, v in wanted.items() if k not in ("generation", "count")}):
             return None
-        room = max(self.delta_min, int(self.delta_fraction * manifest["main_count"])) - manifest["delta_size"]
+        bound, hard = self._delta_bounds(manifest)
+        room = hard - manifest["delta_size"]
         changes = changes_since(manifest["generation"], wanted["generation"], room) if room > 0 else None
         if changes is None:
             return None
@@ -213,7 +292,7 @@ class DerivedLexicalIndex:
             if wanted["generation"] not in changes.open_runs:
                 return None
         if touched:
-            self._append_segment(manifest, stamp, segment)
+            self._append_segment(manifest, stamp, segment, bound)
         else:  # runs that changed nothing (e.g. a writer killed before its first call): only the stamp moves
             self._publish({**manifest, **stamp})
         self.counters["catch_ups"] += 1
@@ -303,15 +382,20 @@ class DerivedLexicalIndex:
         self._main = (final, main)
         self._publish({**stamp, "config": asdict(self.config), "main": final, "main_count": len(main),
                        "segments": [], "delta_size": 0})
-        current = (self.folder / "CURRENT").read_text(encoding="utf-8").strip()
-        for old in self.folder.iterdir():  # older states and a crash's leftovers
-            if old.name in (final, current) or not old.name.startswith(_SWEPT):
+        self._sweep(keep={final})
+        return index
+
+    def _sweep(self, keep: set[str]) -> None:
+        """Delete older states and a crash's leftovers: every state file but `keep` and the current manifest
+        (caller holds build.lock; a running merge's folder is `merging-*`, not swept here)."""
+        keep = {*keep, (self.folder / "CURRENT").read_text(encoding="utf-8").strip()}
+        for old in self.folder.iterdir():
+            if old.name in keep or not old.name.startswith(_SWEPT):
                 continue
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 old.unlink(missing_ok=True)
-        return index
 
     def _publish(self, manifest: dict[str, Any]) -> None:
         """Write a manifest and point `CURRENT` at it (atomic replace); sweep the manifests before it."""
