@@ -357,10 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         results[str(size)] = row
         saved.write_text(json.dumps(results, indent=1))
         print(json.dumps({k: v for k, v in row.items() if k != "machine"}))
+    sizes = {key: row for key, row in results.items() if key.isdigit()}  # (other benches keep their own keys)
     if args.plot:
-        plot(results, args.plot)
+        plot(sizes, args.plot)
     if args.table:
-        print(table(results))
+        print(table(sizes))
     return 0
 
 
