@@ -191,7 +191,7 @@ class DerivedLexicalIndex:
     def _delta_bounds(self, manifest: dict[str, Any]) -> tuple[int, int]:
         """(the delta size past which the main segment is merged, the most the delta may hold meanwhile)."""
         bound = max(self.delta_min, int(self.delta_fraction * manifest["main_count"]))
-        return bound, bound * HARD_LIMIT_FACTOR if self.start_merge is not None else bound
+        return bound, max(bound, 1) * HARD_LIMIT_FACTOR if self.start_merge is not None else bound
 
     def _append_segment(self, manifest: dict[str, Any], stamp: dict[str, Any], segment: dict[str, list],
                         bound: int) -> None:
