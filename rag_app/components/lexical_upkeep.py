@@ -27,10 +27,12 @@ def lexical_index(settings: Settings, store: VectorStore) -> DerivedLexicalIndex
 
 
 def kept_lexical_index(settings: Settings, store: VectorStore) -> DerivedLexicalIndex:
-    """The lexical index of `store`, with its upkeep registered on the store's writes unless retrieval is dense
-    only (then it is built from the records on first need, like any stale index)."""
+    """The lexical index of `store`, with its upkeep registered on the store's writes unless retrieval does not
+    read it by default: dense only, or hybrid on a server that runs it itself (`store.server_hybrid`). Then it is
+    built from the records on first need, like any stale index."""
     index = lexical_index(settings, store)
-    if settings.retrieve.mode != "dense":
+    mode = settings.retrieve.mode
+    if mode == "lexical" or (mode == "hybrid" and not store.server_hybrid):
         store.after_write(lambda run: bring_up_to_date(index, run), every_run=True)
     return index
 

@@ -261,6 +261,27 @@ class VectorStore:
             result = self._collection.get(ids=list(ids), include=["embeddings"])
         return {rid: np.asarray(vec, dtype=np.float32) for rid, vec in zip(result["ids"], result["embeddings"])}
 
+    @functools.cached_property
+    def _server_hybrid(self):
+        from rag_app.components.server_search import probe
+
+        return probe(self._collection, functools.partial(_server_errors, self.url)) if self.url else None
+
+    @property
+    def server_hybrid(self) -> bool:
+        """Whether the server runs hybrid search here (`rag_app.components.server_search`; probed once): distributed
+        Chroma or Chroma Cloud with a sparse BM25 index on the collection. Never for an embedded store."""
+        return self._server_hybrid is not None
+
+    def hybrid_search(self, query: str, vector: np.ndarray, k: int, where: dict[str, Any] | None = None, *,
+                      rrf_k: int = 60, dense_weight: float = 0.5) -> list[tuple[str, float]]:
+        """(id, fused score) of the k best chunks by the server's Rrf of dense and sparse BM25 Knn, best first."""
+        if self._server_hybrid is None:
+            raise RagError(f"the store of collection {self.name!r} cannot run hybrid search on its server (check "
+                           "`server_hybrid` first); use the retriever's local hybrid mode")
+        return self._server_hybrid.search(self._collection, query, vector, k, where, rrf_k=rrf_k,
+                                          dense_weight=dense_weight)
+
     # -- generation stamp: changes before and after every write run, so derived indexes know when to rebuild ------
     def generation(self) -> str:
         with _server_errors(self.url):

@@ -9,6 +9,8 @@ chosen by the composition root, `rag_app.api.RAG`.
 - `WritesChunks`: that, plus the write protocol (`with store.write():`, the after-write hooks) for the ingest and
   document services;
 - `ServesLexical`: the collection's BM25 index, current on demand;
+- `ServerHybrid`: optional on a `ReadsChunks` store, hybrid search run by its server (distributed Chroma, Chroma
+  Cloud); a service checks `getattr(store, "server_hybrid", False)` before using it, so stores without it still fit;
 - `LanguageModel`: a chat LM (`rag_app.components.llm.LLM`): streaming, token counts and, where `exposes_logits`,
   token-level decoding and batched continuation scoring.
 """
@@ -71,6 +73,13 @@ class WritesChunks(ReadsChunks, Protocol):
 
 class ServesLexical(Protocol):
     def current(self) -> LexicalIndex: ...
+
+
+class ServerHybrid(Protocol):
+    @property
+    def server_hybrid(self) -> bool: ...
+    def hybrid_search(self, query: str, vector: np.ndarray, k: int, where: dict[str, Any] | None = None, *,
+                      rrf_k: int = 60, dense_weight: float = 0.5) -> list[tuple[str, float]]: ...
 
 
 class LanguageModel(Protocol):

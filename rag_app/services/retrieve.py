@@ -15,6 +15,11 @@ The lexical index is derived from the store (`rag_app.components.lexical`): it i
 generation stamp before queries and reloaded (or rebuilt) when they differ, so deletes and updates show up in both.
 The one `RAG` hands in is kept in step with the store's writes (`rag_app.components.lexical_upkeep`): every write
 through `store.write()` appends its changes to it as a delta segment.
+
+Where the store's server runs hybrid search itself (`store.server_hybrid`: distributed Chroma or Chroma Cloud with a
+sparse BM25 index, `rag_app.components.server_search`), hybrid mode takes its candidates from `store.hybrid_search`
+(Knn dense + Knn sparse BM25, fused by the server's Rrf) and no lexical index is built or read; the hits then carry
+`extra["fusion"] == "server-rrf"` (else the local method, e.g. "zscore") and no per-retriever ranks or scores.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from rag_app.settings import Settings
 _MAX_SOURCES_IN_FILTER = 2000
 #: Extra candidates read back beyond k, in case some were deleted since the lexical index last checked the store.
 _SPARE = 4
+#: `Hit.extra["fusion"]` of hybrid hits fused by the store's server (else the local method, `retrieve.fusion`).
+SERVER_FUSION = "server-rrf"
 
 
 class Retriever:
@@ -92,12 +99,18 @@ class Retriever:
         if self.reranker is not None:
             depth = max(depth, cfg.rerank_k)
 
-        lexical = self.lexical.current() if mode in ("lexical", "hybrid") else None
+        # A store whose server fuses dense and sparse BM25 itself (distributed Chroma, Chroma Cloud) does hybrid
+        # retrieval in one call, and no local BM25 index is built or read.
+        on_server = mode == "hybrid" and getattr(self.store, "server_hybrid", False)
+        lexical = self.lexical.current() if mode in ("lexical", "hybrid") and not on_server else None
         known: dict[str, Hit] = {}  # hits already read with their text (the post-filter path)
-        dense_ranked = self._dense(query, depth, source_glob, lexical, known) if mode != "lexical" else []
+        local_dense = mode != "lexical" and not on_server
+        dense_ranked = self._dense(query, depth, source_glob, lexical, known) if local_dense else []
         lexical_ranked = lexical.search(query, depth, source_glob) if lexical is not None else []
 
-        if mode == "dense":
+        if on_server:
+            ranked = self._server_hybrid(query, depth, source_glob, known)
+        elif mode == "dense":
             ranked = dense_ranked
         elif mode == "lexical":
             ranked = lexical_ranked
@@ -108,6 +121,9 @@ class Retriever:
         # Read texts only for what can be returned (a few spare for records deleted since the index last looked).
         wanted = depth if cfg.mmr else max(k, cfg.rerank_k if self.reranker is not None else 0) + _SPARE
         hits = self._hydrate(ranked[:wanted], known)
+        if mode == "hybrid":
+            for hit in hits:
+                hit.extra["fusion"] = SERVER_FUSION if on_server else cfg.fusion
         for name, ranking in (("dense", dense_ranked), ("lexical", lexical_ranked)):
             positions = {rid: (rank, score) for rank, (rid, score) in enumerate(ranking, 1)}
             for hit in hits:
@@ -138,9 +154,28 @@ class Retriever:
             if not sources:
                 return []
             if len(sources) <= _MAX_SOURCES_IN_FILTER:
-                where = {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
-                return self.store.query_ids(vector, depth, where=where)
+                return self.store.query_ids(vector, depth, where=source_filter(sources))
         hits = [h for h in self.store.query(vector, depth * 4)
+                if fnmatch.fnmatch(str(h.metadata.get("source", "")), source_glob)][:depth]
+        known.update((h.id, h) for h in hits)
+        return [(h.id, h.score) for h in hits]
+
+    def _server_hybrid(self, query: str, depth: int, source_glob: str | None,
+                       known: dict[str, Hit]) -> list[tuple[str, float]]:
+        """The store server's fused ranking (id, Rrf score), best first (`ServerHybrid`)."""
+        cfg = self.settings.retrieve
+        vector = self.embedder.embed_query(query)
+
+        def search(k: int, where: dict | None = None) -> list[tuple[str, float]]:
+            return self.store.hybrid_search(query, vector, k, where, rrf_k=cfg.rrf_k, dense_weight=cfg.dense_weight)
+
+        if not source_glob:
+            return search(depth)
+        if not any(c in source_glob for c in "*?["):  # one source, named: Chroma filters it exactly
+            return search(depth, source_filter([source_glob]))
+        # No local index lists the sources a pattern matches, and Chroma's `where` has no globs: post-filter a deeper
+        # list (as dense retrieval does without a lexical index).
+        hits = [h for h in self._hydrate(search(depth * 4), {})
                 if fnmatch.fnmatch(str(h.metadata.get("source", "")), source_glob)][:depth]
         known.update((h.id, h) for h in hits)
         return [(h.id, h.score) for h in hits]
@@ -173,6 +208,11 @@ class Retriever:
         relevance = matrix @ np.asarray(self.embedder.embed_query(query), dtype=np.float32)  # (N,)
         order = mmr_order(relevance, matrix, k, self.settings.retrieve.mmr_lambda)
         return [candidates[i] for i in order]
+
+
+def source_filter(sources: list[str]) -> dict:
+    """The Chroma `where` keeping only chunks of these sources."""
+    return {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
 
 
 def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], method: str = "zscore",
