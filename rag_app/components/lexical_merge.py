@@ -26,15 +26,14 @@ class BackgroundMerges:
 
     Args:
         settings: the settings the merge process rebuilds with (data home, store, BM25 choices).
-        collection: the collection's name.
-        fingerprint: the embedder fingerprint the collection records (the process opens it without an embedder).
+        store: the collection's `VectorStore` (its name, and the embedder fingerprint it records: the process opens
+            the collection without an embedder).
     """
 
-    def __init__(self, settings: Settings, collection: str, fingerprint: str):
-        self.job = {"home": str(settings.home), "store": settings.store.model_dump(mode="json"),
-                    "retrieve": settings.retrieve.model_dump(mode="json"), "collection": collection,
-                    "fingerprint": fingerprint}
-        self.log_path = settings.lexical_dir / collection / "merge.log"
+    def __init__(self, settings: Settings, store):
+        self.settings = settings
+        self.store = store
+        self.log_path = settings.lexical_dir / store.name / "merge.log"
         self.process: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
@@ -50,7 +49,10 @@ class BackgroundMerges:
                 self.process = subprocess.Popen([sys.executable, "-m", "rag_app.components.lexical_merge"],
                                                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                 start_new_session=True)
-            self.process.stdin.write(json.dumps(self.job).encode())
+            job = {"home": str(self.settings.home), "store": self.settings.store.model_dump(mode="json"),
+                   "retrieve": self.settings.retrieve.model_dump(mode="json"), "collection": self.store.name,
+                   "fingerprint": self.store.embedder_fingerprint}
+            self.process.stdin.write(json.dumps(job).encode())
             self.process.stdin.close()
 
     def wait(self, timeout_s: float | None = None) -> int | None:
@@ -60,7 +62,7 @@ class BackgroundMerges:
 
 
 def main() -> int:
-    from rag_app.components.lexical_upkeep import lexical_index
+    from rag_app.components.lexical import DerivedLexicalIndex
     from rag_app.components.store import VectorStore
 
     job = json.load(sys.stdin)
@@ -68,10 +70,9 @@ def main() -> int:
         os.nice(10)  # queries and writes first
     except OSError:
         pass
-    settings = Settings(home=job["home"], store=job["store"],
-                        retrieve={**job["retrieve"], "lexical_merge": "inline"})
+    settings = Settings(home=job["home"], store=job["store"], retrieve=job["retrieve"])
     store = VectorStore(settings, job["fingerprint"], job["collection"], create=False)
-    index = lexical_index(settings, store)
+    index = DerivedLexicalIndex.from_settings(settings, store)  # (it merges; it starts no merge of its own)
     merged = index.merge()
     print(json.dumps({"collection": job["collection"], "merged": merged, **index.counters}), flush=True)
     return 0

@@ -9,7 +9,7 @@ generation check on the next query.
 
 from __future__ import annotations
 
-from rag_app.components.lexical import DerivedLexicalIndex, LexicalConfig
+from rag_app.components.lexical import DerivedLexicalIndex
 from rag_app.components.lexical_merge import BackgroundMerges
 from rag_app.components.store import VectorStore, WriteRun
 from rag_app.settings import Settings
@@ -18,12 +18,8 @@ from rag_app.settings import Settings
 def lexical_index(settings: Settings, store: VectorStore) -> DerivedLexicalIndex:
     """The lexical index derived from `store`'s collection, configured by `settings.retrieve` (no upkeep; its
     merges run in a background process unless `retrieve.lexical_merge` is "inline")."""
-    cfg = settings.retrieve
-    merges = (BackgroundMerges(settings, store.name, store.embedder_fingerprint)
-              if cfg.lexical_merge == "background" else None)
-    return DerivedLexicalIndex(settings.lexical_dir, store, LexicalConfig.from_settings(cfg), cfg.lexical_check_s,
-                               cfg.lexical_delta_fraction, mmap=cfg.lexical_mmap, delta_min=cfg.lexical_delta_min,
-                               start_merge=merges)
+    merges = BackgroundMerges(settings, store) if settings.retrieve.lexical_merge == "background" else None
+    return DerivedLexicalIndex.from_settings(settings, store, start_merge=merges)
 
 
 def kept_lexical_index(settings: Settings, store: VectorStore) -> DerivedLexicalIndex:

@@ -91,6 +91,15 @@ class DerivedLexicalIndex:
         self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0, "catch_ups": 0, "records_read": 0,
                          "merges": 0, "merges_started": 0}
 
+    @classmethod
+    def from_settings(cls, settings, store: RecordSource, start_merge: Callable[[], Any] | None = None
+                      ) -> DerivedLexicalIndex:
+        """The index of `store`'s collection under `settings.lexical_dir`, configured by `settings.retrieve`."""
+        cfg = settings.retrieve
+        return cls(settings.lexical_dir, store, LexicalConfig.from_settings(cfg), cfg.lexical_check_s,
+                   cfg.lexical_delta_fraction, mmap=cfg.lexical_mmap, delta_min=cfg.lexical_delta_min,
+                   start_merge=start_merge)
+
     # What the index must have been built from to be current.
     def wanted_stamp(self) -> dict[str, Any]:
         return {"format": FORMAT_VERSION, "generation": self.store.generation(), "count": self.store.count(),
