@@ -8,14 +8,11 @@ import base64
 import threading
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from serve_support import Server, wait_for_job
 
-from rag_app.api import RAG
 from rag_app.services.answer import REFUSAL
-from rag_app.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "docs"
 QUESTION = "What is a VAE?"
