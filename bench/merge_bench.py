@@ -78,6 +78,9 @@ def run(home: Path, mode: str, clients: int, steady_s: float, after_s: float) ->
         row[f"p99_ms_{name}"] = round(1000 * percentile(values, 0.99), 1) if values else None
         row[f"max_ms_{name}"] = round(1000 * max(values), 1) if values else None
     row["p99_ratio"] = round(row["p99_ms_during"] / row["p99_ms_before"], 2) if during and before else None
+    if during:  # when the slowest query of the window started, in seconds after the write began
+        at, latency = max(((at, lat) for at, lat in samples if write_at <= at <= merged_at), key=lambda x: x[1])
+        row["worst_started_s_after_write"] = round(at - latency - write_at, 2)
     return row
 
 

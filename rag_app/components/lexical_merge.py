@@ -62,14 +62,14 @@ class BackgroundMerges:
 
 
 def main() -> int:
+    try:
+        os.nice(10)  # queries and writes first, from the imports on
+    except OSError:
+        pass
     from rag_app.components.lexical import DerivedLexicalIndex
     from rag_app.components.store import VectorStore
 
     job = json.load(sys.stdin)
-    try:
-        os.nice(10)  # queries and writes first
-    except OSError:
-        pass
     settings = Settings(home=job["home"], store=job["store"], retrieve=job["retrieve"])
     store = VectorStore(settings, job["fingerprint"], job["collection"], create=False)
     index = DerivedLexicalIndex.from_settings(settings, store)  # (it merges; it starts no merge of its own)

@@ -4,6 +4,7 @@ takes the lock, stamps the generation and keeps the BM25 index in step, so lexic
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -153,6 +154,10 @@ def test_a_delta_past_its_bound_is_merged_by_a_background_process(test_settings,
     assert lexical.counters == {**lexical.counters, "full_builds": 1, "delta_writes": 3, "merges_started": 1}
     assert lexical_sources(rag, "JT31") == ["ants.md"]
     assert lexical.start_merge.wait(timeout_s=120) == 0
+    # Queries go on with the index they have while a thread loads the merged one.
+    deadline = time.monotonic() + 30
+    while lexical.current().stats["delta"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     index = lexical.current()
     assert index.stats == {"main": 3, "delta": 0, "removed": 0, "segments": 0}
     assert lexical.counters["full_builds"] == 1  # this process built nothing more

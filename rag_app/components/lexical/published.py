@@ -6,6 +6,7 @@ rebuild). The on-disk protocol is described in the package docstring."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -29,10 +30,11 @@ from rag_app.components.lexical.bm25 import (
     tokenize,
 )
 
-#: Names in an index folder that belong to a state (or a crash's leftovers) and may be swept.
+log = logging.getLogger(__name__)
 #: With background merges the delta may grow to this many times its bound while a merge runs; past it, the write
 #: that crosses it merges inline (a merge that keeps failing must not let the delta grow without end).
 HARD_LIMIT_FACTOR = 4
+#: Names in an index folder that belong to a state (or a crash's leftovers) and may be swept.
 _SWEPT = ("index-", "tmp-", "main-", "seg-", "manifest-", ".CURRENT.", ".manifest-", ".seg-")
 
 
@@ -87,6 +89,7 @@ class DerivedLexicalIndex:
         self._checked_at = -1e9
         self._seen_pointer: tuple | None = None
         self._lock = threading.RLock()
+        self._reloading = False
         #: What this process did: full builds of the main segment, delta segments written, states loaded from disk.
         self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0, "catch_ups": 0, "records_read": 0,
                          "merges": 0, "merges_started": 0}
@@ -123,6 +126,12 @@ class DerivedLexicalIndex:
             if self._index is not None and now - self._checked_at < self.check_s and pointer == self._seen_pointer:
                 return self._index
             wanted = self.wanted_stamp()
+            if pointer != self._seen_pointer and self._matches(self._stamp_of(self._index), wanted):
+                # The same records in a new state on disk (a merge published a new main segment): load it on a
+                # thread and answer from this one meanwhile, so no query waits on the load.
+                self._start_reload(pointer, wanted)
+                self._checked_at = time.monotonic()
+                return self._index
             on_disk = self._load_current() if pointer != self._seen_pointer and self._index is not None else None
             if self._matches(self._stamp_of(on_disk), wanted):
                 self._index = on_disk  # e.g. a merge published the same records on a new main segment
@@ -132,6 +141,28 @@ class DerivedLexicalIndex:
             self._seen_pointer = pointer
             self._checked_at = time.monotonic()
             return self._index
+
+    def _start_reload(self, pointer: tuple | None, wanted: dict[str, Any]) -> None:
+        """Load the state `pointer` names on a thread, then serve it if it still matches `wanted` (caller holds the
+        lock; one reload at a time)."""
+        if self._reloading:
+            return
+        self._reloading = True
+
+        def reload() -> None:
+            try:
+                on_disk = self._load_current()
+            except Exception:  # noqa: BLE001 - a failed load leaves the index being served; the next write retries
+                log.exception("reloading the lexical index of %s failed", self.store.name)
+                on_disk = None
+            with self._lock:
+                self._reloading = False
+                self._seen_pointer = pointer  # (given up if it failed: the next state on disk is loaded again)
+                if self._matches(self._stamp_of(on_disk), wanted) and self._matches(self._stamp_of(self._index),
+                                                                                     wanted):
+                    self._index = on_disk
+
+        threading.Thread(target=reload, name=f"lexical-reload-{self.store.name}", daemon=True).start()
 
     def refresh(self) -> LexicalIndex:
         """Bring the index up to date now, loading it (or rebuilding it in full when stale)."""
