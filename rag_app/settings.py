@@ -185,6 +185,8 @@ class RetrieveSettings(Section):
     # Map the BM25 main segment's arrays from disk (read-only) instead of reading them into each process: the OS page
     # cache holds one copy for every worker, and a process keeps only the pages its queries touch.
     lexical_mmap: bool = True
+    # Chunk texts kept per collection between queries (valid for one generation of the collection; 0 turns it off).
+    record_cache_size: int = Field(4096, ge=0)
     # Optional cross-encoder reranking: a local sentence-transformers CrossEncoder folder (off when unset).
     rerank_model: str | None = None
     # Fused candidates the cross-encoder rescores.

@@ -31,6 +31,7 @@ import numpy as np
 from rag_app.components.store import Hit
 from rag_app.errors import RagError
 from rag_app.services.protocols import Embeds, ReadsChunks, ServesLexical
+from rag_app.services.record_cache import RecordCache
 from rag_app.settings import Settings
 
 #: Most `$in` values handed to Chroma for a source filter; more matching sources fall back to post-filtering.
@@ -60,6 +61,7 @@ class Retriever:
         self.store = store
         self._lexical = lexical
         self._reranker = reranker
+        self.records = RecordCache(settings.retrieve.record_cache_size)
 
     @property
     def lexical(self) -> ServesLexical:
@@ -120,7 +122,8 @@ class Retriever:
 
         # Read texts only for what can be returned (a few spare for records deleted since the index last looked).
         wanted = depth if cfg.mmr else max(k, cfg.rerank_k if self.reranker is not None else 0) + _SPARE
-        hits = self._hydrate(ranked[:wanted], known)
+        stamp = (getattr(lexical, "stamp", None) or {}).get("generation") if lexical is not None else None
+        hits = self._hydrate(ranked[:wanted], known, stamp)
         if mode == "hybrid":
             for hit in hits:
                 hit.extra["fusion"] = SERVER_FUSION if on_server else cfg.fusion
@@ -180,14 +183,25 @@ class Retriever:
         known.update((h.id, h) for h in hits)
         return [(h.id, h.score) for h in hits]
 
-    def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit]) -> list[Hit]:
-        """Hits with text and metadata read from the store, in order; records deleted meanwhile are dropped."""
+    def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit], stamp: str | None = None) -> list[Hit]:
+        """Hits with text and metadata read from the store, in order; records deleted meanwhile are dropped.
+
+        With `stamp` (the generation the lexical index matches), records read at that stamp before are taken from
+        `self.records` instead of the store."""
         found: dict[str, Hit] = dict(known)
         missing = [rid for rid, _ in ranked if rid not in found]
+        if missing and stamp is not None:
+            for rid, (text, metadata) in self.records.take(stamp, missing).items():
+                found[rid] = Hit(id=rid, text=text, metadata=metadata, score=0.0)
+            missing = [rid for rid in missing if rid not in found]
         if missing:
             got = self.store.get(missing)
+            read = {}
             for rid, doc, meta in zip(got["ids"], got.get("documents") or [None] * len(got["ids"]), got["metadatas"]):
                 found[rid] = Hit(id=rid, text=doc or "", metadata=meta or {}, score=0.0)
+                read[rid] = (doc or "", meta or {})
+            if stamp is not None:
+                self.records.put(stamp, read)
         hits = []
         for rid, score in ranked:
             hit = found.get(rid)

@@ -148,6 +148,42 @@ def test_a_write_by_another_process_is_noticed_by_the_stamp(concept_rag):
     assert retriever.retrieve("XJ9000", k=3, mode="lexical") == []
 
 
+def test_texts_read_once_are_reused_until_the_collection_changes(concept_rag, corpus):
+    from rag_app.components.store import VectorStore
+
+    retriever = concept_rag.retriever()
+    store = concept_rag.store()
+    reads: list[list[str]] = []
+    read_texts = store.get
+
+    def counting_get(ids, include_documents=True):
+        reads.append(list(ids))
+        return read_texts(ids, include_documents)
+
+    store.get = counting_get
+    first = retriever.retrieve("XJ9000 engine", k=3)
+    assert "parts.md" in sources(first) and reads
+    reads.clear()
+    again = retriever.retrieve("XJ9000 engine", k=3)
+    assert reads == []  # the texts came from the cache
+    assert [(h.id, h.text, h.metadata, h.score) for h in again] == [(h.id, h.text, h.metadata, h.score) for h in first]
+
+    # Another process changes a cached chunk in place (same id): the moved stamp empties the cache.
+    other = VectorStore(concept_rag.settings.with_overrides(**{"retrieve.mode": "dense"}), store.embedder_fingerprint,
+                        store.name)
+    (parts_id, parts_meta, _), = [r for r in store.iter_records() if r[1]["source"] == "parts.md"]
+    with other.write():
+        other.update_metadata([parts_id], [{**parts_meta, "title": "Renamed spares"}])
+    renamed = [h for h in retriever.retrieve("XJ9000 engine", k=3) if h.id == parts_id]
+    assert renamed and renamed[0].metadata["title"] == "Renamed spares"
+
+    # A write through this process changes a text: the new one is served.
+    write(corpus / "cars.md", "# Cars\n\nA car has four wheels and an electric motor.\n")
+    concept_rag.ingest([corpus])
+    texts = [h.text for h in retriever.retrieve("car wheels", k=3)]
+    assert any("electric motor" in t for t in texts) and not any("an engine." in t for t in texts)
+
+
 def _manifest(folder):
     import json
 
