@@ -157,10 +157,24 @@ def test_the_cited_pdf_page_in_a_real_browser(served_pdf_app, tmp_path):
             card_title = card.locator("summary").inner_text()
             assert re.search(r"\[1\] orchard_survey\.pdf — page 1", card_title), card_title
             card.locator("summary").click()
-            card.get_by_text("Show page").click()  # the toggle: the page is drawn only now
+            switch = card.get_by_role("switch")
+            for _ in range(3):  # the toggle: the page is drawn only now
+                card.get_by_text("Show page").click()
+                try:
+                    sync_api.expect(switch).to_be_checked(timeout=5_000)
+                    break
+                except AssertionError:
+                    # Seen on a loaded CI machine: the click left the switch off (the answer stayed). Click again,
+                    # as a person would; the test still fails if the page never comes.
+                    page.screenshot(path=str(tmp_path / "switch_off.png"), full_page=True)
 
             image = card.locator("img").first
-            image.wait_for(timeout=60_000)
+            try:
+                image.wait_for(timeout=60_000)
+            except sync_api.TimeoutError as exc:
+                page.screenshot(path=str(tmp_path / "no_page_image.png"), full_page=True)
+                raise AssertionError(f"no page image; the card says: {card.inner_text()!r}; log: "
+                                     f"{log.read_text()[-2000:]}") from exc
             page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
                                    timeout=30_000)
             natural = image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
