@@ -120,10 +120,20 @@ def get_client(settings: Settings):
     apply_offline_env(settings)
     if settings.store.mode == "http":
         return _client("http", settings.store.url)
+    location = str(settings.chroma_dir)
+    opened = _opened.get(location)
+    if opened is not None:
+        # Opened already: no init lock, which another process holds while it opens the store (a background merge
+        # starting up held every query of this process for ~0.5 s, via `generation()`).
+        return opened
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     # Two processes opening a new store at once would both create its schema ("table ... already exists").
     with _init_lock(settings):
-        return _client("persistent", str(settings.chroma_dir))
+        client = _opened[location] = _client("persistent", location)
+    return client
+
+
+_opened: dict[str, Any] = {}  # embedded clients by location, once opened in this process
 
 
 def _init_lock(settings: Settings):
