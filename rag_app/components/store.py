@@ -113,6 +113,9 @@ def _client(mode: str, location: str):
     return chromadb.PersistentClient(path=location, settings=chroma_settings)
 
 
+_opened: dict[str, Any] = {}  # embedded clients by location, once opened in this process
+
+
 def get_client(settings: Settings):
     """One Chroma client per process and location."""
     from rag_app.settings import apply_offline_env
@@ -131,9 +134,6 @@ def get_client(settings: Settings):
     with _init_lock(settings):
         client = _opened[location] = _client("persistent", location)
     return client
-
-
-_opened: dict[str, Any] = {}  # embedded clients by location, once opened in this process
 
 
 def _init_lock(settings: Settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,6 +182,35 @@ def kill9(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
+
+
+def run_child(args: list[str], env: dict[str, str], stop_at: str | None = None) -> tuple[str, int]:
+    """Run a child script (`args` after the interpreter) to its end, or `kill -9` it once its stderr shows `stop_at`;
+    (its stderr, its exit code)."""
+    proc = subprocess.Popen([PYTHON, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=str(Path(args[0]).parent))
+    watcher = StderrWatcher(proc)
+    if stop_at is not None:
+        assert watcher.wait_for(lambda text: stop_at in text, timeout=300), watcher.text[-2000:]
+        kill9(proc)
+    else:
+        proc.wait(timeout=300)
+    proc.stdout.close()
+    return watcher.join(), proc.returncode
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """`path`'s file lock held by another process for the duration of the block."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from filelock import FileLock; "
+                               f"lock = FileLock({str(path)!r}); lock.acquire(); print('held', flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 # -- a real Chroma server --------------------------------------------------------------------------------------------

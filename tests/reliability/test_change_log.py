@@ -4,11 +4,10 @@ A writer killed (`kill -9`) at any step of its run leaves a log that still bring
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from reliability_support import PYTHON, ChromaServer, StderrWatcher, kill9, make_corpus, rag_env, snapshot
+from reliability_support import ChromaServer, make_corpus, rag_env, run_child, snapshot
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -87,18 +86,9 @@ def test_collections_hide_their_change_logs_and_drop_takes_the_log_too(tmp_path,
     assert not client.list_collections()
 
 
-def run_child(home: Path, url: str, file: Path, stop_at: str | None = None) -> tuple[str, int]:
-    proc = subprocess.Popen([PYTHON, CHILD, str(file)], env=rag_env(home, RAG_STORE__URL=url,
-                                                                    RAG_STORE__COLLECTION="shared"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(Path(CHILD).parent))
-    watcher = StderrWatcher(proc)
-    if stop_at is not None:
-        assert watcher.wait_for(lambda text: stop_at in text, timeout=300), watcher.text[-2000:]
-        kill9(proc)
-    else:
-        proc.wait(timeout=300)
-    proc.stdout.close()
-    return watcher.join(), proc.returncode
+def run_writer(home: Path, url: str, file: Path, stop_at: str | None = None) -> tuple[str, int]:
+    return run_child([CHILD, str(file)], rag_env(home, RAG_STORE__URL=url, RAG_STORE__COLLECTION="shared"),
+                     stop_at)
 
 
 @pytest.mark.slow
@@ -111,7 +101,7 @@ def test_a_writer_killed_at_any_step_leaves_a_log_readers_catch_up_by(tmp_path, 
     reader.current()
     added = added_file(tmp_path)
 
-    text, code = run_child(writer_home, server.url, added)
+    text, code = run_writer(writer_home, server.url, added)
     assert code == 0, text[-2000:]
     steps = int(text.rsplit("log-steps=", 1)[1].split()[0])
     assert steps >= 5  # open, its stamp, the ids of each call (one here), close, the final stamp
@@ -120,11 +110,11 @@ def test_a_writer_killed_at_any_step_leaves_a_log_readers_catch_up_by(tmp_path, 
 
     for step in range(1, steps + 1):
         for phase in ("step", "done"):
-            text, code = run_child(writer_home, server.url, added, stop_at=f"log-{phase}={step}")
+            text, code = run_writer(writer_home, server.url, added, stop_at=f"log-{phase}={step}")
             assert code == -9, text[-2000:]
             held = set(snapshot(writer.store()))
             assert set(reader.current().ids) == held, (phase, step)
-            text, code = run_child(writer_home, server.url, added)  # the rerun finishes the file
+            text, code = run_writer(writer_home, server.url, added)  # the rerun finishes the file
             assert code == 0, text[-2000:]
             assert set(reader.current().ids) == set(snapshot(writer.store())), (phase, step)
             assert reader.current().search(UNIQUE, 5)

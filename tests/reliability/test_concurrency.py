@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from reliability_support import StderrWatcher, assert_vector_index_complete, make_corpus, rag_cmd, rag_env, snapshot
+from reliability_support import (
+    StderrWatcher,
+    assert_vector_index_complete,
+    lock_held_elsewhere,
+    make_corpus,
+    rag_cmd,
+    rag_env,
+    snapshot,
+)
 
 from rag_app.api import RAG
 from rag_app.errors import RagError, StoreLockedError
@@ -100,18 +107,11 @@ def test_a_held_writer_lock_gives_a_clear_error(tmp_path):
     settings = Settings(profile="test", home=tmp_path / "home")
     store = RAG(settings).store()
     lock_path = settings.chroma_dir / "rag-writer.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock; "
-                               f"lock = FileLock({str(lock_path)!r}); lock.acquire(); print('held', flush=True); "
-                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(lock_path):
         with pytest.raises(StoreLockedError, match="another process") as failure:
             with store.writer_lock(timeout_s=0.5):
                 pass
         assert str(lock_path) in str(failure.value) and isinstance(failure.value, RagError)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     with store.writer_lock(timeout_s=5):  # released with the holder
         pass
 
@@ -123,21 +123,13 @@ def test_queries_do_not_wait_while_another_process_opens_the_store(tmp_path):
     settings = Settings(profile="test", home=tmp_path / "home")
     rag = RAG(settings)
     rag.ingest([make_corpus(tmp_path / "corpus", n_files=2, sections=2)])
-    lock_path = settings.chroma_dir / "rag-init.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from filelock import FileLock; "
-                               f"lock = FileLock({str(lock_path)!r}); lock.acquire(); print('held', flush=True); "
-                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(settings.chroma_dir / "rag-init.lock"):
         done: list = []
         reader = threading.Thread(target=lambda: done.append((rag.store().generation(), rag.retrieve("Fact 1-1"))),
                                   daemon=True)
         reader.start()
         reader.join(timeout=30)  # (blocked, it would wait up to the init lock's 120 s timeout)
         assert done and done[0][1], "a query waited on the init lock another process holds"
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
 
 
 @pytest.mark.slow

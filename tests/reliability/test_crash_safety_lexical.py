@@ -6,11 +6,10 @@ reader's BM25 index already matches the store and a rerun ends exactly where an 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from reliability_support import PYTHON, StderrWatcher, assert_recovers, kill9, make_corpus, rag_env, snapshot
+from reliability_support import assert_recovers, make_corpus, rag_env, run_child, snapshot
 
 from rag_app.api import RAG
 from rag_app.settings import Settings
@@ -27,18 +26,10 @@ def settings(home, merge: bool) -> Settings:
     return Settings(profile="test", home=home).with_overrides(**overrides)
 
 
-def run_child(home, file, merge: bool, stop_at: str | None = None) -> tuple[str, int]:
+def run_lexical_child(home, file, merge: bool, stop_at: str | None = None) -> tuple[str, int]:
     """`file`: ingest it; None: run the background merge."""
-    proc = subprocess.Popen([PYTHON, CHILD, str(file) if file is not None else "--merge"], env=rag_env(home, **(MERGE if merge else {})),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(Path(CHILD).parent))
-    watcher = StderrWatcher(proc)
-    if stop_at is not None:
-        assert watcher.wait_for(lambda text: stop_at in text, timeout=300), watcher.text[-2000:]
-        kill9(proc)
-    else:
-        proc.wait(timeout=300)
-    proc.stdout.close()
-    return watcher.join(), proc.returncode
+    return run_child([CHILD, str(file) if file is not None else "--merge"],
+                     rag_env(home, **(MERGE if merge else {})), stop_at)
 
 
 @pytest.mark.slow
@@ -52,7 +43,7 @@ def test_kill9_during_a_lexical_delta_write_or_merge(tmp_path, merge):
 
     reference = tmp_path / "reference-home"
     shutil.copytree(base, reference)
-    text, code = run_child(reference, added, merge)
+    text, code = run_lexical_child(reference, added, merge)
     assert code == 0, text[-2000:]
     steps = int(text.rsplit("lexical-steps=", 1)[1].split()[0])
     assert steps == (3 if merge else 2)  # merge: terms.json, stamp.json, manifest; delta: segment, manifest
@@ -70,7 +61,7 @@ def test_kill9_during_a_lexical_delta_write_or_merge(tmp_path, merge):
         for phase in ("step", "done"):
             home = tmp_path / f"trial-{trial}"
             shutil.copytree(base, home)
-            text, code = run_child(home, added, merge, stop_at=f"lexical-{phase}={step}")
+            text, code = run_lexical_child(home, added, merge, stop_at=f"lexical-{phase}={step}")
             assert code == -9, text[-2000:]
             assert_recovers(home, trial, (phase, step), expected, rerun)
             folder = home / "lexical" / "default"
@@ -98,7 +89,7 @@ def test_kill9_during_a_background_merge(tmp_path):
 
     reference = tmp_path / "reference-home"
     shutil.copytree(base, reference)
-    text, code = run_child(reference, None, False)
+    text, code = run_lexical_child(reference, None, False)
     assert code == 0, text[-2000:]
     steps = int(text.rsplit("lexical-steps=", 1)[1].split()[0])
     assert steps == 3  # the merged main segment's terms.json and stamp.json, the manifest
@@ -108,10 +99,10 @@ def test_kill9_during_a_background_merge(tmp_path):
         for phase in ("step", "done"):
             home = tmp_path / f"merge-{phase}-{step}"
             shutil.copytree(base, home)
-            text, code = run_child(home, None, False, stop_at=f"lexical-{phase}={step}")
+            text, code = run_lexical_child(home, None, False, stop_at=f"lexical-{phase}={step}")
             assert code == -9, text[-2000:]
             assert merged_state(home)["main"] in (len(expected) - 3, len(expected)), (phase, step)
-            text, code = run_child(home, None, False)  # a later merge sweeps the killed one's leftovers
+            text, code = run_lexical_child(home, None, False)  # a later merge sweeps the killed one's leftovers
             assert code == 0, text[-2000:]
             assert merged_state(home) == {"main": len(expected), "delta": 0, "removed": 0, "segments": 0}
             folder = home / "lexical" / "default"
