@@ -39,9 +39,7 @@ class ChangeSet:
     """The ids touched between two stamps: re-read each (present: current text; absent: deleted)."""
 
     touched: set[str] = field(default_factory=set)
-    runs: int = 0  # write runs followed
     open_runs: set[str] = field(default_factory=set)  # runs followed that have not closed (still writing, or died)
-    entries: int = 0  # log entries read
 
 
 class ChangeLog:
@@ -109,11 +107,10 @@ class ChangeLog:
             frontier = []
         if until not in reached:
             return None
-        changes = ChangeSet(runs=len(runs), open_runs=set(runs) - closed)
+        changes = ChangeSet(open_runs=set(runs) - closed)
         for start in range(0, len(runs), 100):
             entries = self._get({"$and": [{"kind": "ids"}, {"run": {"$in": runs[start:start + 100]}}]},
                                 documents=True)
-            changes.entries += len(entries["ids"])
             for document in entries["documents"]:
                 changes.touched.update(json.loads(document or "[]"))
                 if len(changes.touched) > max_ids:
