@@ -1,7 +1,7 @@
 """Calibrate when the trained reader refuses, on every dev set together, cross-validated by article or document.
 
     python bench/reader_calibrate.py record --home H --adapter DIR --out R/     # the dev sets' details, nothing refused
-    python bench/reader_calibrate.py fit R/ [--write DIR/reader_card.json]        # the rule, CV figures, the card
+    python bench/reader_calibrate.py fit R/ [R2/ ...] [--write DIR/reader_card.json]  # the rule, CV figures, the card
 
 `record` runs the evals with the adapter's decision switched off (a copy of the adapter whose card says never
 refuse, and `answer.min_relevance` 0), so every question is read and its features are written:
@@ -183,7 +183,7 @@ def figures(rows, refusals) -> dict:
 
 
 def fit(args) -> None:
-    rows = load_rows(Path(args.folder))
+    rows = [row for folder in args.folders for row in load_rows(Path(folder))]
     arrays = as_arrays(rows)
     groups = np.array([r["group"] for r in rows])
     cv_refused = np.zeros(len(rows), dtype=bool)
@@ -226,7 +226,7 @@ def main() -> None:
     rec.add_argument("--sets", nargs="*", choices=SETS)
     rec.set_defaults(func=record)
     fitter = sub.add_parser("fit")
-    fitter.add_argument("folder")
+    fitter.add_argument("folders", nargs="+", help="record folders (a set recorded twice: give one of them)")
     fitter.add_argument("--write", help="the reader_card.json to store the rule in")
     fitter.set_defaults(func=fit)
     args = parser.parse_args()
