@@ -216,6 +216,94 @@ def fit(args) -> None:
         print(f"decision written to {card_path}", file=sys.stderr)
 
 
+# -- the span's shape (`reading` in the card) ---------------------------------------------------------------------------
+POWERS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
+ASKED = (0.0, -0.5, -1.0, -2.0, -3.0, -4.0, -6.0)
+PROXIMITY = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+SPAN_SETS = ("squad", "squad2_dev", "papers_dev")
+
+
+def load_spans(folders) -> list[dict]:
+    """The answerable questions' recorded candidate spans (`candidates` in the details' span), each with its F1."""
+    sys.path.insert(0, str(ROOT))
+    from rag_app.eval.answers import best_over, f1_score
+
+    out = []
+    for folder in folders:
+        for name in SPAN_SETS:
+            path = Path(folder) / f"{name}.jsonl"
+            if not path.is_file():
+                continue
+            groups = _groups(name)
+            papers = {q["id"]: q.get("answers") or [] for q in
+                      map(json.loads, open(EVAL / "papers_dev" / "questions.jsonl", encoding="utf-8"))}
+            for raw in map(json.loads, open(path, encoding="utf-8")):
+                answerable = raw["answerable"] if name == "papers_dev" else raw["pass"] == "answerable"
+                candidates = (raw.get("span") or {}).get("candidates")
+                golds = papers.get(raw["id"], []) if name == "papers_dev" else raw.get("answers") or []
+                if not answerable or not candidates or not golds:
+                    continue
+                group = raw.get("file") if name == "papers_dev" else groups.get(raw["id"], raw["id"])
+                out.append({"set": name, "group": f"{name}:{group}",
+                            "logprob": np.array([c["logprob"] for c in candidates]),
+                            "tokens": np.array([c["tokens"] for c in candidates]),
+                            "asked": np.array([c["asked"] for c in candidates]),
+                            "far": np.array([c["far"] for c in candidates]),
+                            "f1": np.array([best_over(f1_score, c["text"], golds) for c in candidates])})
+    return out
+
+
+def fit_spans(args) -> None:
+    """Choose (length_power, asked_weight, proximity_weight) maximising the mean over the sets of the short answer's
+    F1 (`reshape_spans` over the recorded candidates); figures leave-one-group-out."""
+    rows = load_spans(args.folders)
+    grid = list(itertools.product(POWERS, ASKED, PROXIMITY))
+    # picked[g, q]: the F1 of question q's span under grid point g (the likeliest first among equal scores)
+    picked = np.zeros((len(grid), len(rows)))
+    for q, row in enumerate(rows):
+        for g, (power, asked, far) in enumerate(grid):
+            score = row["logprob"] / (row["tokens"] + 1) ** power + asked * row["asked"] - far * row["far"]
+            picked[g, q] = row["f1"][int(np.argmax(score))]
+    sets = np.array([r["set"] for r in rows])
+    groups = np.array([r["group"] for r in rows])
+
+    def objective(mask):  # per grid point: mean over sets of the mean F1 of the questions in `mask`
+        return np.mean([picked[:, mask & (sets == s)].mean(axis=1) for s in SPAN_SETS if (mask & (sets == s)).any()],
+                       axis=0)
+
+    cv = np.zeros(len(rows))
+    for group in np.unique(groups):
+        held = groups == group
+        cv[held] = picked[int(np.argmax(objective(~held))), held]
+    best = int(np.argmax(objective(np.ones(len(rows), dtype=bool))))
+    power, asked, far = grid[best]
+    figures_by_set = {s: {"questions": int((sets == s).sum()),
+                          "likeliest_f1": round(100 * float(picked[0, sets == s].mean()), 2),
+                          "cross_validated_f1": round(100 * float(cv[sets == s].mean()), 2),
+                          "fitted_on_all_f1": round(100 * float(picked[best, sets == s].mean()), 2),
+                          "best_of_candidates_f1": round(100 * float(np.mean([r["f1"].max() for r, s2 in
+                                                                               zip(rows, sets) if s2 == s])), 2)}
+                      for s in SPAN_SETS if (sets == s).any()}
+    report = {"reading": {"length_power": power, "asked_weight": asked, "proximity_weight": far},
+              "figures": figures_by_set}
+    print(json.dumps(report, indent=1))
+    if args.write:
+        card_path = Path(args.write)
+        card = json.loads(card_path.read_text())
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        card["reading"] = {
+            "length_power": power, "asked_weight": asked, "proximity_weight": far,
+            "fit": {"command": "python bench/reader_calibrate.py fit-spans " + " ".join(sys.argv[2:]),
+                    "data": [f"../shared/eval/{name}" for name in SPAN_SETS], "commit": commit.strip(),
+                    "questions": len(rows), "figures": figures_by_set,
+                    "how": "grid search maximising the mean over the sets of the short answer's F1 (answerable "
+                           "questions, the recorded likeliest spans); cross_validated_f1 leave-one-article/"
+                           "paragraph/paper-out"},
+        }
+        card_path.write_text(json.dumps(card, indent=1, sort_keys=True))
+        print(f"reading written to {card_path}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +317,10 @@ def main() -> None:
     fitter.add_argument("folders", nargs="+", help="record folders (a set recorded twice: give one of them)")
     fitter.add_argument("--write", help="the reader_card.json to store the rule in")
     fitter.set_defaults(func=fit)
+    spans = sub.add_parser("fit-spans")
+    spans.add_argument("folders", nargs="+", help="record folders")
+    spans.add_argument("--write", help="the reader_card.json to store the weights in")
+    spans.set_defaults(func=fit_spans)
     args = parser.parse_args()
     args.func(args)
 

@@ -9,6 +9,7 @@ base model it was trained on, how (data, steps, seed), and the calibrated decisi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,24 @@ class ReaderAdapter:
 
     @property
     def tag(self) -> str:
-        """A short name for the model fingerprint: the adapter's weights hash."""
-        return "reader@" + str(self.card.get("adapter_sha256", ""))[:10] if self.card else f"adapter:{self.path.name}"
+        """A short name for the model fingerprint: the adapter's weights hash, and a hash of the fitted `decision`
+        and `reading` when the card has them (they change the replies too)."""
+        if not self.card:
+            return f"adapter:{self.path.name}"
+        tag = "reader@" + str(self.card.get("adapter_sha256", ""))[:10]
+        fits = {key: self.card[key] for key in ("decision", "reading") if key in self.card}
+        if fits:
+            tag += "+fit@" + hashlib.sha256(json.dumps(fits, sort_keys=True).encode()).hexdigest()[:6]
+        return tag
 
     @property
     def decision(self) -> dict[str, float]:
         return dict(self.card.get("decision") or {})
+
+    @property
+    def reading(self) -> dict[str, float]:
+        """The fitted weights that choose the answer among the reader's likeliest spans (`reshape_spans`)."""
+        return dict(self.card.get("reading") or {})
 
 
 def resolve_adapter(setting: str, model: str) -> ReaderAdapter | None:

@@ -31,11 +31,14 @@ from typing import Any
 
 from rag_app.errors import RagError
 from rag_app.services.extractive import (
+    SHAPED_SPANS,
     answer_type,
     answers_something,
     clean_span,
     question_words,
+    reshape_spans,
     span_candidates,
+    span_shape,
     stream_span,
 )
 from rag_app.services.grounding import (
@@ -389,9 +392,10 @@ class AnswerService:
         """The trained reader's span of `evidence`, or None when it abstains.
 
         Every span starting at one of the likeliest first words and the reader's no-answer reply are scored in one
-        pass by their whole log-probability (the adapter was trained for exactly this reply, so no length or shape
-        terms). It abstains when log p(no answer) - log p(best span) - relevance_weight * logit(relevance) exceeds
-        the calibrated margin (`decision` in the adapter's card)."""
+        pass by their whole log-probability. It abstains when log p(no answer) - log p(likeliest span) -
+        relevance_weight * logit(relevance) exceeds the calibrated margin (`decision` in the adapter's card).
+        Otherwise the answer is the best of the `SHAPED_SPANS` likeliest spans by `reshape_spans` (the card's
+        `reading`): the reader's likelihood alone picks "2" over "2 million" or a phrase the question already says."""
         cfg = self.settings.answer
         candidates = span_candidates(self.llm, messages, evidence, prefix=SPAN_PREFIX,
                                      max_tokens=cfg.reader_max_tokens, starts=cfg.reader_starts,
@@ -401,15 +405,20 @@ class AnswerService:
         spans = [c for c in candidates if c.evidence_index >= 0]
         if not spans:
             return None
-        best = spans[0]
-        margin = (abstain.logprob - best.logprob) if abstain is not None else -math.inf
+        likeliest = spans[0]  # what the margin rule reads
+        shapes = [span_shape(c, evidence[c.evidence_index], run.standalone) for c in spans[:SHAPED_SPANS]]
+        best = spans[reshape_spans(spans[:SHAPED_SPANS], shapes, reader.reading)]
+        margin = (abstain.logprob - likeliest.logprob) if abstain is not None else -math.inf
         logit = math.log(max(run.relevance, 1e-6) / max(1.0 - run.relevance, 1e-6))
         decision = reader.decision
         pressure = margin - float(decision.get("relevance_weight", 0.0)) * logit
         run.extra["span"] = {"logprob": round(best.logprob, 4), "score": round(best.score, 4), "tokens": best.tokens,
                              "opening": round(best.opening, 4),
                              "no_answer": round(abstain.logprob, 4) if abstain is not None else None,
-                             "abstain": round(pressure, 4)}
+                             "abstain": round(pressure, 4), "likeliest": likeliest.text,
+                             # the candidates the span was chosen from, for refitting `reading` (reader_calibrate.py)
+                             "candidates": [{"text": c.text, "logprob": round(c.logprob, 4), "tokens": c.tokens,
+                                             **shape} for c, shape in zip(spans, shapes)]}
         if pressure > float(decision.get("margin", 0.0)):
             return None
         return best.text

@@ -269,6 +269,30 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
     return sorted(found.values(), key=lambda c: -c.score)
 
 
+#: How many of the trained reader's likeliest spans `reshape_spans` chooses among (the ones recorded for its fit).
+SHAPED_SPANS = 12
+
+
+def span_shape(candidate: SpanCandidate, text: str, question: str) -> dict[str, float]:
+    """What `reshape_spans` weighs besides the likelihood, for a span of evidence `text`: the share of its content
+    words that the question has ("asked") and log(1 + the words between it and the nearest question word in its
+    sentence) ("far")."""
+    near = set(content_words(question))
+    words = content_words(candidate.text)
+    return {"asked": round(sum(w in near for w in words) / len(words), 4) if words else 0.0,
+            "far": round(math.log1p(_NearWords(text, near).distance(candidate.text)), 4)}
+
+
+def reshape_spans(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, float]], reading: dict) -> int:
+    """The index of the best span by logprob / (tokens + 1) ** length_power + asked_weight * asked -
+    proximity_weight * far, with `reading` the fitted weights (the reader's card; none: the likeliest, index 0)."""
+    power = float(reading.get("length_power", 0.0))
+    asked, far = float(reading.get("asked_weight", 0.0)), float(reading.get("proximity_weight", 0.0))
+    scores = [c.logprob / (c.tokens + 1) ** power + asked * shape["asked"] - far * shape["far"]
+              for c, shape in zip(spans, shapes)]
+    return max(range(len(scores)), key=lambda k: (scores[k], -k))
+
+
 class _NearWords:
     """The words of one evidence text, stemmed once, marked when their stem is one of the question's (`near`)."""
 

@@ -308,10 +308,10 @@ def train_reader(config: ReaderTrainConfig, settings, log: Callable[[str], None]
         "command": " ".join(["rag", "train-reader"] + sys.argv[2:]) if sys.argv[1:2] == ["train-reader"] else "",
     }
     previous = config.out / "adapter" / CARD_NAME
-    if previous.is_file():  # a calibration written by `bench/reader_calibrate.py` stays with the same weights
+    if previous.is_file():  # the fits written by `bench/reader_calibrate.py` stay with the same weights
         old = json.loads(previous.read_text())
-        if "decision" in old and old.get("adapter_sha256") == sha256_file(tmp / "adapter_model.safetensors"):
-            card["decision"] = old["decision"]
+        if old.get("adapter_sha256") == sha256_file(tmp / "adapter_model.safetensors"):
+            card.update({key: old[key] for key in ("decision", "reading") if key in old})
     card["adapter_sha256"] = sha256_file(tmp / "adapter_model.safetensors")
     (tmp / CARD_NAME).write_text(json.dumps(card, indent=1, sort_keys=True))
     shutil.rmtree(adapter, ignore_errors=True)

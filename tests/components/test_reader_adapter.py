@@ -47,3 +47,15 @@ def test_an_adapter_trained_for_another_model_is_refused(tmp_path):
     (tmp_path / "reader_card.json").write_text(json.dumps({"base_model": "some/other-model"}))
     with pytest.raises(RagError, match="trained on some/other-model"):
         resolve_adapter(str(tmp_path), PACKAGED_LLM)
+
+
+def test_the_shipped_reading_weights_have_their_fit_and_name_the_model():
+    card = json.loads((SHIPPED_DIR / "reader_card.json").read_text())
+    reading = card["reading"]
+    assert {"length_power", "asked_weight", "proximity_weight"} <= reading.keys()
+    fit = reading["fit"]
+    assert fit["command"].startswith("python bench/reader_calibrate.py fit-spans") and fit["commit"]
+    assert set(fit["figures"]) == {"squad", "squad2_dev", "papers_dev"}
+    assert all("cross_validated_f1" in figures for figures in fit["figures"].values())
+    # The fitted numbers change replies, so the model's name changes with them.
+    assert "+fit@" in resolve_adapter("auto", PACKAGED_LLM).tag

@@ -87,3 +87,36 @@ def test_a_context_window_too_small_for_any_evidence_is_a_rag_error(test_setting
     service = AnswerService(settings, ListRetriever(HITS), llm, FakeEmbedder())
     with pytest.raises(RagError, match="context window"):
         service.ask("What is the capital of France?")
+
+
+def scripted_spans(monkeypatch, spans: dict[str, float], no_answer_logprob: float = -9.0):
+    """The reader's candidates: each span (found in the evidence) with its log-probability."""
+    def fake(llm, messages, evidence, **kwargs):
+        found = [SpanCandidate(text, next(k for k, t in enumerate(evidence) if text in t), len(text.split()), lp,
+                               0.0, lp) for text, lp in spans.items()]
+        found.append(SpanCandidate(NO_ANSWER, -1, 1, no_answer_logprob, 0.0, no_answer_logprob, -1))
+        return sorted(found, key=lambda c: -c.score)
+
+    monkeypatch.setattr(answer_module, "span_candidates", fake)
+
+
+def reading_llm(reading: dict | None) -> ReaderLLM:
+    llm = ReaderLLM({"margin": 0.0})
+    llm.reader = ReaderAdapter(path=Path("adapter"), card={"decision": {"margin": 0.0}, **({"reading": reading}
+                                                                                          if reading else {})})
+    return llm
+
+
+def test_the_cards_reading_weights_choose_among_the_likeliest_spans(test_settings, monkeypatch):
+    # The likeliest span repeats the question ("France"); the answer is the next one.
+    scripted_spans(monkeypatch, {"France": -0.3, "Paris": -0.6}, no_answer_logprob=-1.0)
+    plain = ask(test_settings, reading_llm(None), min_relevance=0.0)
+    assert plain.extra["form"] == "quote"  # "France" answers nothing the question asks: the sentence is quoted
+    shaped = ask(test_settings, reading_llm({"asked_weight": -2.0}), min_relevance=0.0)
+    assert shaped.short == "Paris" and shaped.text.startswith("Paris [2].")
+    # The margin rule still reads the likeliest span: log p(no answer) - log p("France").
+    assert shaped.extra["span"]["likeliest"] == "France"
+    assert shaped.extra["span"]["abstain"] == pytest.approx(-0.7, abs=1e-3)
+    # What the choice was made from is kept for refitting the weights.
+    recorded = {c["text"]: c for c in shaped.extra["span"]["candidates"]}
+    assert recorded["France"]["asked"] == 1.0 and recorded["Paris"]["asked"] == 0.0
