@@ -98,8 +98,14 @@ class RAG:
                 recorded = None
                 if follows_collection(self.settings):
                     from rag_app.components.store import recorded_fingerprint
+                    from rag_app.errors import StoreUnavailableError
 
-                    recorded = recorded_fingerprint(self.settings, name)
+                    try:
+                        recorded = recorded_fingerprint(self.settings, name)
+                    except StoreUnavailableError:
+                        # A Chroma server that is down: a new collection's embedder for now (a server warming up
+                        # loads a model), not remembered; the store decides once it answers (its open fails before).
+                        return get_embedder(self.settings, None)
                 self._embedders[name] = get_embedder(self.settings, recorded)
             return self._embedders[name]
 

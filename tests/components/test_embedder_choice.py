@@ -214,3 +214,13 @@ def test_a_broken_cached_model_is_built_again_once(tmp_path, caplog):
     assert again.backend == "openvino" and "building it again" in caplog.text
     assert np.allclose(vectors, good, atol=1e-5)
     assert weights.stat().st_size > 0 and list(tmp_path.rglob("model.xml")) == [weights.with_suffix(".xml")]
+
+
+def test_a_chroma_server_that_is_down_does_not_stop_the_embedder_from_loading(cpu, tmp_path):
+    from rag_app.errors import StoreUnavailableError
+
+    cpu("amx_int8")
+    rag = RAG(Settings(home=tmp_path / "home", device="cpu", store={"mode": "http", "url": "http://127.0.0.1:9"}))
+    assert rag.embedder.fingerprint == INT8  # what a new collection gets, for a server's warm-up
+    with pytest.raises(StoreUnavailableError, match="127.0.0.1:9"):
+        rag.store()
