@@ -142,7 +142,7 @@ class SentenceTransformerEmbedder(Embedder):
                 backend = "torch"
             if backend != "torch":
                 try:
-                    self._load_converted(backend, rebuild=False)
+                    self._load_converted(backend)
                     self.backend = backend
                     return self
                 except Exception as exc:  # noqa: BLE001 - any failure of an optional backend falls back to torch
