@@ -167,8 +167,6 @@ def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSourc
         dtype: the requested embedder dtype (OpenVINO runs bf16 for auto/bfloat16 where the CPU is fast at it).
         threads: CPU threads for inference; 0 lets the runtime choose.
     """
-    from rag_app.components.device import cpu_has_fast_bf16
-
     target = model_file(folder, backend)
     if not target.exists():
         from filelock import FileLock
@@ -179,9 +177,7 @@ def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSourc
                 export(backend, folder, prepare())
     meta = json.loads((folder / "meta.json").read_text())
     if backend.startswith("openvino"):
-        precision = "bf16" if dtype in ("auto", "bfloat16") and cpu_has_fast_bf16() else "f32"
-        if dtype == "float16":
-            precision = "f16"
+        precision = openvino_precision(dtype, int8=backend == "openvino-int8")
         runner = _OpenVINORunner(target, meta["input_names"], precision, threads)
         if backend == "openvino-int8":
             precision = f"int8 ({precision} between)"  # the ops NNCF leaves unquantised run in this precision
@@ -191,6 +187,22 @@ def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSourc
     return Converted(runner=runner, precision=precision, tokenizer_json=(folder / "tokenizer.json").read_text(),
                      dim=int(meta["dim"]), max_tokens=int(meta["max_tokens"]), lower=meta["lower"],
                      pad_id=meta["pad_id"], probe_vectors=np.asarray(meta["probe_vectors"], dtype=np.float32))
+
+
+def openvino_precision(dtype: str, int8: bool = False) -> str:
+    """OpenVINO's inference precision for an embedder dtype: bf16 for auto/bfloat16 where the CPU is fast at it.
+
+    For the int8 model this is the precision of the ops NNCF leaves unquantised (attention, softmax, LayerNorm,
+    GELU): bf16 on AVX512-BF16 (measured at fp32's nDCG on Zen 5), but fp32 under ``auto`` on AMX CPUs (explicit
+    ``bfloat16`` still gives bf16), where bf16 there moved short texts' vectors enough to cost 0.026 dense nDCG@10
+    on SciFact dev (0.667 vs 0.690 with fp32 between; docs/benchmarks.md, "The fast path on every CPU")."""
+    from rag_app.components.device import cpu_has_amx, cpu_has_fast_bf16
+
+    if dtype == "float16":
+        return "f16"
+    if dtype == "bfloat16" or (dtype == "auto" and not (int8 and cpu_has_amx())):
+        return "bf16" if cpu_has_fast_bf16() else "f32"
+    return "f32"
 
 
 def check_probes(backend: str, reference: np.ndarray, got: np.ndarray) -> None:
