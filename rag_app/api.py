@@ -79,7 +79,7 @@ class RAG:
     def embedder_for(self, collection: str | None = None, *, new: bool = False) -> Embeds:
         """The embedder whose vectors match a collection: the one given to `RAG(embedder=...)`, else built from the
         settings. Under `embedder.backend = "auto"` the collection decides: an existing one keeps the quantisation
-        it recorded, a new one gets the fastest backend on this CPU (int8 where it has VNNI or AMX); see
+        it recorded, a new one gets the fastest backend on this CPU (int8 where it has VNNI and no AMX); see
         `rag_app.components.embedder.backends.backend_for_collection`.
 
         Args:

@@ -45,7 +45,7 @@ class EmbedderSettings(Section):
     # auto: bf16 where the CPU has AMX or AVX512-BF16, or on a bf16-capable GPU (cosine >= 0.9999 to fp32), else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # Inference backend. auto: the fastest backend whose vectors match the collection (see docs/benchmarks.md):
-    # for a new collection openvino-int8 on CPUs with AMX-INT8, AVX512-VNNI or AVX-VNNI, else OpenVINO (bf16 where
+    # for a new collection openvino-int8 on CPUs with AVX512-VNNI or AVX-VNNI and no AMX, else OpenVINO (bf16 where
     # the CPU is fast at it) where installed, else torch; an existing collection keeps the quantisation its
     # recorded fingerprint names (none: OpenVINO/torch as above). openvino: the OpenVINO model, unquantised.
     # openvino-int8: that model statically quantised by NNCF. onnx / onnx-int8 run an ONNX export with ONNX Runtime.

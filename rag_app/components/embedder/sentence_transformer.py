@@ -5,7 +5,7 @@ several inference backends (`EmbedderSettings.backend`, chosen in `backends.py`)
 - ``openvino``: the same model converted once to OpenVINO IR (cached under the data home), run with bf16 inference
   precision where the CPU has AVX512-BF16 or AMX. Fastest measured on CPU (see docs/benchmarks.md).
 - ``openvino-int8``: that IR statically quantised to int8 by NNCF, calibrated on the bundled corpus; fastest on CPUs
-  with AMX-INT8, AVX512-VNNI or AVX-VNNI, where `auto` picks it for new collections (`get_embedder`).
+  with AVX512-VNNI or AVX-VNNI and no AMX, where `auto` picks it for new collections (`get_embedder`).
 - ``onnx`` / ``onnx-int8``: an ONNX export run by ONNX Runtime, fp32 or dynamically quantised to int8 (opt-in:
   int8 moves vectors too far from fp32 for this model; see docs/benchmarks.md).
 - ``auto`` (here, once `get_embedder` has decided about int8): OpenVINO on CPU when it is installed, else torch.
