@@ -34,7 +34,8 @@ VARIANTS = {
     "torch-bf16": ("torch", "bfloat16"),
     "openvino-fp32": ("openvino", "float32"),
     "openvino-bf16": ("openvino", "bfloat16"),
-    "openvino-int8": ("openvino-int8", "auto"),  # NNCF static int8; the unquantised ops in bf16 where fast
+    "openvino-int8": ("openvino-int8", "auto"),  # NNCF static int8; the unquantised ops in bf16 where fast (not AMX)
+    "openvino-int8-bf16": ("openvino-int8", "bfloat16"),  # the same, unquantised ops in bf16 wherever it is fast
     "openvino-int8-f32": ("openvino-int8", "float32"),  # the same, unquantised ops in fp32
     "onnx-fp32": ("onnx", "auto"),
     "onnx-int8": ("onnx-int8", "auto"),

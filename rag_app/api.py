@@ -63,6 +63,7 @@ class RAG:
 
             llm = LangChainChatLLM(llm)
         self._embedder = embedder
+        self._embedders: dict[str, Embeds] = {}  # per collection, when built from the settings (see `embedder_for`)
         self._llm = llm
         self._stores: dict[str, VectorStore] = {}
         self._lexicals: dict[str, DerivedLexicalIndex] = {}  # per collection: the BM25 index its writes keep in step
@@ -72,11 +73,41 @@ class RAG:
     # -- components, built once ------------------------------------------------------------------------------------
     @property
     def embedder(self) -> Embeds:
-        if self._embedder is None:
-            from rag_app.components.embedder import get_embedder
+        """The default collection's embedder (`embedder_for()`)."""
+        return self.embedder_for()
 
-            self._embedder = get_embedder(self.settings)
-        return self._embedder
+    def embedder_for(self, collection: str | None = None, *, new: bool = False) -> Embeds:
+        """The embedder whose vectors match a collection: the one given to `RAG(embedder=...)`, else built from the
+        settings. Under `embedder.backend = "auto"` the collection decides: an existing one keeps the quantisation
+        it recorded, a new one gets the fastest backend on this CPU (int8 where it has VNNI and no AMX); see
+        `rag_app.components.embedder.backends.backend_for_collection`.
+
+        Args:
+            collection: the collection (default `settings.store.collection`).
+            new: the embedder a collection that does not exist yet gets (`collection` is then ignored).
+        """
+        if self._embedder is not None:
+            return self._embedder
+        from rag_app.components.embedder import follows_collection, get_embedder
+
+        if new:
+            return get_embedder(self.settings, None)
+        name = collection or self.settings.store.collection
+        with self._lock:
+            if name not in self._embedders:
+                recorded = None
+                if follows_collection(self.settings):
+                    from rag_app.components.store import recorded_fingerprint
+                    from rag_app.errors import StoreUnavailableError
+
+                    try:
+                        recorded = recorded_fingerprint(self.settings, name)
+                    except StoreUnavailableError:
+                        # A Chroma server that is down: a new collection's embedder for now (a server warming up
+                        # loads a model), not remembered; the store decides once it answers (its open fails before).
+                        return get_embedder(self.settings, None)
+                self._embedders[name] = get_embedder(self.settings, recorded)
+            return self._embedders[name]
 
     @property
     def llm(self) -> LanguageModel:
@@ -94,7 +125,7 @@ class RAG:
         name = collection or self.settings.store.collection
         with self._lock:
             if name not in self._stores:
-                store = VectorStore(self.settings, self.embedder.fingerprint, name, create=create)
+                store = VectorStore(self.settings, self.embedder_for(name).fingerprint, name, create=create)
                 self._lexicals[name] = kept_lexical_index(self.settings, store)
                 self._stores[name] = store
             return self._stores[name]
@@ -106,7 +137,8 @@ class RAG:
         with self._lock:
             if name not in self._retrievers:
                 store = self.store(name)
-                self._retrievers[name] = Retriever(self.settings, self.embedder, store, lexical=self._lexicals[name])
+                self._retrievers[name] = Retriever(self.settings, self.embedder_for(name), store,
+                                                   lexical=self._lexicals[name])
             return self._retrievers[name]
 
     # -- services --------------------------------------------------------------------------------------------------
@@ -120,7 +152,8 @@ class RAG:
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        service = IngestService(self.settings, self.embedder, self.store(collection), splitter=splitter)
+        store = self.store(collection)
+        service = IngestService(self.settings, self.embedder_for(store.name), store, splitter=splitter)
         return service.run(list(paths), prune=prune, progress=progress)
 
     def ingest_documents(self, documents: Iterable[Any], *, collection: str | None = None, prune: bool = False,
@@ -145,7 +178,8 @@ class RAG:
 
         if callable(getattr(documents, "lazy_load", None)):
             documents = documents.lazy_load()
-        service = IngestService(self.settings, self.embedder, self.store(collection), splitter=splitter)
+        store = self.store(collection)
+        service = IngestService(self.settings, self.embedder_for(store.name), store, splitter=splitter)
         return service.run_documents(documents, prune=prune, progress=progress)
 
     def ensure_corpus(self, progress: ProgressCallback | None = None) -> IngestSummary | None:
@@ -227,7 +261,8 @@ class RAG:
         """
         from rag_app.services.answer import AnswerService
 
-        return AnswerService(self.settings, retriever or self.retriever(collection), self.llm, self.embedder)
+        return AnswerService(self.settings, retriever or self.retriever(collection), self.llm,
+                             self.embedder_for(collection))
 
     def model_file(self, which: str) -> str:
         """Where the embedder's (`which="embedder"`) or the LM's (`"llm"`) files are, checked without loading.
@@ -280,6 +315,7 @@ class RAG:
         with self._lock:
             store = self.store(name)
             self._stores.pop(name, None)
+            self._embedders.pop(name, None)  # a collection made again under this name is a new one
             self._lexicals.pop(name, None)
             self._retrievers.pop(name, None)
         store.drop()

@@ -44,12 +44,18 @@ class EmbedderSettings(Section):
     model: str = PACKAGED_EMBEDDER
     # auto: bf16 where the CPU has AMX or AVX512-BF16, or on a bf16-capable GPU (cosine >= 0.9999 to fp32), else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    # Inference backend. auto: OpenVINO on CPU where installed (measured fastest, see docs/benchmarks.md), else
-    # torch. openvino-int8: the OpenVINO model statically quantised by NNCF (the `int8` extra; fastest on CPUs with
-    # AVX512-VNNI). onnx / onnx-int8 run an ONNX export with ONNX Runtime. The int8 backends are opt-in: their
-    # vectors drift from fp32, so their collections record the quantisation and open only with the same backend.
-    # Converted models are cached under `cache_dir` and checked against torch fp32 when built.
+    # Inference backend. auto: the fastest backend whose vectors match the collection (see docs/benchmarks.md):
+    # for a new collection openvino-int8 on CPUs with AVX512-VNNI or AVX-VNNI and no AMX, else OpenVINO (bf16 where
+    # the CPU is fast at it) where installed, else torch; an existing collection keeps the quantisation its
+    # recorded fingerprint names (none: OpenVINO/torch as above). openvino: the OpenVINO model, unquantised.
+    # openvino-int8: that model statically quantised by NNCF. onnx / onnx-int8 run an ONNX export with ONNX Runtime.
+    # The int8 backends' vectors drift from fp32, so their collections record the quantisation and open only with
+    # the same backend (or auto). An explicit backend is always used; a collection recorded otherwise is refused.
     backend: Literal["auto", "torch", "openvino", "openvino-int8", "onnx", "onnx-int8"] = "auto"
+    # Where converted models (OpenVINO IR, its int8 calibration, ONNX) are cached, shared by every data home: keyed
+    # by the model files, the library versions and the calibration recipe, written atomically, checked against
+    # torch fp32 on every load. Unset: the per-user cache folder (e.g. ~/.cache/rag-app).
+    cache_dir: Path | None = None
     # CPU threads for inference; 0 lets the runtime choose (all cores).
     threads: int = Field(0, ge=0)
     # Rows per batch for full-window texts; shorter texts go in proportionally bigger batches.
@@ -404,6 +410,15 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Converted embedder models: `embedder.cache_dir`, else the per-user cache (shared by every data home)."""
+        if self.embedder.cache_dir is not None:
+            return self.embedder.cache_dir.expanduser()
+        from platformdirs import user_cache_dir
+
+        return Path(user_cache_dir("rag-app", appauthor=False))
 
     @property
     def runs_dir(self) -> Path:

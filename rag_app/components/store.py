@@ -158,6 +158,19 @@ def list_collections(settings: Settings) -> list[CollectionInfo]:
     return sorted(infos, key=lambda info: info.name)
 
 
+def recorded_fingerprint(settings: Settings, name: str) -> str | None:
+    """The embedder fingerprint collection `name` recorded ('' if none); None when there is no such collection."""
+    client = get_client(settings)
+    with _server_errors(settings.store.url):
+        try:
+            collection = client.get_collection(name, embedding_function=None)
+        except Exception as exc:  # noqa: BLE001
+            if "does not exist" in str(exc) or "NotFound" in type(exc).__name__:
+                return None
+            raise
+    return str((collection.metadata or {}).get(EMBEDDER_KEY) or "")
+
+
 def _delete_collection(settings: Settings, name: str) -> None:
     client = get_client(settings)
     with _server_errors(settings.store.url):

@@ -45,10 +45,10 @@ def count_documents(corpus: Path) -> int:
 
 
 def default_collection(rag: RAG, corpus: Path) -> str:
-    """`eval-<folder>-<hash>`: the hash covers what the chunks depend on (embedder, chunk sizes), so a collection is
-    reused only when it was built the same way."""
+    """`eval-<folder>-<hash>`: the hash covers what the chunks depend on (the embedder a new collection gets, chunk
+    sizes), so a collection is reused only when it was built the same way."""
     settings = rag.settings
-    recipe = f"{rag.embedder.fingerprint}|{settings.chunk.chunk_tokens}|{settings.chunk.overlap_tokens}"
+    recipe = f"{rag.embedder_for(new=True).fingerprint}|{settings.chunk.chunk_tokens}|{settings.chunk.overlap_tokens}"
     folder = corpus.parent.name if corpus.name == "corpus.jsonl" else corpus.stem
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in folder)[:40].strip("-_") or "corpus"
     return f"eval-{slug}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"

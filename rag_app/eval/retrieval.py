@@ -152,7 +152,7 @@ def evaluate_retrieval(rag: RAG, corpus: Path, queries: list[Query], qrels: dict
         corpus=str(corpus), collection=collection, mode=mode, metrics=metrics,
         latency_ms=_summary(serving), eval_latency_ms=_summary(latencies),
         chunks_per_query=depth, chunks=chunks, documents=documents, ingest_seconds=round(ingest_seconds, 2),
-        settings={"k": cfg.k, "embedder": rag.embedder.fingerprint, "chunk_tokens": rag.settings.chunk.chunk_tokens,
+        settings={"k": cfg.k, "embedder": rag.embedder_for(collection).fingerprint, "chunk_tokens": rag.settings.chunk.chunk_tokens,
                   "overlap_tokens": rag.settings.chunk.overlap_tokens, "fusion": cfg.fusion,
                   "dense_weight": cfg.dense_weight, "rrf_k": cfg.rrf_k, "bm25_k1": cfg.bm25_k1,
                   "bm25_b": cfg.bm25_b, "title_weight": cfg.title_weight},

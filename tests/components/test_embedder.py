@@ -60,7 +60,8 @@ def test_sentence_transformers_embedder_from_settings_loads_nothing_and_keeps_of
     assert type(embedder) is SentenceTransformerEmbedder and embedder._st is None and embedder._runner is None
     assert (embedder.requested_device, embedder.requested_backend, embedder.threads, embedder.batch_size) == (
         "cpu", "torch", 2, 8)
-    assert embedder.cache_dir == settings.cache_dir and embedder.offline is True
+    assert embedder.cache_dir == settings.model_cache_dir and embedder.offline is True
+    assert not embedder.cache_dir.is_relative_to(settings.home), "converted models are shared by every data home"
     online = get_embedder(Settings(home=tmp_path, device="cpu", offline=False, embedder={"backend": "torch"}))
     assert online is not embedder and online.offline is False
 

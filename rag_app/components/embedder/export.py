@@ -2,7 +2,12 @@
 checked against torch fp32 on probe texts.
 
 The embedder (`embedder.SentenceTransformerEmbedder`) owns tokenisation and batching; this module owns the files.
-Cache layout, stable while `EXPORT_VERSION` stays the same (a cache built by an older release keeps being used)::
+The cache is shared by every data home (`Settings.model_cache_dir`: the per-user cache folder unless set), so a
+conversion, and above all the int8 calibration (25-35 s), is paid once per machine and model, not once per home.
+Sharing is safe because a folder's name is a hash of everything its files depend on (`cache_key`: the model files,
+the library versions, the export format, the calibration recipe and text), files are written to a temporary folder
+and moved into place under a file lock, and every load checks the model against torch fp32 on probe texts. Layout,
+stable while `EXPORT_VERSION` stays the same (a cache built by an older release keeps being used)::
 
     <cache_dir>/embedders/<model name>-<cache key>/openvino/   model.xml, model.bin, model_int8.xml, model_int8.bin,
                                                                 tokenizer.json, meta.json
@@ -56,6 +61,8 @@ TRACE_TEXTS = ["hello world", "an example sentence, longer"]
 CALIBRATION_DIR = Path(__file__).resolve().parents[3] / "corpus"
 #: Characters per calibration passage: about the model's 256-token window of English prose.
 CALIBRATION_CHARS = 1200
+#: How `_export_openvino_int8` calibrates; change it with the code, so cached int8 models are rebuilt.
+CALIBRATION_RECIPE = "nncf.quantize TRANSFORMER, every passage, one per item, unpadded"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -63,8 +70,9 @@ CALIBRATION_CHARS = 1200
 
 
 def cache_key(name: str, model_path: str) -> str:
-    """Changes when the model files, the backend libraries or the export format change."""
-    parts = [name, str(EXPORT_VERSION)]
+    """Changes when the model files, the backend libraries, the export format or the int8 calibration (recipe or
+    text) change."""
+    parts = [name, str(EXPORT_VERSION), CALIBRATION_RECIPE, str(CALIBRATION_CHARS), _calibration_digest()]
     path = Path(model_path)
     if path.is_dir():
         for file in sorted(path.rglob("*")):
@@ -81,6 +89,15 @@ def cache_key(name: str, model_path: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
+def _calibration_digest() -> str:
+    """A hash of the calibration passages (missing corpus: '-', and the int8 build says why it cannot run)."""
+    try:
+        texts = calibration_texts()
+    except RagError:
+        return "-"
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+
+
 def export_dir(cache_dir: Path | None, name: str, model_path: str, backend: str) -> Path:
     """The folder of one model's conversion for `backend` (onnx and onnx-int8 share one)."""
     base = cache_dir or Path(tempfile.gettempdir()) / "rag-app-embedders"
@@ -94,6 +111,18 @@ def model_file(folder: Path, backend: str) -> Path:
     name = {"onnx-int8": "model_int8.onnx", "onnx": "model.onnx", "openvino-int8": "model_int8.xml"}.get(
         backend, "model.xml")
     return folder / name
+
+
+def discard(folder: Path, backend: str) -> None:
+    """Remove `backend`'s conversion from `folder` (one that failed to load or its check), under the folder's lock,
+    so that the next load builds it again. Other backends' files there are kept."""
+    from filelock import FileLock
+
+    target = model_file(folder, backend)
+    with FileLock(str(folder) + ".lock"):
+        target.unlink(missing_ok=True)  # first: its presence marks a complete conversion
+        if target.suffix == ".xml":
+            target.with_suffix(".bin").unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -138,8 +167,6 @@ def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSourc
         dtype: the requested embedder dtype (OpenVINO runs bf16 for auto/bfloat16 where the CPU is fast at it).
         threads: CPU threads for inference; 0 lets the runtime choose.
     """
-    from rag_app.components.device import cpu_has_fast_bf16
-
     target = model_file(folder, backend)
     if not target.exists():
         from filelock import FileLock
@@ -150,9 +177,7 @@ def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSourc
                 export(backend, folder, prepare())
     meta = json.loads((folder / "meta.json").read_text())
     if backend.startswith("openvino"):
-        precision = "bf16" if dtype in ("auto", "bfloat16") and cpu_has_fast_bf16() else "f32"
-        if dtype == "float16":
-            precision = "f16"
+        precision = openvino_precision(dtype, int8=backend == "openvino-int8")
         runner = _OpenVINORunner(target, meta["input_names"], precision, threads)
         if backend == "openvino-int8":
             precision = f"int8 ({precision} between)"  # the ops NNCF leaves unquantised run in this precision
@@ -162,6 +187,22 @@ def load_converted(backend: str, folder: Path, prepare: Callable[[], ExportSourc
     return Converted(runner=runner, precision=precision, tokenizer_json=(folder / "tokenizer.json").read_text(),
                      dim=int(meta["dim"]), max_tokens=int(meta["max_tokens"]), lower=meta["lower"],
                      pad_id=meta["pad_id"], probe_vectors=np.asarray(meta["probe_vectors"], dtype=np.float32))
+
+
+def openvino_precision(dtype: str, int8: bool = False) -> str:
+    """OpenVINO's inference precision for an embedder dtype: bf16 for auto/bfloat16 where the CPU is fast at it.
+
+    For the int8 model this is the precision of the ops NNCF leaves unquantised (attention, softmax, LayerNorm,
+    GELU): bf16 on AVX512-BF16 (measured at fp32's nDCG on Zen 5), but fp32 under ``auto`` on AMX CPUs (explicit
+    ``bfloat16`` still gives bf16), where bf16 there moved short texts' vectors enough to cost 0.026 dense nDCG@10
+    on SciFact dev (0.667 vs 0.690 with fp32 between; docs/benchmarks.md, "The fast path on every CPU")."""
+    from rag_app.components.device import cpu_has_amx, cpu_has_fast_bf16
+
+    if dtype == "float16":
+        return "f16"
+    if dtype == "bfloat16" or (dtype == "auto" and not (int8 and cpu_has_amx())):
+        return "bf16" if cpu_has_fast_bf16() else "f32"
+    return "f32"
 
 
 def check_probes(backend: str, reference: np.ndarray, got: np.ndarray) -> None:
@@ -245,7 +286,8 @@ def _export_openvino_int8(wrapper, example: tuple, names: list[str], work: Path,
         import nncf
     except ImportError as exc:
         raise RagError("the openvino-int8 backend quantises with NNCF, which is not installed: run "
-                       "`pip install nncf` (the `int8` extra), or set RAG_EMBEDDER__BACKEND=auto") from exc
+                       "`pip install nncf` (a dependency of rag-app), or use RAG_EMBEDDER__BACKEND=openvino for a "
+                       "new collection") from exc
 
     files: list[str] = []
     if (folder / "model.xml").exists():  # int8 after fp32: quantise the IR already there
@@ -261,8 +303,10 @@ def _export_openvino_int8(wrapper, example: tuple, names: list[str], work: Path,
     return [*files, "model_int8.bin", "model_int8.xml"]  # .bin first: the .xml's presence marks a complete model
 
 
-def calibration_texts(folder: Path = CALIBRATION_DIR, chars: int = CALIBRATION_CHARS) -> list[str]:
-    """The bundled corpus cut into passages of up to `chars` characters at paragraph ends, in file order."""
+def calibration_texts(folder: Path | None = None, chars: int = CALIBRATION_CHARS) -> list[str]:
+    """The bundled corpus (`CALIBRATION_DIR` unless `folder`) cut into passages of up to `chars` characters at
+    paragraph ends, in file order."""
+    folder = folder or CALIBRATION_DIR
     files = sorted(folder.rglob("*.md"))
     if not files:
         raise RagError(f"no calibration text: the bundled corpus {folder} has no .md files; reinstall rag-app, or "

@@ -4,11 +4,11 @@ several inference backends (`EmbedderSettings.backend`, chosen in `backends.py`)
 - ``torch``: the sentence-transformers model itself, in bf16 where the hardware runs it fast, else fp32.
 - ``openvino``: the same model converted once to OpenVINO IR (cached under the data home), run with bf16 inference
   precision where the CPU has AVX512-BF16 or AMX. Fastest measured on CPU (see docs/benchmarks.md).
-- ``openvino-int8``: that IR statically quantised to int8 by NNCF (needs the ``int8`` extra), calibrated on the
-  bundled corpus; fastest on CPUs with AVX512-VNNI / AVX-VNNI. Opt-in.
+- ``openvino-int8``: that IR statically quantised to int8 by NNCF, calibrated on the bundled corpus; fastest on CPUs
+  with AVX512-VNNI or AVX-VNNI and no AMX, where `auto` picks it for new collections (`get_embedder`).
 - ``onnx`` / ``onnx-int8``: an ONNX export run by ONNX Runtime, fp32 or dynamically quantised to int8 (opt-in:
   int8 moves vectors too far from fp32 for this model; see docs/benchmarks.md).
-- ``auto``: OpenVINO on CPU when it is installed, else torch.
+- ``auto`` (here, once `get_embedder` has decided about int8): OpenVINO on CPU when it is installed, else torch.
 
 All backends share one path: texts are tokenised once with the model's own fast tokenizer, sorted by length and
 cut into padded batches of similar length (little padding), then run and put back in input order. The conversions,
@@ -147,7 +147,9 @@ class SentenceTransformerEmbedder(Embedder):
                     return self
                 except Exception as exc:  # noqa: BLE001 - any failure of an optional backend falls back to torch
                     if self.requested_backend != "auto":
-                        raise RagError(f"embedder backend {backend!r} failed: {type(exc).__name__}: {exc}") from exc
+                        hint = (" (RAG_EMBEDDER__BACKEND=openvino gives new collections the unquantised model)"
+                                if backend in QUANTISED_BACKENDS else "")
+                        raise RagError(f"embedder backend {backend!r} failed: {type(exc).__name__}: {exc}{hint}") from exc
                     log.warning("embedder backend %s unavailable (%s: %s); using torch", backend, type(exc).__name__, exc)
                     self._runner = None
                     self.__dict__.pop("precision", None)  # describe() reports the torch dtype that really runs
@@ -229,17 +231,27 @@ class SentenceTransformerEmbedder(Embedder):
 
     # -- converted backends (the files and the check live in export) -----------------------------------------
 
-    def _load_converted(self, backend: str) -> None:
+    def _load_converted(self, backend: str, rebuild: bool = True) -> None:
         from rag_app.components.embedder import export
 
         folder = export.export_dir(self.cache_dir, self.name, self._model_path(), backend)
-        converted = export.load_converted(backend, folder, self._export_source, dtype=self.requested_dtype,
-                                          threads=self.threads)
-        self._dim, self._max_tokens = converted.dim, converted.max_tokens
-        self._setup_tokenizers(converted.tokenizer_json, converted.max_tokens, converted.lower, converted.pad_id)
-        self.precision = converted.precision
-        self._runner = converted.runner
-        export.check_probes(backend, converted.probe_vectors, self.embed(export.PROBES))
+        cached = export.model_file(folder, backend).exists()
+        try:
+            converted = export.load_converted(backend, folder, self._export_source, dtype=self.requested_dtype,
+                                              threads=self.threads)
+            self._dim, self._max_tokens = converted.dim, converted.max_tokens
+            self._setup_tokenizers(converted.tokenizer_json, converted.max_tokens, converted.lower, converted.pad_id)
+            self.precision = converted.precision
+            self._runner = converted.runner
+            export.check_probes(backend, converted.probe_vectors, self.embed(export.PROBES))
+        except Exception as exc:  # noqa: BLE001 - a cached conversion that fails is rebuilt once, then the error stands
+            if not cached or not rebuild:
+                raise
+            log.warning("cached %s model in %s failed (%s: %s); building it again", backend, folder,
+                        type(exc).__name__, exc)
+            self._runner = None
+            export.discard(folder, backend)
+            self._load_converted(backend, rebuild=False)
 
     def _export_source(self) -> ExportSource:
         """The fp32 model with a tracing batch and its probe vectors, for a conversion (tokenised as we do)."""
