@@ -201,19 +201,21 @@ def fit(args) -> None:
               "never_refusing": figures(rows, never), "questions": len(rows)}
     print(json.dumps(report, indent=1))
     if args.write:
-        card_path = Path(args.write)
-        card = json.loads(card_path.read_text())
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        card["decision"] = {
-            "margin": margin, "relevance_weight": weight, "min_relevance": gate,
-            "fit": {"command": "python bench/reader_calibrate.py fit " + " ".join(sys.argv[2:]),
-                    "data": [f"../shared/eval/{name}" for name in SETS], "commit": commit.strip(),
-                    "questions": len(rows), "cross_validated": report["cross_validated"],
-                    "how": "grid search (margin, relevance_weight, min_relevance) maximising the mean over the "
-                           "sets of the SQuAD-2.0-style score; figures leave-one-article/paragraph/paper-out"},
-        }
-        card_path.write_text(json.dumps(card, indent=1, sort_keys=True))
-        print(f"decision written to {card_path}", file=sys.stderr)
+        write_fit(Path(args.write), "decision", {"margin": margin, "relevance_weight": weight, "min_relevance": gate},
+                  {"data": [f"../shared/eval/{name}" for name in SETS], "questions": len(rows),
+                   "cross_validated": report["cross_validated"],
+                   "how": "grid search (margin, relevance_weight, min_relevance) maximising the mean over the "
+                          "sets of the SQuAD-2.0-style score; figures leave-one-article/paragraph/paper-out"})
+
+
+def write_fit(card_path: Path, key: str, values: dict, fit: dict) -> None:
+    """Store fitted `values` under `key` in an adapter's card, with their provenance (command, commit) in `fit`."""
+    card = json.loads(card_path.read_text())
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    command = "python bench/reader_calibrate.py " + " ".join(sys.argv[1:])
+    card[key] = {**values, "fit": {"command": command, "commit": commit.strip(), **fit}}
+    card_path.write_text(json.dumps(card, indent=1, sort_keys=True))
+    print(f"{key} written to {card_path}", file=sys.stderr)
 
 
 # -- the span's shape (`reading` in the card) ---------------------------------------------------------------------------
@@ -288,20 +290,12 @@ def fit_spans(args) -> None:
               "figures": figures_by_set}
     print(json.dumps(report, indent=1))
     if args.write:
-        card_path = Path(args.write)
-        card = json.loads(card_path.read_text())
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        card["reading"] = {
-            "length_power": power, "asked_weight": asked, "proximity_weight": far,
-            "fit": {"command": "python bench/reader_calibrate.py fit-spans " + " ".join(sys.argv[2:]),
-                    "data": [f"../shared/eval/{name}" for name in SPAN_SETS], "commit": commit.strip(),
-                    "questions": len(rows), "figures": figures_by_set,
-                    "how": "grid search maximising the mean over the sets of the short answer's F1 (answerable "
-                           "questions, the recorded likeliest spans); cross_validated_f1 leave-one-article/"
-                           "paragraph/paper-out"},
-        }
-        card_path.write_text(json.dumps(card, indent=1, sort_keys=True))
-        print(f"reading written to {card_path}", file=sys.stderr)
+        write_fit(Path(args.write), "reading", report["reading"],
+                  {"data": [f"../shared/eval/{name}" for name in SPAN_SETS], "questions": len(rows),
+                   "figures": figures_by_set,
+                   "how": "grid search maximising the mean over the sets of the short answer's F1 (answerable "
+                          "questions, the recorded likeliest spans); cross_validated_f1 leave-one-article/"
+                          "paragraph/paper-out"})
 
 
 def main() -> None:
