@@ -230,6 +230,8 @@ def load_spans(folders) -> list[dict]:
     sys.path.insert(0, str(ROOT))
     from rag_app.eval.answers import best_over, f1_score
 
+    papers = {q["id"]: q.get("answers") or [] for q in
+              map(json.loads, open(EVAL / "papers_dev" / "questions.jsonl", encoding="utf-8"))}
     out = []
     for folder in folders:
         for name in SPAN_SETS:
@@ -237,8 +239,6 @@ def load_spans(folders) -> list[dict]:
             if not path.is_file():
                 continue
             groups = _groups(name)
-            papers = {q["id"]: q.get("answers") or [] for q in
-                      map(json.loads, open(EVAL / "papers_dev" / "questions.jsonl", encoding="utf-8"))}
             for raw in map(json.loads, open(path, encoding="utf-8")):
                 answerable = raw["answerable"] if name == "papers_dev" else raw["pass"] == "answerable"
                 candidates = (raw.get("span") or {}).get("candidates")

@@ -38,7 +38,7 @@ from rag_app.services.extractive import (
     question_words,
     reshape_spans,
     span_candidates,
-    span_shape,
+    span_shapes,
     stream_span,
 )
 from rag_app.services.grounding import (
@@ -406,7 +406,7 @@ class AnswerService:
         if not spans:
             return None
         likeliest = spans[0]  # what the margin rule reads
-        shapes = [span_shape(c, evidence[c.evidence_index], run.standalone) for c in spans[:SHAPED_SPANS]]
+        shapes = span_shapes(spans[:SHAPED_SPANS], evidence, run.standalone)
         best = spans[reshape_spans(spans[:SHAPED_SPANS], shapes, reader.reading)]
         margin = (abstain.logprob - likeliest.logprob) if abstain is not None else -math.inf
         logit = math.log(max(run.relevance, 1e-6) / max(1.0 - run.relevance, 1e-6))

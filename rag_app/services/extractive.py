@@ -273,14 +273,20 @@ def span_candidates(llm, messages: Sequence[Message], evidence: Sequence[str], *
 SHAPED_SPANS = 12
 
 
-def span_shape(candidate: SpanCandidate, text: str, question: str) -> dict[str, float]:
-    """What `reshape_spans` weighs besides the likelihood, for a span of evidence `text`: the share of its content
-    words that the question has ("asked") and log(1 + the words between it and the nearest question word in its
-    sentence) ("far")."""
+def span_shapes(spans: Sequence[SpanCandidate], evidence: Sequence[str], question: str) -> list[dict[str, float]]:
+    """What `reshape_spans` weighs besides the likelihood, for each span (of `evidence[span.evidence_index]`): the
+    share of its content words that the question has ("asked") and log(1 + the words between it and the nearest
+    question word in its sentence) ("far"). The question's words and each sentence's are read once."""
     near = set(content_words(question))
-    words = content_words(candidate.text)
-    return {"asked": round(sum(w in near for w in words) / len(words), 4) if words else 0.0,
-            "far": round(math.log1p(_NearWords(text, near).distance(candidate.text)), 4)}
+    sentences: dict[int, _NearWords] = {}
+    shapes = []
+    for span in spans:
+        if span.evidence_index not in sentences:
+            sentences[span.evidence_index] = _NearWords(evidence[span.evidence_index], near)
+        words = content_words(span.text)
+        shapes.append({"asked": round(sum(w in near for w in words) / len(words), 4) if words else 0.0,
+                       "far": round(math.log1p(sentences[span.evidence_index].distance(span.text)), 4)})
+    return shapes
 
 
 def reshape_spans(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, float]], reading: dict) -> int:

@@ -297,14 +297,14 @@ def test_the_shape_terms_add_to_the_likelihood_score():
 
 
 def test_reshape_spans_weighs_length_question_words_and_distance():
-    from rag_app.services.extractive import SpanCandidate, reshape_spans, span_shape
+    from rag_app.services.extractive import SpanCandidate, reshape_spans, span_shapes
 
     text = "Steam turbines replaced reciprocating engines, and about 2 million were built by 1900."
     question = "What replaced reciprocating engines?"
     spans = [SpanCandidate("reciprocating engines", 0, 3, -1.0, 0.0, -1.0),
              SpanCandidate("Steam turbines", 0, 3, -1.5, 0.0, -1.5),
              SpanCandidate("2", 0, 1, -1.2, 0.0, -1.2)]
-    shapes = [span_shape(c, text, question) for c in spans]
+    shapes = span_shapes(spans, [text], question)
     assert shapes[0]["asked"] == 1.0 and shapes[1]["asked"] == 0.0
     assert shapes[1]["far"] < shapes[2]["far"]  # "Steam turbines" stands next to a question word
     assert reshape_spans(spans, shapes, {}) == 0  # no weights: the likeliest
@@ -313,6 +313,6 @@ def test_reshape_spans_weighs_length_question_words_and_distance():
     # A length power favours the longer of two equally likely spans.
     long, short = SpanCandidate("2 million", 0, 2, -2.0, 0.0, -2.0), SpanCandidate("2", 0, 1, -1.8, 0.0, -1.8)
     pair = [short, long]
-    pair_shapes = [span_shape(c, text, question) for c in pair]
+    pair_shapes = span_shapes(pair, [text], question)
     assert reshape_spans(pair, pair_shapes, {}) == 0
     assert reshape_spans(pair, pair_shapes, {"length_power": 0.5}) == 1

@@ -30,8 +30,8 @@ from rag_app.components.packaged_models import packaged_embedder_path
 from rag_app.settings import EmbedderSettings, Settings
 
 __all__ = ["BACKENDS", "EMBEDDER_BACKENDS", "QUANTISED_BACKENDS", "Embedder", "FakeEmbedder", "OpenAIEmbedder",
-           "SentenceTransformerEmbedder", "backend_available", "backend_for_collection", "backend_hint", "follows_collection",
-           "get_embedder", "packaged_embedder_path", "resolve_backend"]
+           "SentenceTransformerEmbedder", "backend_available", "backend_for_collection", "backend_hint",
+           "follows_collection", "get_embedder", "packaged_embedder_path", "resolve_backend"]
 
 #: settings.embedder.mode → the class that implements it. A new backend is one `Embedder` subclass with a
 #: `from_settings` classmethod, and one entry here (and in `EmbedderSettings.mode`).

@@ -149,7 +149,8 @@ class SentenceTransformerEmbedder(Embedder):
                     if self.requested_backend != "auto":
                         hint = (" (RAG_EMBEDDER__BACKEND=openvino gives new collections the unquantised model)"
                                 if backend in QUANTISED_BACKENDS else "")
-                        raise RagError(f"embedder backend {backend!r} failed: {type(exc).__name__}: {exc}{hint}") from exc
+                        raise RagError(f"embedder backend {backend!r} failed: {type(exc).__name__}: {exc}{hint}"
+                                       ) from exc
                     log.warning("embedder backend %s unavailable (%s: %s); using torch", backend, type(exc).__name__, exc)
                     self._runner = None
                     self.__dict__.pop("precision", None)  # describe() reports the torch dtype that really runs
