@@ -222,6 +222,7 @@ def write_fit(card_path: Path, key: str, values: dict, fit: dict) -> None:
 POWERS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
 ASKED = (0.0, -0.5, -1.0, -2.0, -3.0, -4.0, -6.0)
 PROXIMITY = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+RANKS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)  # rank_weight: × log(1 + the span's sentence's place among the offered)
 SPAN_SETS = ("squad", "squad2_dev", "papers_dev")
 
 
@@ -251,20 +252,22 @@ def load_spans(folders) -> list[dict]:
                             "tokens": np.array([c["tokens"] for c in candidates]),
                             "asked": np.array([c["asked"] for c in candidates]),
                             "far": np.array([c["far"] for c in candidates]),
+                            "rank": np.array([c.get("rank", 0.0) for c in candidates]),
                             "f1": np.array([best_over(f1_score, c["text"], golds) for c in candidates])})
     return out
 
 
 def fit_spans(args) -> None:
-    """Choose (length_power, asked_weight, proximity_weight) maximising the mean over the sets of the short answer's
+    """Choose (length_power, asked_weight, proximity_weight, rank_weight) maximising the mean over the sets of the short answer's
     F1 (`reshape_spans` over the recorded candidates); figures leave-one-group-out."""
     rows = load_spans(args.folders)
-    grid = list(itertools.product(POWERS, ASKED, PROXIMITY))
+    grid = list(itertools.product(POWERS, ASKED, PROXIMITY, RANKS))
     # picked[g, q]: the F1 of question q's span under grid point g (the likeliest first among equal scores)
     picked = np.zeros((len(grid), len(rows)))
     for q, row in enumerate(rows):
-        for g, (power, asked, far) in enumerate(grid):
-            score = row["logprob"] / (row["tokens"] + 1) ** power + asked * row["asked"] - far * row["far"]
+        for g, (power, asked, far, rank) in enumerate(grid):
+            score = (row["logprob"] / (row["tokens"] + 1) ** power + asked * row["asked"] - far * row["far"]
+                     - rank * row["rank"])
             picked[g, q] = row["f1"][int(np.argmax(score))]
     sets = np.array([r["set"] for r in rows])
     groups = np.array([r["group"] for r in rows])
@@ -278,7 +281,7 @@ def fit_spans(args) -> None:
         held = groups == group
         cv[held] = picked[int(np.argmax(objective(~held))), held]
     best = int(np.argmax(objective(np.ones(len(rows), dtype=bool))))
-    power, asked, far = grid[best]
+    power, asked, far, rank = grid[best]
     figures_by_set = {s: {"questions": int((sets == s).sum()),
                           "likeliest_f1": round(100 * float(picked[0, sets == s].mean()), 2),
                           "cross_validated_f1": round(100 * float(cv[sets == s].mean()), 2),
@@ -286,7 +289,8 @@ def fit_spans(args) -> None:
                           "best_of_candidates_f1": round(100 * float(np.mean([r["f1"].max() for r, s2 in
                                                                                zip(rows, sets) if s2 == s])), 2)}
                       for s in SPAN_SETS if (sets == s).any()}
-    report = {"reading": {"length_power": power, "asked_weight": asked, "proximity_weight": far},
+    report = {"reading": {"length_power": power, "asked_weight": asked, "proximity_weight": far,
+                          "rank_weight": rank},
               "figures": figures_by_set}
     print(json.dumps(report, indent=1))
     if args.write:

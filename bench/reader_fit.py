@@ -1,7 +1,7 @@
 """Refit the extractive reader's two fitted parts on squad dev: the sentence ranker and the span-shape terms.
 
-    python bench/reader_fit.py sentences  --home <home> --out S.jsonl            # record (~1 min)
-    python bench/reader_fit.py fit-sentences S.jsonl
+    python bench/reader_fit.py sentences  --home <home> --out S.jsonl [--set squad|squad2_dev|papers_dev]  # ~1 min
+    python bench/reader_fit.py fit-sentences S.jsonl [S2.jsonl ...] [--write]
     python bench/reader_fit.py candidates --home <home> --out C.jsonl [--starts 32]   # record (~4 min)
     python bench/reader_fit.py fit-candidates C.jsonl [--starts 24]
 
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-SQUAD = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad"
+EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+SQUAD = EVAL / "squad"
 _TOKEN = re.compile(r"[\w'’-]+")
 SENTENCE_FEATURES = ["cosine", "overlap", "1/chunk rank", "1/bm25 rank", "log(1+words)", "answer kind",
                      "overlap with neighbours", "cosine with the sentence before"]
@@ -34,43 +35,59 @@ SHAPE_FEATURES = ["today's score", "mean token logprob", "share of question word
                   "log(tokens+1)"]
 
 
-def _app(home: str):
+def _app(home: str, data: Path = SQUAD):
     from rag_app.api import RAG
     from rag_app.eval.answers import load_answer_queries
     from rag_app.eval.data import corpus_file, default_collection
     from rag_app.settings import Settings
 
     rag = RAG(Settings(home=home))
-    corpus = corpus_file(SQUAD)
+    corpus = corpus_file(data)
     collection = default_collection(rag, corpus)
     rag.ingest([corpus], collection=collection)
     titles = {d["_id"]: d["title"] for d in map(json.loads, corpus.read_text(encoding="utf-8").splitlines())}
-    return rag, rag.retriever(collection), load_answer_queries(SQUAD / "queries_dev.jsonl"), titles
+    return rag, rag.retriever(collection), load_answer_queries(data / "queries_dev.jsonl"), titles
 
 
-# -- recording ------------------------------------------------------------------------------------------------------
+def _set_questions(name: str, home: str):
+    """(rag, retriever, [(id, question, answers, group, file or None)]) of one dev set's answerable questions; the
+    group is what cross-validation leaves out: squad's article, squad2_dev's paragraph (one article), the paper."""
+    if name == "papers_dev":
+        from rag_app.api import RAG
+
+        rag = RAG(home=home, collection="papers_dev_pdfs")
+        rag.ingest(sorted((EVAL / "papers_dev").glob("*.pdf")))
+        rows = [json.loads(line) for line in open(EVAL / "papers_dev" / "questions.jsonl", encoding="utf-8")]
+        return rag, rag.retriever(), [(r["id"], r["q"], r["answers"], r["file"], r["file"])
+                                      for r in rows if r.get("answers")]
+    rag, retriever, queries, titles = _app(home, EVAL / name)
+    return rag, retriever, [(q.id, q.text, q.answers, titles.get(q.corpus_id) if name == "squad" else q.corpus_id,
+                             None) for q in queries if not q.unanswerable]
+
+
 def record_sentences(args) -> None:
-    from rag_app.eval.answers import normalize_answer
+    from rag_app.eval.answers import best_over, contains
     from rag_app.services.extractive import answer_type
     from rag_app.services.grounding import SentenceWeights, holds_answer_type, rank_evidence
 
-    rag, retriever, queries, titles = _app(args.home)
+    rag, retriever, questions = _set_questions(args.set, args.home)
     plain = SentenceWeights(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     with open(args.out, "w", encoding="utf-8") as out:
-        for q in queries:
-            hits = retriever.retrieve(q.text)
-            golds = [normalize_answer(a) for a in q.answers]
-            kind, asked = answer_type(q.text), {t.lower() for t in _TOKEN.findall(q.text)}
+        for qid, text, answers, group, file in questions:
+            hits = retriever.retrieve(text)
+            kind, asked = answer_type(text), {t.lower() for t in _TOKEN.findall(text)}
             rows = []
-            for e in rank_evidence(q.text, hits, rag.embedder, weights=plain,
+            for e in rank_evidence(text, hits, rag.embedder, weights=plain,
                                    max_sentences=rag.settings.answer.max_sentences):
-                lexical = (hits[e.source - 1].extra or {}).get("lexical_rank")
+                hit = hits[e.source - 1]
+                lexical = (hit.extra or {}).get("lexical_rank")
+                right_file = file is None or str(hit.metadata.get("source", "")).endswith(file)
                 rows.append({"x": [e.cosine, e.overlap, 1 / e.source, 1 / lexical if lexical else 0.0,
                                    math.log1p(len(_TOKEN.findall(e.text))),
                                    float(holds_answer_type(e.text, kind, asked)), e.window_overlap,
                                    e.context_cosine],
-                             "label": any(g and g in normalize_answer(e.text) for g in golds)})
-            out.write(json.dumps({"id": q.id, "article": titles.get(q.corpus_id), "rows": rows}) + "\n")
+                             "label": bool(right_file and best_over(contains, e.text, answers) > 0)})
+            out.write(json.dumps({"id": qid, "set": args.set, "article": f"{args.set}:{group}", "rows": rows}) + "\n")
 
 
 def record_candidates(args) -> None:
@@ -105,18 +122,20 @@ def record_candidates(args) -> None:
 
 
 # -- fitting --------------------------------------------------------------------------------------------------------
-def softmax_fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float) -> np.ndarray:
-    """Weights maximising the mean over groups of sum(softmax(X w) * y), minus l2 * |w|^2 (L-BFGS, torch)."""
+def softmax_fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float, weights=None) -> np.ndarray:
+    """Weights maximising the (weighted) mean over groups of sum(softmax(X w) * y), minus l2 * |w|^2 (L-BFGS)."""
     import torch
 
     xs = [torch.tensor(x, dtype=torch.float32) for x, _ in groups]
     ys = [torch.tensor(y, dtype=torch.float32) for _, y in groups]
+    share = torch.tensor(weights if weights is not None else [1.0] * len(groups), dtype=torch.float32)
+    share = share / share.sum()
     w = torch.zeros(groups[0][0].shape[1], requires_grad=True)
     opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = -sum((torch.softmax(x @ w, 0) * y).sum() for x, y in zip(xs, ys)) / len(xs) + l2 * (w ** 2).sum()
+        loss = -sum(s * (torch.softmax(x @ w, 0) * y).sum() for x, y, s in zip(xs, ys, share)) + l2 * (w ** 2).sum()
         loss.backward()
         return loss
 
@@ -124,31 +143,66 @@ def softmax_fit(groups: list[tuple[np.ndarray, np.ndarray]], l2: float) -> np.nd
     return w.detach().numpy()
 
 
+def _set_shares(items: list[dict]) -> list[float]:
+    """Each item's weight in a fit so that every dev set counts the same, whatever its size."""
+    sizes = {s: sum(it.get("set") == s for it in items) for s in {it.get("set") for it in items}}
+    return [1.0 / sizes[it.get("set")] for it in items]
+
+
+def cross_validated_values(items: list[dict], groups, value, l2: float) -> list[float]:
+    """`value(group, weights)` of every item, each scored with weights fitted on the other groups (articles)."""
+    shares = _set_shares(items)
+    values = [0.0] * len(items)
+    for article in sorted({it["article"] for it in items}):
+        train = [(g, s) for it, g, s in zip(items, groups, shares) if it["article"] != article and g[1].max() > 0]
+        w = softmax_fit([g for g, _ in train], l2, [s for _, s in train])
+        for i, (it, g) in enumerate(zip(items, groups)):
+            if it["article"] == article:
+                values[i] = value(g, w)
+    return values
+
+
 def cross_validated(items: list[dict], groups, value, l2: float) -> float:
     """Mean of `value(group, weights)` over items, each scored with weights fitted on the other articles."""
-    total = 0.0
-    for article in sorted({it["article"] for it in items}):
-        train = [g for it, g in zip(items, groups) if it["article"] != article and g[1].max() > 0]
-        w = softmax_fit(train, l2)
-        total += sum(value(g, w) for it, g in zip(items, groups) if it["article"] == article)
-    return total / len(items)
+    return float(np.mean(cross_validated_values(items, groups, value, l2)))
 
 
 def fit_sentences(args) -> None:
-    items = [json.loads(line) for line in open(args.path, encoding="utf-8")]
+    """Fit the sentence ranker on every recording together (each set weighing the same), leave-one-group-out."""
+    from rag_app.settings import Settings
+
+    items = [dict(json.loads(line), set=json.loads(line).get("set", "squad")) for path in args.paths
+             for line in open(path, encoding="utf-8")]
     items = [it for it in items if it["rows"]]
     groups = [(np.array([r["x"] for r in it["rows"]]), np.array([float(r["label"]) for r in it["rows"]]))
               for it in items]
+    answer = Settings().answer
 
     def at(k):
         return lambda g, w: float(g[1][np.argsort(-(g[0] @ w), kind="stable")[:k]].max())
 
+    def offered(g, w):  # what the reader is shown: `offered_evidence` (best `count`, topic score within the margin)
+        order = np.argsort(-(g[0] @ w), kind="stable")[:answer.evidence_sentences]
+        topical = g[0][:, 0] + g[0][:, 1]
+        kept = [i for i in order if topical[i] >= topical.max() - answer.evidence_margin] or list(order[:1])
+        return float(g[1][kept].max())
+
     plain = np.array([1.0, 1.0, 0, 0, 0, 0, 0, 0])
-    for k in (1, 2, 3):
-        cv = cross_validated(items, groups, at(k), args.l2)
-        base = np.mean([at(k)(g, plain) for g in groups])
-        print(f"answer sentence in the first {k}: cosine + overlap {base:.3f}, ranker (CV) {cv:.3f}")
-    w = softmax_fit([g for g in groups if g[1].max() > 0], args.l2)
+    shipped = np.array([1.0, *answer.sentence_weights])
+    sets = sorted({it["set"] for it in items})
+    print(f"{len(items)} questions; sets {sets}; answer sentence among the retrieved sentences: "
+          + ", ".join(f"{s} {np.mean([g[1].max() for it, g in zip(items, groups) if it['set'] == s]):.3f}"
+                      for s in sets))
+    for name, value in (("first", at(1)), ("first two", at(2)), ("first three", at(3)), ("offered", offered)):
+        cv = cross_validated_values(items, groups, value, args.l2)
+        for s in sets:
+            mine = [i for i, it in enumerate(items) if it["set"] == s]
+            print(f"{s:>10} answer sentence {name:>11}: cosine + overlap "
+                  f"{np.mean([value(groups[i], plain) for i in mine]):.3f}, "
+                  f"shipped {np.mean([value(groups[i], shipped) for i in mine]):.3f}, "
+                  f"refit (CV) {np.mean([cv[i] for i in mine]):.3f}")
+    w = softmax_fit([g for g in groups if g[1].max() > 0], args.l2,
+                    [s for s, g in zip(_set_shares(items), groups) if g[1].max() > 0])
     print("weights, in units of the cosine's:", {n: round(float(v / w[0]), 3) for n, v in zip(SENTENCE_FEATURES, w)})
 
 
@@ -189,11 +243,13 @@ def main() -> int:
         p = sub.add_parser(name)
         p.add_argument("--home", required=True)
         p.add_argument("--out", required=True)
+        if name == "sentences":
+            p.add_argument("--set", default="squad", choices=("squad", "squad2_dev", "papers_dev"))
         if name == "candidates":
             p.add_argument("--starts", type=int, default=32)
     for name in ("fit-sentences", "fit-candidates"):
         p = sub.add_parser(name)
-        p.add_argument("path")
+        p.add_argument("paths" if name == "fit-sentences" else "path", nargs="+" if name == "fit-sentences" else None)
         p.add_argument("--l2", type=float, default=1e-2 if name == "fit-sentences" else 1e-3)
         if name == "fit-candidates":
             p.add_argument("--starts", type=int, default=24)

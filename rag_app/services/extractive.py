@@ -275,8 +275,9 @@ SHAPED_SPANS = 12
 
 def span_shapes(spans: Sequence[SpanCandidate], evidence: Sequence[str], question: str) -> list[dict[str, float]]:
     """What `reshape_spans` weighs besides the likelihood, for each span (of `evidence[span.evidence_index]`): the
-    share of its content words that the question has ("asked") and log(1 + the words between it and the nearest
-    question word in its sentence) ("far"). The question's words and each sentence's are read once."""
+    share of its content words that the question has ("asked"), log(1 + the words between it and the nearest
+    question word in its sentence) ("far") and log(1 + its sentence's place among the offered ones, ranker order)
+    ("rank"). The question's words and each sentence's are read once."""
     near = set(content_words(question))
     sentences: dict[int, _NearWords] = {}
     shapes = []
@@ -285,17 +286,20 @@ def span_shapes(spans: Sequence[SpanCandidate], evidence: Sequence[str], questio
             sentences[span.evidence_index] = _NearWords(evidence[span.evidence_index], near)
         words = content_words(span.text)
         shapes.append({"asked": round(sum(w in near for w in words) / len(words), 4) if words else 0.0,
-                       "far": round(math.log1p(sentences[span.evidence_index].distance(span.text)), 4)})
+                       "far": round(math.log1p(sentences[span.evidence_index].distance(span.text)), 4),
+                       "rank": round(math.log1p(span.evidence_index), 4)})
     return shapes
 
 
 def reshape_spans(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, float]], reading: dict) -> int:
     """The index of the best span by logprob / (tokens + 1) ** length_power + asked_weight * asked -
-    proximity_weight * far, with `reading` the fitted weights (the reader's card; none: the likeliest, index 0)."""
+    proximity_weight * far - rank_weight * rank, with `reading` the fitted weights (the reader's card; none: the
+    likeliest, index 0)."""
     power = float(reading.get("length_power", 0.0))
     asked, far = float(reading.get("asked_weight", 0.0)), float(reading.get("proximity_weight", 0.0))
+    rank = float(reading.get("rank_weight", 0.0))
     scores = [c.logprob / (c.tokens + 1) ** power + asked * shape["asked"] - far * shape["far"]
-              for c, shape in zip(spans, shapes)]
+              - rank * shape.get("rank", 0.0) for c, shape in zip(spans, shapes)]
     return max(range(len(scores)), key=lambda k: (scores[k], -k))
 
 

@@ -316,3 +316,15 @@ def test_reshape_spans_weighs_length_question_words_and_distance():
     pair_shapes = span_shapes(pair, [text], question)
     assert reshape_spans(pair, pair_shapes, {}) == 0
     assert reshape_spans(pair, pair_shapes, {"length_power": 0.5}) == 1
+
+
+def test_reshape_spans_prefers_the_better_ranked_sentence_when_weighted():
+    from rag_app.services.extractive import SpanCandidate, reshape_spans, span_shapes
+
+    evidence = ["The encoder has 12 layers.", "An older model had 6 layers."]
+    question = "How many layers does the encoder have?"
+    spans = [SpanCandidate("6", 1, 1, -1.0, 0.0, -1.0), SpanCandidate("12", 0, 1, -1.3, 0.0, -1.3)]
+    shapes = span_shapes(spans, evidence, question)
+    assert shapes[0]["rank"] > shapes[1]["rank"] == 0.0  # log(1 + place among the offered sentences)
+    assert reshape_spans(spans, shapes, {}) == 0
+    assert reshape_spans(spans, shapes, {"rank_weight": 1.0}) == 1
