@@ -184,6 +184,44 @@ def test_texts_read_once_are_reused_until_the_collection_changes(concept_rag, co
     assert any("electric motor" in t for t in texts) and not any("an engine." in t for t in texts)
 
 
+def test_texts_are_read_for_the_hits_returned_and_deleted_ones_are_stood_in_for(concept_rag):
+    """Only the first k candidates' records are read; a candidate deleted since the lexical index looked is replaced
+    by the next one, so the hits equal those of reading every candidate."""
+    retriever = concept_rag.retriever()
+    store = concept_rag.store()
+    ids = sorted(rid for rid, _, _ in store.iter_records())
+    reads: list[list[str]] = []
+    read_texts = store.get
+
+    def counting_get(ids_, include_documents=True):
+        reads.append(list(ids_))
+        return read_texts(ids_, include_documents)
+
+    store.get = counting_get
+    ranked = [(rid, 1.0 - n / 10) for n, rid in enumerate(ids)]
+    assert [h.id for h in retriever._hydrate(ranked, {}, None, need=2)] == ids[:2] and reads == [ids[:2]]
+
+    gone = ["deleted-a", "deleted-b"]
+    ranked = [(gone[0], 0.9), (ids[0], 0.8), (gone[1], 0.7), (ids[1], 0.6), (ids[2], 0.5), (ids[3], 0.4)]
+    reads.clear()
+    hits = retriever._hydrate(ranked, {}, None, need=2)
+    assert [h.id for h in hits] == ids[:2] and reads == [[gone[0], ids[0]], [gone[1]], [ids[1]]]
+    assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in retriever._hydrate(ranked, {}, None)][:2]
+
+    # End to end: a chunk deleted by another process while this index is not due a check is skipped, k still met.
+    from rag_app.components.store import VectorStore
+
+    settings = concept_rag.settings.with_overrides(**{"retrieve.lexical_check_s": 3600.0, "retrieve.record_cache_size": 0})
+    slow = type(retriever)(settings, retriever.embedder, store)
+    first = slow.retrieve("engine wheels spare part puppy bread", k=2, mode="lexical")
+    other = VectorStore(settings.with_overrides(**{"retrieve.mode": "dense"}), store.embedder_fingerprint, store.name)
+    with other.write():
+        other.delete([first[0].id])
+    after = slow.retrieve("engine wheels spare part puppy bread", k=2, mode="lexical")
+    assert slow.lexical.current().stamp["generation"] != store.generation()  # the index has not looked yet
+    assert first[0].id not in [h.id for h in after] and after[0].id == first[1].id and len(after) == 2
+
+
 def _manifest(folder):
     import json
 
