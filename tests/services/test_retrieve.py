@@ -211,7 +211,8 @@ def test_texts_are_read_for_the_hits_returned_and_deleted_ones_are_stood_in_for(
     # End to end: a chunk deleted by another process while this index is not due a check is skipped, k still met.
     from rag_app.components.store import VectorStore
 
-    settings = concept_rag.settings.with_overrides(**{"retrieve.lexical_check_s": 3600.0, "retrieve.record_cache_size": 0})
+    settings = concept_rag.settings.with_overrides(**{"retrieve.lexical_check_s": 3600.0,
+                                                      "retrieve.record_cache_size": 0})
     slow = type(retriever)(settings, retriever.embedder, store)
     first = slow.retrieve("engine wheels spare part puppy bread", k=2, mode="lexical")
     other = VectorStore(settings.with_overrides(**{"retrieve.mode": "dense"}), store.embedder_fingerprint, store.name)
