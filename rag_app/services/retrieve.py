@@ -129,11 +129,11 @@ class Retriever:
             for hit in hits:
                 hit.extra["fusion"] = SERVER_FUSION if on_server else cfg.fusion
         for name, ranking in (("dense", dense_ranked), ("lexical", lexical_ranked)):
-            positions = {rid: (rank, score) for rank, (rid, score) in enumerate(ranking, 1)}
+            ids = [rid for rid, _ in ranking]
             for hit in hits:
-                if hit.id in positions:
-                    rank, score = positions[hit.id]
-                    hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank, score
+                if hit.id in ids:
+                    rank = ids.index(hit.id)
+                    hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank + 1, ranking[rank][1]
         if lexical is not None and hits and (attainable := lexical.query_weight(query)) > 0:
             for hit in hits:
                 if "lexical_score" in hit.extra:
@@ -263,9 +263,12 @@ def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]]
         return sorted(fused.items(), key=lambda item: item[1], reverse=True)
     if method not in ("zscore", "minmax"):
         raise RagError(f"unknown fusion method {method!r}: use zscore, minmax or rrf")
-    order = list(dict.fromkeys([rid for rid, _ in dense] + [rid for rid, _ in lexical]))
+    dense_ids, lexical_ids = [rid for rid, _ in dense], [rid for rid, _ in lexical]
+    position = {rid: n for n, rid in enumerate(dict.fromkeys(dense_ids + lexical_ids))}
+    order = list(position)
     total = np.zeros(len(order), dtype=np.float64)
-    for ranking, weight, padded in ((dense, weights[0], False), (lexical, weights[1], True)):
+    for ranking, ids, weight, padded in ((dense, dense_ids, weights[0], False),
+                                         (lexical, lexical_ids, weights[1], True)):
         if not ranking:
             continue
         scores = np.array([score for _, score in ranking], dtype=np.float64)
@@ -278,10 +281,11 @@ def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]]
             centre, scale = reference.min(), (reference.max() - reference.min()) or 1.0
         normalised = (scores - centre) / scale
         absent = float(normalised.min()) if floor is None else (floor - centre) / scale
-        by_id = dict(zip((rid for rid, _ in ranking), normalised))
-        total += weight * np.array([by_id.get(rid, absent) for rid in order])
+        column = np.full(len(order), absent, dtype=np.float64)
+        column[[position[rid] for rid in ids]] = normalised
+        total += weight * column
     ranked = np.argsort(-total, kind="stable")
-    return [(order[i], float(total[i])) for i in ranked]
+    return list(zip([order[i] for i in ranked.tolist()], total[ranked].tolist()))
 
 
 def mmr_order(relevance: np.ndarray, matrix: np.ndarray, k: int, lambda_: float) -> list[int]:

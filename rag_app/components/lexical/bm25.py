@@ -198,7 +198,9 @@ class MainSegment:
         config = LexicalConfig(**stamp.pop("config"))
         terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
         mode = "r" if mmap else None
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+        # Mapped arrays are served as plain ndarray views of the map (np.memmap's slicing costs ~µs per call, and a
+        # query slices once per term and per hit).
+        arrays = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False))
                   for name in ("data", "indices", "indptr", "ids", "source_codes")}
         return cls(arrays["ids"], _Sources(terms["sources"], arrays["source_codes"]), terms["vocab"], arrays["data"],
                    arrays["indices"], arrays["indptr"], float(terms["avg_length"]), config, stamp)
@@ -267,6 +269,9 @@ class LexicalIndex:
         self.n_docs = int(self._alive.sum()) + len(self._delta_ids)
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._live_ids: list[str] | None = None
+        # A query's terms as this (immutable) index sees them, asked for twice per retrieve (`scores`,
+        # `query_weight`): the last few queries' (emptied when full; dict reads and writes are atomic).
+        self._term_cache: dict[str, tuple[tuple[int | None, int | None, int], ...]] = {}
 
     def __len__(self) -> int:
         return self.n_docs
@@ -303,28 +308,43 @@ class LexicalIndex:
         names = set(self.main.sources.names) | set(self._delta_sources.names)
         return sorted(s for s in names if fnmatch.fnmatch(s, source_glob))
 
+    def _terms(self, query: str) -> tuple[tuple[int | None, int | None, int], ...]:
+        """(main term id, delta term id, live document frequency) of each query token, in order."""
+        terms = self._term_cache.get(query)
+        if terms is None:
+            main_vocab, delta_vocab = self.main.vocab, self._d_vocab
+            terms = tuple((m_id, d_id, self._document_frequency(m_id, d_id)) for m_id, d_id in
+                          ((main_vocab.get(token), delta_vocab.get(token)) for token in tokenize(query, self.config)))
+            if len(self._term_cache) >= 64:
+                self._term_cache.clear()
+            self._term_cache[query] = terms
+        return terms
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every main row then every delta row for the query, float32; 0 where no query term occurs
         (and at tombstones)."""
         main, n_main = self.main, len(self.main)
         out = np.zeros(n_main + len(self._delta_ids), dtype=np.float64)
         has_delta = bool(self._delta_ids or self.delta.removed)
-        for token in tokenize(query, self.config):
-            m_id, d_id = main.vocab.get(token), self._d_vocab.get(token)
+        rows, columns = [], []  # main's part: every term's rows and scores, summed by one bincount (in term order)
+        for m_id, d_id, df in self._terms(query):
             df_main = main.df(m_id) if m_id is not None else 0
-            weight = idf(self._document_frequency(m_id, d_id), self.n_docs) if has_delta else None
+            weight = idf(df, self.n_docs) if has_delta else None
             if m_id is not None and df_main:
                 span = slice(main.indptr[m_id], main.indptr[m_id + 1])
                 column = np.asarray(main.data[span], dtype=np.float64)
                 if weight is not None:  # rescale main's IDF to the combined one
                     column = column * (weight / idf(df_main, len(main)))
-                out[:n_main] += np.bincount(main.indices[span], weights=column, minlength=n_main)
+                rows.append(main.indices[span])
+                columns.append(column)
             if d_id is not None and self._d_indptr[d_id + 1] > self._d_indptr[d_id]:
                 span = slice(self._d_indptr[d_id], self._d_indptr[d_id + 1])
-                rows = self._d_rows[span]
-                tfc = term_weight(self._d_tf[span], self._d_length[rows], main.avg_length if n_main else
+                d_rows = self._d_rows[span]
+                tfc = term_weight(self._d_tf[span], self._d_length[d_rows], main.avg_length if n_main else
                                   max(float(self._d_length.mean()), 1.0), self.config)
-                out[n_main + rows] += weight * tfc  # a term's rows are distinct
+                out[n_main + d_rows] += weight * tfc  # a term's rows are distinct
+        if rows:
+            out[:n_main] = np.bincount(np.concatenate(rows), weights=np.concatenate(columns), minlength=n_main)
         if self.delta.removed:
             out[:n_main][~self._alive] = 0.0
         return out.astype(np.float32)
@@ -334,8 +354,7 @@ class LexicalIndex:
         saturation part is below 1). A token the collection never holds counts at full IDF, so a chunk's score over
         this is the share of the query it matches, comparable across collections (`Hit.extra["lexical_share"]`)."""
         total = 0.0
-        for token in tokenize(query, self.config):
-            df = self._document_frequency(self.main.vocab.get(token), self._d_vocab.get(token))
+        for _, _, df in self._terms(query):
             total += float(idf(df, max(self.n_docs, 1)))
         return total
 
@@ -362,4 +381,8 @@ class LexicalIndex:
         if len(candidates) > k:
             candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
         order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [(self._id(int(i)), float(scores[i])) for i in order]
+        n_main = len(self.main)
+        main_ids = iter(self.main.ids[order[order < n_main]].tolist())  # bytes, in order
+        delta_ids = self._delta_ids
+        ids = [next(main_ids).decode() if i < n_main else delta_ids[i - n_main] for i in order.tolist()]
+        return list(zip(ids, scores[order].tolist()))
