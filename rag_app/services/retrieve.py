@@ -25,6 +25,7 @@ sparse BM25 index, `rag_app.components.server_search`), hybrid mode takes its ca
 from __future__ import annotations
 
 import fnmatch
+import functools
 
 import numpy as np
 
@@ -124,7 +125,7 @@ class Retriever:
         # looked (read only when one of those is missing: each record read costs Chroma ~0.08 ms).
         need = depth if cfg.mmr else max(k, cfg.rerank_k if self.reranker is not None else 0)
         stamp = (getattr(lexical, "stamp", None) or {}).get("generation") if lexical is not None else None
-        hits = self._hydrate(ranked[:need if cfg.mmr else need + _SPARE], known, stamp, need)
+        hits = self._hydrate(ranked[:need if cfg.mmr else need + _SPARE], known, stamp, need, lexical)
         if mode == "hybrid":
             for hit in hits:
                 hit.extra["fusion"] = SERVER_FUSION if on_server else cfg.fusion
@@ -185,22 +186,25 @@ class Retriever:
         return [(h.id, h.score) for h in hits]
 
     def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit], stamp: str | None = None,
-                 need: int | None = None) -> list[Hit]:
+                 need: int | None = None, lexical=None) -> list[Hit]:
         """Hits with text and metadata read from the store, in order; records deleted meanwhile are dropped.
 
         With `need`, records are read for the first `need` candidates only, and for the next ones only as far as
         some of those turned out deleted: the first `need` hits that exist, as reading them all would give.
-        With `stamp` (the generation the lexical index matches), records read at that stamp before are taken from
-        `self.records` instead of the store."""
+        With `stamp` (the generation the lexical index matches), the records the index `lexical` keeps (`records`:
+        its main segment's live chunks), then those read at that stamp before (`self.records`), are taken instead of
+        reading the store."""
         found: dict[str, Hit] = dict(known)
-        if stamp is not None:
-            unknown = [rid for rid, _ in ranked if rid not in found]
-            for rid, (text, metadata) in self.records.take(stamp, unknown).items():
-                found[rid] = Hit(id=rid, text=text, metadata=metadata, score=0.0)
+        kept = getattr(lexical, "records", None) if stamp is not None else None
         need = len(ranked) if need is None else need
         asked, end = 0, min(need, len(ranked))
         while True:
             missing = [rid for rid, _ in ranked[asked:end] if rid not in found]
+            for source in (kept, functools.partial(self.records.take, stamp) if stamp is not None else None):
+                if missing and source is not None:
+                    for rid, (text, metadata) in source(missing).items():
+                        found[rid] = Hit(id=rid, text=text, metadata=metadata, score=0.0)
+                    missing = [rid for rid in missing if rid not in found]
             if missing:
                 got = self.store.get(missing)
                 read = {}
