@@ -69,6 +69,19 @@ def sources(hits) -> list[str]:
     return [h.metadata["source"] for h in hits]
 
 
+def count_reads(store) -> list[list[str]]:
+    """The ids of each record read (`store.get`) from now on."""
+    reads: list[list[str]] = []
+    read_texts = store.get
+
+    def counting_get(ids, include_documents=True):
+        reads.append(list(ids))
+        return read_texts(ids, include_documents)
+
+    store.get = counting_get
+    return reads
+
+
 def test_hybrid_finds_a_synonym_match_that_lexical_misses(concept_rag):
     # "automobile" occurs in no document: BM25 has nothing; dense maps it onto "car".
     assert concept_rag.retriever().retrieve("automobile", k=3, mode="lexical") == []
@@ -153,14 +166,7 @@ def test_texts_read_once_are_reused_until_the_collection_changes(concept_rag, co
 
     retriever = concept_rag.retriever()
     store = concept_rag.store()
-    reads: list[list[str]] = []
-    read_texts = store.get
-
-    def counting_get(ids, include_documents=True):
-        reads.append(list(ids))
-        return read_texts(ids, include_documents)
-
-    store.get = counting_get
+    reads = count_reads(store)
     retriever.lexical.current().main.records = None  # as a main segment from before they kept records
     first = retriever.retrieve("XJ9000 engine", k=3)
     assert "parts.md" in sources(first) and reads
@@ -191,14 +197,7 @@ def test_texts_are_read_for_the_hits_returned_and_deleted_ones_are_stood_in_for(
     retriever = concept_rag.retriever()
     store = concept_rag.store()
     ids = sorted(rid for rid, _, _ in store.iter_records())
-    reads: list[list[str]] = []
-    read_texts = store.get
-
-    def counting_get(ids_, include_documents=True):
-        reads.append(list(ids_))
-        return read_texts(ids_, include_documents)
-
-    store.get = counting_get
+    reads = count_reads(store)
     ranked = [(rid, 1.0 - n / 10) for n, rid in enumerate(ids)]
     assert [h.id for h in retriever._hydrate(ranked, {}, None, need=2)] == ids[:2] and reads == [ids[:2]]
 
@@ -233,17 +232,11 @@ def test_hit_texts_come_from_the_lexical_index_at_its_stamp(concept_rag, corpus)
     settings = concept_rag.settings.with_overrides(**{"retrieve.record_cache_size": 0})
     store = concept_rag.store()
     retriever = type(concept_rag.retriever())(settings, concept_rag.retriever().embedder, store)
-    reads: list[list[str]] = []
-    read_texts = store.get
-
-    def counting_get(ids, include_documents=True):
-        reads.append(list(ids))
-        return read_texts(ids, include_documents)
+    reads = count_reads(store)
 
     def seen(hits):
         return [(h.id, h.text, h.metadata, h.score, h.extra) for h in hits]
 
-    store.get = counting_get
     queries = ["XJ9000 engine", "puppy", "bread oven", "automobile wheels"]
     kept = [seen(retriever.retrieve(q, k=3)) for q in queries]
     assert reads == [] and all(kept)
