@@ -91,6 +91,9 @@ def test_the_main_segment_keeps_each_chunks_text_and_metadata(tmp_path, spooled)
         # Live main chunks only: a tombstone (d3) or a chunk re-put into the delta (d5) is read from the store.
         assert kept == {rid: (text, meta) for rid, meta, text in rows if rid not in ("d3", "d5")}
         assert index.search("alpha", 5) == LexicalIndex(main, delta, {}).search("alpha", 5)
+    # Metadata JSON cannot hold as it is (a server's sparse vector, say) is not kept: that chunk is read from the store.
+    odd = MainSegment.build([("a", {"source": "a.md", "vector": object()}, "alpha"), rows[0]], CONFIG, {})
+    assert LexicalIndex(odd, Delta(), {}).records(["a", "d0"]) == {"d0": (rows[0][2], rows[0][1])}
     # A segment written before segments kept records has none: every text is read from the store.
     (folder / "records.bin").unlink()
     (folder / "record_offsets.npy").unlink()

@@ -122,14 +122,22 @@ class _Records:
 
     @staticmethod
     def encode(text: str | None, metadata: dict[str, Any]) -> bytes:
-        return json.dumps([text or "", metadata], ensure_ascii=False, separators=(",", ":")).encode()
+        """The record's bytes; none for metadata JSON cannot hold as it is (e.g. a server's sparse vector): such a
+        record is read from the store."""
+        try:
+            return json.dumps([text or "", metadata], ensure_ascii=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            return b""
 
     @staticmethod
     def map(path: Path) -> np.ndarray:
         return np.asarray(np.memmap(path, dtype=np.uint8, mode="r")) if path.stat().st_size else np.zeros(0, np.uint8)
 
-    def get(self, row: int) -> tuple[str, dict[str, Any]]:
-        text, metadata = json.loads(self.blob[self.offsets[row]:self.offsets[row + 1]].tobytes())
+    def get(self, row: int) -> tuple[str, dict[str, Any]] | None:
+        start, end = self.offsets[row], self.offsets[row + 1]
+        if start == end:
+            return None  # not kept (`encode`)
+        text, metadata = json.loads(self.blob[start:end].tobytes())
         return text, metadata
 
 
@@ -375,8 +383,8 @@ class LexicalIndex:
             return {}
         found = {}
         for rid, row in zip(ids, self.main.positions(ids).tolist()):
-            if row >= 0 and self._alive[row]:
-                found[rid] = kept.get(row)
+            if row >= 0 and self._alive[row] and (record := kept.get(row)) is not None:
+                found[rid] = record
         return found
 
     def _terms(self, query: str) -> tuple[tuple[int | None, int | None, int], ...]:
