@@ -1,8 +1,9 @@
 """Chunk texts and metadata the retriever has read, kept for one generation of the collection.
 
-A hybrid query reads the texts of its few best chunks from the store last (`Retriever._hydrate`); on a CPU-bound
-server that read is the largest single cost of a retrieve (about 40 % at 10k chunks: Chroma's `get` of 8 ids), and
-the chunks asked about repeat. Entries are valid only for the generation stamp they were read at (the lexical
+A hybrid query reads the texts of its few best chunks last (`Retriever._hydrate`): from the lexical index's main
+segment where it keeps them, else from the store, where a `get` is the largest single cost of a retrieve (about 40 %
+at 10k chunks); this cache keeps those store reads (chunks in the delta, segments from before records were kept),
+and the chunks asked about repeat. Entries are valid only for the generation stamp they were read at (the lexical
 index's, checked against the store at most every `retrieve.lexical_check_s`, and at once after a write in this
 process), so a write anywhere empties the cache no later than it reaches lexical search.
 """

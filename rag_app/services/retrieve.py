@@ -25,6 +25,7 @@ sparse BM25 index, `rag_app.components.server_search`), hybrid mode takes its ca
 from __future__ import annotations
 
 import fnmatch
+import functools
 
 import numpy as np
 
@@ -120,19 +121,20 @@ class Retriever:
             ranked = fuse_scores(dense_ranked, lexical_ranked, method=cfg.fusion, dense_weight=cfg.dense_weight,
                                  rrf_k=cfg.rrf_k, depth=depth)
 
-        # Read texts only for what can be returned (a few spare for records deleted since the index last looked).
-        wanted = depth if cfg.mmr else max(k, cfg.rerank_k if self.reranker is not None else 0) + _SPARE
+        # Read texts only for what can be returned; the next few stand in for records deleted since the index last
+        # looked (read only when one of those is missing: each record read costs Chroma ~0.08 ms).
+        need = depth if cfg.mmr else max(k, cfg.rerank_k if self.reranker is not None else 0)
         stamp = (getattr(lexical, "stamp", None) or {}).get("generation") if lexical is not None else None
-        hits = self._hydrate(ranked[:wanted], known, stamp)
+        hits = self._hydrate(ranked[:need if cfg.mmr else need + _SPARE], known, stamp, need, lexical)
         if mode == "hybrid":
             for hit in hits:
                 hit.extra["fusion"] = SERVER_FUSION if on_server else cfg.fusion
         for name, ranking in (("dense", dense_ranked), ("lexical", lexical_ranked)):
-            positions = {rid: (rank, score) for rank, (rid, score) in enumerate(ranking, 1)}
+            ids = [rid for rid, _ in ranking]
             for hit in hits:
-                if hit.id in positions:
-                    rank, score = positions[hit.id]
-                    hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank, score
+                if hit.id in ids:
+                    rank = ids.index(hit.id)
+                    hit.extra[f"{name}_rank"], hit.extra[f"{name}_score"] = rank + 1, ranking[rank][1]
         if lexical is not None and hits and (attainable := lexical.query_weight(query)) > 0:
             for hit in hits:
                 if "lexical_score" in hit.extra:
@@ -183,27 +185,41 @@ class Retriever:
         known.update((h.id, h) for h in hits)
         return [(h.id, h.score) for h in hits]
 
-    def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit], stamp: str | None = None) -> list[Hit]:
+    def _hydrate(self, ranked: list[tuple[str, float]], known: dict[str, Hit], stamp: str | None = None,
+                 need: int | None = None, lexical=None) -> list[Hit]:
         """Hits with text and metadata read from the store, in order; records deleted meanwhile are dropped.
 
-        With `stamp` (the generation the lexical index matches), records read at that stamp before are taken from
-        `self.records` instead of the store."""
+        With `need`, records are read for the first `need` candidates only, and for the next ones only as far as
+        some of those turned out deleted: the first `need` hits that exist, as reading them all would give.
+        With `stamp` (the generation the lexical index matches), the records the index `lexical` keeps (`records`:
+        its main segment's live chunks), then those read at that stamp before (`self.records`), are taken instead of
+        reading the store."""
         found: dict[str, Hit] = dict(known)
-        missing = [rid for rid, _ in ranked if rid not in found]
-        if missing and stamp is not None:
-            for rid, (text, metadata) in self.records.take(stamp, missing).items():
-                found[rid] = Hit(id=rid, text=text, metadata=metadata, score=0.0)
-            missing = [rid for rid in missing if rid not in found]
-        if missing:
-            got = self.store.get(missing)
-            read = {}
-            for rid, doc, meta in zip(got["ids"], got.get("documents") or [None] * len(got["ids"]), got["metadatas"]):
-                found[rid] = Hit(id=rid, text=doc or "", metadata=meta or {}, score=0.0)
-                read[rid] = (doc or "", meta or {})
-            if stamp is not None:
-                self.records.put(stamp, read)
+        kept = getattr(lexical, "records", None) if stamp is not None else None
+        need = len(ranked) if need is None else need
+        asked, end = 0, min(need, len(ranked))
+        while True:
+            missing = [rid for rid, _ in ranked[asked:end] if rid not in found]
+            for source in (kept, functools.partial(self.records.take, stamp) if stamp is not None else None):
+                if missing and source is not None:
+                    for rid, (text, metadata) in source(missing).items():
+                        found[rid] = Hit(id=rid, text=text, metadata=metadata, score=0.0)
+                    missing = [rid for rid in missing if rid not in found]
+            if missing:
+                got = self.store.get(missing)
+                read = {}
+                for rid, doc, meta in zip(got["ids"], got.get("documents") or [None] * len(got["ids"]),
+                                          got["metadatas"]):
+                    found[rid] = Hit(id=rid, text=doc or "", metadata=meta or {}, score=0.0)
+                    read[rid] = (doc or "", meta or {})
+                if stamp is not None:
+                    self.records.put(stamp, read)
+            present = sum(rid in found for rid, _ in ranked[:end])
+            if present >= need or end >= len(ranked):
+                break
+            asked, end = end, min(len(ranked), end + need - present)
         hits = []
-        for rid, score in ranked:
+        for rid, score in ranked[:end]:
             hit = found.get(rid)
             if hit is not None:
                 hit.score = score
@@ -251,9 +267,12 @@ def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]]
         return sorted(fused.items(), key=lambda item: item[1], reverse=True)
     if method not in ("zscore", "minmax"):
         raise RagError(f"unknown fusion method {method!r}: use zscore, minmax or rrf")
-    order = list(dict.fromkeys([rid for rid, _ in dense] + [rid for rid, _ in lexical]))
+    dense_ids, lexical_ids = [rid for rid, _ in dense], [rid for rid, _ in lexical]
+    position = {rid: n for n, rid in enumerate(dict.fromkeys(dense_ids + lexical_ids))}
+    order = list(position)
     total = np.zeros(len(order), dtype=np.float64)
-    for ranking, weight, padded in ((dense, weights[0], False), (lexical, weights[1], True)):
+    for ranking, ids, weight, padded in ((dense, dense_ids, weights[0], False),
+                                         (lexical, lexical_ids, weights[1], True)):
         if not ranking:
             continue
         scores = np.array([score for _, score in ranking], dtype=np.float64)
@@ -266,10 +285,11 @@ def fuse_scores(dense: list[tuple[str, float]], lexical: list[tuple[str, float]]
             centre, scale = reference.min(), (reference.max() - reference.min()) or 1.0
         normalised = (scores - centre) / scale
         absent = float(normalised.min()) if floor is None else (floor - centre) / scale
-        by_id = dict(zip((rid for rid, _ in ranking), normalised))
-        total += weight * np.array([by_id.get(rid, absent) for rid in order])
+        column = np.full(len(order), absent, dtype=np.float64)
+        column[[position[rid] for rid in ids]] = normalised
+        total += weight * column
     ranked = np.argsort(-total, kind="stable")
-    return [(order[i], float(total[i])) for i in ranked]
+    return list(zip([order[i] for i in ranked.tolist()], total[ranked].tolist()))
 
 
 def mmr_order(relevance: np.ndarray, matrix: np.ndarray, k: int, lambda_: float) -> list[int]:

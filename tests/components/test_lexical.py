@@ -71,3 +71,31 @@ def test_chunks_put_again_count_once_in_the_term_statistics():
     assert index.query_weight("engine motor bread") == pytest.approx(full.query_weight("engine motor bread"))
     best = max(score for _, score in index.search("engine motor bread", 40))
     assert 0 < best / index.query_weight("engine motor bread") < 1
+
+
+@pytest.mark.parametrize("spooled", [True, False])
+def test_the_main_segment_keeps_each_chunks_text_and_metadata(tmp_path, spooled):
+    rows = [(rid, {**meta, "page": i, "score": i / 3, "ocr": i % 2 == 0, "title": "Ünïcode ✓"}, text)
+            for i, (rid, meta, text) in enumerate(records(60, "d", seed=4))]
+    folder = tmp_path / "main"
+    folder.mkdir()
+    main = MainSegment.build(rows, CONFIG, {}, spool=folder / "records.bin" if spooled else None)
+    main.save_into(folder)
+    for mmap in (True, False):
+        loaded = MainSegment.load_from(folder, mmap=mmap)
+        delta = Delta()
+        delta.apply({"put": as_put(records(2, "n", seed=5)) + as_put(rows[5:6]), "remove": ["d3"]}, loaded)
+        index = LexicalIndex(loaded, delta, {})
+        wanted = [rid for rid, _, _ in rows] + ["n0", "nowhere"]
+        kept = index.records(wanted)
+        # Live main chunks only: a tombstone (d3) or a chunk re-put into the delta (d5) is read from the store.
+        assert kept == {rid: (text, meta) for rid, meta, text in rows if rid not in ("d3", "d5")}
+        assert index.search("alpha", 5) == LexicalIndex(main, delta, {}).search("alpha", 5)
+    # Metadata JSON cannot hold as it is (a server's sparse vector, say) is not kept: that chunk is read from the store.
+    odd = MainSegment.build([("a", {"source": "a.md", "vector": object()}, "alpha"), rows[0]], CONFIG, {})
+    assert LexicalIndex(odd, Delta(), {}).records(["a", "d0"]) == {"d0": (rows[0][2], rows[0][1])}
+    # A segment written before segments kept records has none: every text is read from the store.
+    (folder / "records.bin").unlink()
+    (folder / "record_offsets.npy").unlink()
+    old = MainSegment.load_from(folder, mmap=True)
+    assert old.records is None and LexicalIndex(old, Delta(), {}).records(["d1"]) == {}

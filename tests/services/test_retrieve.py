@@ -69,6 +69,19 @@ def sources(hits) -> list[str]:
     return [h.metadata["source"] for h in hits]
 
 
+def count_reads(store) -> list[list[str]]:
+    """The ids of each record read (`store.get`) from now on."""
+    reads: list[list[str]] = []
+    read_texts = store.get
+
+    def counting_get(ids, include_documents=True):
+        reads.append(list(ids))
+        return read_texts(ids, include_documents)
+
+    store.get = counting_get
+    return reads
+
+
 def test_hybrid_finds_a_synonym_match_that_lexical_misses(concept_rag):
     # "automobile" occurs in no document: BM25 has nothing; dense maps it onto "car".
     assert concept_rag.retriever().retrieve("automobile", k=3, mode="lexical") == []
@@ -153,14 +166,8 @@ def test_texts_read_once_are_reused_until_the_collection_changes(concept_rag, co
 
     retriever = concept_rag.retriever()
     store = concept_rag.store()
-    reads: list[list[str]] = []
-    read_texts = store.get
-
-    def counting_get(ids, include_documents=True):
-        reads.append(list(ids))
-        return read_texts(ids, include_documents)
-
-    store.get = counting_get
+    reads = count_reads(store)
+    retriever.lexical.current().main.records = None  # as a main segment from before they kept records
     first = retriever.retrieve("XJ9000 engine", k=3)
     assert "parts.md" in sources(first) and reads
     reads.clear()
@@ -178,6 +185,78 @@ def test_texts_read_once_are_reused_until_the_collection_changes(concept_rag, co
     assert renamed and renamed[0].metadata["title"] == "Renamed spares"
 
     # A write through this process changes a text: the new one is served.
+    write(corpus / "cars.md", "# Cars\n\nA car has four wheels and an electric motor.\n")
+    concept_rag.ingest([corpus])
+    texts = [h.text for h in retriever.retrieve("car wheels", k=3)]
+    assert any("electric motor" in t for t in texts) and not any("an engine." in t for t in texts)
+
+
+def test_texts_are_read_for_the_hits_returned_and_deleted_ones_are_stood_in_for(concept_rag):
+    """Only the first k candidates' records are read; a candidate deleted since the lexical index looked is replaced
+    by the next one, so the hits equal those of reading every candidate."""
+    retriever = concept_rag.retriever()
+    store = concept_rag.store()
+    ids = sorted(rid for rid, _, _ in store.iter_records())
+    reads = count_reads(store)
+    ranked = [(rid, 1.0 - n / 10) for n, rid in enumerate(ids)]
+    assert [h.id for h in retriever._hydrate(ranked, {}, None, need=2)] == ids[:2] and reads == [ids[:2]]
+
+    gone = ["deleted-a", "deleted-b"]
+    ranked = [(gone[0], 0.9), (ids[0], 0.8), (gone[1], 0.7), (ids[1], 0.6), (ids[2], 0.5), (ids[3], 0.4)]
+    reads.clear()
+    hits = retriever._hydrate(ranked, {}, None, need=2)
+    assert [h.id for h in hits] == ids[:2] and reads == [[gone[0], ids[0]], [gone[1]], [ids[1]]]
+    assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in retriever._hydrate(ranked, {}, None)][:2]
+
+    # End to end: a chunk deleted by another process while this index is not due a check is skipped, k still met.
+    from rag_app.components.store import VectorStore
+
+    settings = concept_rag.settings.with_overrides(**{"retrieve.lexical_check_s": 3600.0,
+                                                      "retrieve.record_cache_size": 0})
+    slow = type(retriever)(settings, retriever.embedder, store)
+    first = slow.retrieve("engine wheels spare part puppy bread", k=2, mode="lexical")
+    slow.lexical.current().main.records = None  # texts from the store (a segment from before it kept records)
+    other = VectorStore(settings.with_overrides(**{"retrieve.mode": "dense"}), store.embedder_fingerprint, store.name)
+    with other.write():
+        other.delete([first[0].id])
+    after = slow.retrieve("engine wheels spare part puppy bread", k=2, mode="lexical")
+    assert slow.lexical.current().stamp["generation"] != store.generation()  # the index has not looked yet
+    assert first[0].id not in [h.id for h in after] and after[0].id == first[1].id and len(after) == 2
+
+
+def test_hit_texts_come_from_the_lexical_index_at_its_stamp(concept_rag, corpus):
+    """The main segment keeps each chunk's text and metadata: hits equal those read from the store, without reading
+    it, and follow every write (another process's, this process's, deletes) as the index does."""
+    from rag_app.components.store import VectorStore
+
+    settings = concept_rag.settings.with_overrides(**{"retrieve.record_cache_size": 0})
+    store = concept_rag.store()
+    retriever = type(concept_rag.retriever())(settings, concept_rag.retriever().embedder, store)
+    reads = count_reads(store)
+
+    def seen(hits):
+        return [(h.id, h.text, h.metadata, h.score, h.extra) for h in hits]
+
+    queries = ["XJ9000 engine", "puppy", "bread oven", "automobile wheels"]
+    kept = [seen(retriever.retrieve(q, k=3)) for q in queries]
+    assert reads == [] and all(kept)
+    index = retriever.lexical.current()
+    records, index.main.records = index.main.records, None
+    assert [seen(retriever.retrieve(q, k=3)) for q in queries] == kept and reads  # the same, read from the store
+    index.main.records = records
+
+    # Another process renames a chunk in place (same id) and deletes another: the moved stamp rebuilds the index.
+    other = VectorStore(settings.with_overrides(**{"retrieve.mode": "dense"}), store.embedder_fingerprint, store.name)
+    (parts_id, parts_meta, _), = [r for r in store.iter_records() if r[1]["source"] == "parts.md"]
+    dogs_ids = [rid for rid, meta, _ in store.iter_records() if meta["source"] == "dogs.md"]
+    with other.write():
+        other.update_metadata([parts_id], [{**parts_meta, "title": "Renamed spares"}])
+        other.delete(dogs_ids)
+    renamed = [h for h in retriever.retrieve("XJ9000 engine", k=3) if h.id == parts_id]
+    assert renamed and renamed[0].metadata["title"] == "Renamed spares"
+    assert "dogs.md" not in sources(retriever.retrieve("puppy dog", k=5))
+
+    # This process changes a text (a delta segment: its chunk is read from the store).
     write(corpus / "cars.md", "# Cars\n\nA car has four wheels and an electric motor.\n")
     concept_rag.ingest([corpus])
     texts = [h.text for h in retriever.retrieve("car wheels", k=3)]

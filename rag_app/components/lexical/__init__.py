@@ -21,7 +21,10 @@ It is *derived* from the vector store's records and kept in step with them, with
   Anything else (another process wrote in dense mode to an embedded store, a truncated log, a crash) rebuilds in
   full.
 
-What is indexed per chunk: its title (repeated `title_weight` times), its section path, and its text.
+What is indexed per chunk: its title (repeated `title_weight` times), its section path, and its text. The main
+segment also keeps each chunk's text and metadata as read (`records.bin`, mapped; `LexicalIndex.records`), so a
+retrieve takes its hits' texts from there, at the index's stamp, instead of asking the store; delta chunks and
+segments built before records were kept are read from the store.
 
 Modules: `bm25.py` (tokenising, segments, scoring), `published.py` (the state on disk and how it follows the
 store), `durable.py` (crash-safe file writes).

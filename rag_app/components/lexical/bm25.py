@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import io
 import json
 import os
 import re
 from array import array
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,13 +110,44 @@ class _Sources:
         return np.isin(self.codes, self.matching(source_glob))
 
 
+class _Records:
+    """Each chunk's text and metadata as the store held them when the segment was built, so a query reads the texts
+    of its hits here instead of from the store: JSON `[text, metadata]` per row in one blob (`records.bin`, mapped),
+    `offsets[row]:offsets[row + 1]` its bytes (`record_offsets.npy`)."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, path: Path | None = None):
+        self.blob = blob  # (B,) uint8
+        self.offsets = offsets  # (N + 1,) int64
+        self.path = path  # the file `blob` maps, if any
+
+    @staticmethod
+    def encode(text: str | None, metadata: dict[str, Any]) -> bytes:
+        """The record's bytes; none for metadata JSON cannot hold as it is (e.g. a server's sparse vector): such a
+        record is read from the store."""
+        try:
+            return json.dumps([text or "", metadata], ensure_ascii=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError):
+            return b""
+
+    @staticmethod
+    def map(path: Path) -> np.ndarray:
+        return np.asarray(np.memmap(path, dtype=np.uint8, mode="r")) if path.stat().st_size else np.zeros(0, np.uint8)
+
+    def get(self, row: int) -> tuple[str, dict[str, Any]] | None:
+        start, end = self.offsets[row], self.offsets[row + 1]
+        if start == end:
+            return None  # not kept (`encode`)
+        text, metadata = json.loads(self.blob[start:end].tobytes())
+        return text, metadata
+
+
 # -- the main segment ---------------------------------------------------------------------------------------------
 class MainSegment:
     """An immutable BM25 index over chunk ids: per-term columns of precomputed scores (CSC: term → chunks)."""
 
     def __init__(self, ids: np.ndarray, sources: _Sources, vocab: dict[str, int], data: np.ndarray,
                  indices: np.ndarray, indptr: np.ndarray, avg_length: float, config: LexicalConfig,
-                 stamp: dict[str, Any]):
+                 stamp: dict[str, Any], records: _Records | None = None):
         self.ids = ids  # (N,) bytes: chunk ids
         self.sources = sources
         self.vocab = vocab
@@ -123,6 +155,7 @@ class MainSegment:
         self.avg_length = avg_length
         self.config = config
         self.stamp = stamp
+        self.records = records  # None: built before segments kept them (texts are read from the store)
         self._rows: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -133,38 +166,56 @@ class MainSegment:
 
     def rows_of(self, ids: Iterable[str]) -> np.ndarray:
         """Row numbers of the ids held here (others are left out)."""
+        rows = self.positions(ids)
+        return rows[rows >= 0]
+
+    def positions(self, ids: Iterable[str]) -> np.ndarray:
+        """The row number of each id, -1 for ids not held here."""
         if self._rows is None:
             order = np.argsort(self.ids, kind="stable")
             self._rows = (self.ids[order], order)
         sorted_ids, order = self._rows
-        if not len(sorted_ids):
-            return np.zeros(0, np.int64)
+        encoded = [i.encode() for i in ids]
+        rows = np.full(len(encoded), -1, dtype=np.int64)
+        if not len(sorted_ids) or not encoded:
+            return rows
         width = sorted_ids.dtype.itemsize
-        wanted = np.array([e for e in (i.encode() for i in ids) if len(e) <= width], dtype=sorted_ids.dtype)
+        fits = np.array([len(e) <= width for e in encoded], dtype=bool)
+        wanted = np.array([e for e, ok in zip(encoded, fits) if ok], dtype=sorted_ids.dtype)
         if not len(wanted):
-            return np.zeros(0, np.int64)
+            return rows
         at = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
         found = sorted_ids[at] == wanted
-        return order[at[found]]
+        rows[np.flatnonzero(fits)[found]] = order[at[found]]
+        return rows
 
     @classmethod
     def build(cls, records: Iterable[tuple[str, dict, str | None]], config: LexicalConfig,
-              stamp: dict[str, Any]) -> MainSegment:
-        """Stream the records once: tokens → (term, chunk, tf) triples in compact arrays, then scores per term."""
+              stamp: dict[str, Any], spool: Path | None = None) -> MainSegment:
+        """Stream the records once: tokens → (term, chunk, tf) triples in compact arrays, then scores per term.
+
+        Each record's text and metadata are kept too (`_Records`): written to the file `spool` as they stream by
+        (then mapped; `save_into` the folder holding it keeps the file), or held in memory when no spool is given.
+        """
         vocab: dict[str, int] = {}
         ids: list[bytes] = []
         sources: list[str] = []
         terms, rows, tfs, lengths = array("i"), array("i"), array("f"), array("f")
-        for row, (record_id, metadata, text) in enumerate(records):
-            metadata = metadata or {}
-            ids.append(record_id.encode())
-            sources.append(str(metadata.get("source", "")))
-            tokens = tokenize(indexed_text(metadata, text, config.title_weight), config)
-            lengths.append(len(tokens))
-            counts = Counter(tokens)
-            terms.extend(vocab.setdefault(t, len(vocab)) for t in counts)
-            tfs.extend(counts.values())
-            rows.extend([row] * len(counts))
+        offsets = array("q", [0])
+        with open(spool, "wb") if spool is not None else io.BytesIO() as sink:
+            for row, (record_id, metadata, text) in enumerate(records):
+                metadata = metadata or {}
+                offsets.append(offsets[-1] + sink.write(_Records.encode(text, metadata)))
+                ids.append(record_id.encode())
+                sources.append(str(metadata.get("source", "")))
+                tokens = tokenize(indexed_text(metadata, text, config.title_weight), config)
+                lengths.append(len(tokens))
+                counts = Counter(tokens)
+                terms.extend(vocab.setdefault(t, len(vocab)) for t in counts)
+                tfs.extend(counts.values())
+                rows.extend([row] * len(counts))
+            blob = np.frombuffer(sink.getvalue(), np.uint8) if spool is None else None
+        kept = _Records(_Records.map(spool) if spool is not None else blob, np.frombuffer(offsets, np.int64), spool)
         n_docs = len(ids)
         term = np.frombuffer(terms, np.int32) if terms else np.zeros(0, np.int32)
         row = np.frombuffer(rows, np.int32) if rows else np.zeros(0, np.int32)
@@ -177,13 +228,23 @@ class MainSegment:
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         return cls(np.array(ids, dtype="S") if ids else np.zeros(0, "S1"), _Sources.of(sources), vocab,
-                   scores[order].astype(np.float32), row[order].astype(np.int32), indptr, avg_length, config, stamp)
+                   scores[order].astype(np.float32), row[order].astype(np.int32), indptr, avg_length, config, stamp,
+                   kept)
 
     # -- persistence ----------------------------------------------------------------------------------------------
     def save_into(self, folder: Path) -> None:
-        """Write the files into an empty folder; `stamp.json` last (it marks the folder complete)."""
-        for name in ("data", "indices", "indptr", "ids", "source_codes"):
-            array_ = self.sources.codes if name == "source_codes" else getattr(self, name)
+        """Write the files into an empty folder (but for the records' spool, if it lies there); `stamp.json` last (it
+        marks the folder complete)."""
+        arrays = {name: getattr(self, name) for name in ("data", "indices", "indptr", "ids")}
+        arrays["source_codes"] = self.sources.codes
+        if self.records is not None:
+            arrays["record_offsets"] = self.records.offsets
+            target = folder / "records.bin"
+            if self.records.path is None or Path(self.records.path).resolve() != target.resolve():
+                target.write_bytes(self.records.blob.tobytes())
+            with open(target, "rb") as handle:
+                os.fsync(handle.fileno())
+        for name, array_ in arrays.items():
             with open(folder / f"{name}.npy", "wb") as handle:
                 np.save(handle, array_)
                 handle.flush()
@@ -198,10 +259,17 @@ class MainSegment:
         config = LexicalConfig(**stamp.pop("config"))
         terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
         mode = "r" if mmap else None
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+        # Mapped arrays are served as plain ndarray views of the map (np.memmap's slicing costs ~µs per call, and a
+        # query slices once per term and per hit).
+        arrays = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False))
                   for name in ("data", "indices", "indptr", "ids", "source_codes")}
+        records = None
+        if (folder / "record_offsets.npy").exists():  # (segments from before records were kept have none)
+            # Always mapped: a query reads only its hits' few records.
+            offsets = np.asarray(np.load(folder / "record_offsets.npy", mmap_mode=mode, allow_pickle=False))
+            records = _Records(_Records.map(folder / "records.bin"), offsets, folder / "records.bin")
         return cls(arrays["ids"], _Sources(terms["sources"], arrays["source_codes"]), terms["vocab"], arrays["data"],
-                   arrays["indices"], arrays["indptr"], float(terms["avg_length"]), config, stamp)
+                   arrays["indices"], arrays["indptr"], float(terms["avg_length"]), config, stamp, records)
 
 
 # -- the delta ----------------------------------------------------------------------------------------------------
@@ -267,6 +335,9 @@ class LexicalIndex:
         self.n_docs = int(self._alive.sum()) + len(self._delta_ids)
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._live_ids: list[str] | None = None
+        # A query's terms as this (immutable) index sees them, asked for twice per retrieve (`scores`,
+        # `query_weight`): the last few queries' (emptied when full; dict reads and writes are atomic).
+        self._term_cache: dict[str, tuple[tuple[int | None, int | None, int], ...]] = {}
 
     def __len__(self) -> int:
         return self.n_docs
@@ -303,28 +374,56 @@ class LexicalIndex:
         names = set(self.main.sources.names) | set(self._delta_sources.names)
         return sorted(s for s in names if fnmatch.fnmatch(s, source_glob))
 
+    def records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """(text, metadata) of those of `ids` that are live chunks of the main segment, as the store held them at
+        this index's stamp; others are left out (delta chunks, ids not here, a segment built before records were
+        kept): read them from the store."""
+        kept = self.main.records
+        if kept is None or not ids:
+            return {}
+        found = {}
+        for rid, row in zip(ids, self.main.positions(ids).tolist()):
+            if row >= 0 and self._alive[row] and (record := kept.get(row)) is not None:
+                found[rid] = record
+        return found
+
+    def _terms(self, query: str) -> tuple[tuple[int | None, int | None, int], ...]:
+        """(main term id, delta term id, live document frequency) of each query token, in order."""
+        terms = self._term_cache.get(query)
+        if terms is None:
+            main_vocab, delta_vocab = self.main.vocab, self._d_vocab
+            terms = tuple((m_id, d_id, self._document_frequency(m_id, d_id)) for m_id, d_id in
+                          ((main_vocab.get(token), delta_vocab.get(token)) for token in tokenize(query, self.config)))
+            if len(self._term_cache) >= 64:
+                self._term_cache.clear()
+            self._term_cache[query] = terms
+        return terms
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every main row then every delta row for the query, float32; 0 where no query term occurs
         (and at tombstones)."""
         main, n_main = self.main, len(self.main)
         out = np.zeros(n_main + len(self._delta_ids), dtype=np.float64)
         has_delta = bool(self._delta_ids or self.delta.removed)
-        for token in tokenize(query, self.config):
-            m_id, d_id = main.vocab.get(token), self._d_vocab.get(token)
+        rows, columns = [], []  # main's part: every term's rows and scores, summed by one bincount (in term order)
+        for m_id, d_id, df in self._terms(query):
             df_main = main.df(m_id) if m_id is not None else 0
-            weight = idf(self._document_frequency(m_id, d_id), self.n_docs) if has_delta else None
+            weight = idf(df, self.n_docs) if has_delta else None
             if m_id is not None and df_main:
                 span = slice(main.indptr[m_id], main.indptr[m_id + 1])
                 column = np.asarray(main.data[span], dtype=np.float64)
                 if weight is not None:  # rescale main's IDF to the combined one
                     column = column * (weight / idf(df_main, len(main)))
-                out[:n_main] += np.bincount(main.indices[span], weights=column, minlength=n_main)
+                rows.append(main.indices[span])
+                columns.append(column)
             if d_id is not None and self._d_indptr[d_id + 1] > self._d_indptr[d_id]:
                 span = slice(self._d_indptr[d_id], self._d_indptr[d_id + 1])
-                rows = self._d_rows[span]
-                tfc = term_weight(self._d_tf[span], self._d_length[rows], main.avg_length if n_main else
+                d_rows = self._d_rows[span]
+                tfc = term_weight(self._d_tf[span], self._d_length[d_rows], main.avg_length if n_main else
                                   max(float(self._d_length.mean()), 1.0), self.config)
-                out[n_main + rows] += weight * tfc  # a term's rows are distinct
+                out[n_main + d_rows] += weight * tfc  # a term's rows are distinct
+        if rows:
+            out[:n_main] = np.bincount(np.concatenate(rows), weights=np.concatenate(columns), minlength=n_main)
         if self.delta.removed:
             out[:n_main][~self._alive] = 0.0
         return out.astype(np.float32)
@@ -334,8 +433,7 @@ class LexicalIndex:
         saturation part is below 1). A token the collection never holds counts at full IDF, so a chunk's score over
         this is the share of the query it matches, comparable across collections (`Hit.extra["lexical_share"]`)."""
         total = 0.0
-        for token in tokenize(query, self.config):
-            df = self._document_frequency(self.main.vocab.get(token), self._d_vocab.get(token))
+        for _, _, df in self._terms(query):
             total += float(idf(df, max(self.n_docs, 1)))
         return total
 
@@ -362,4 +460,8 @@ class LexicalIndex:
         if len(candidates) > k:
             candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
         order = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [(self._id(int(i)), float(scores[i])) for i in order]
+        n_main = len(self.main)
+        main_ids = iter(self.main.ids[order[order < n_main]].tolist())  # bytes, in order
+        delta_ids = self._delta_ids
+        ids = [next(main_ids).decode() if i < n_main else delta_ids[i - n_main] for i in order.tolist()]
+        return list(zip(ids, scores[order].tolist()))

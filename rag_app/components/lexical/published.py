@@ -270,12 +270,13 @@ class DerivedLexicalIndex:
             before = self._read_manifest()
             if before is None:
                 return False
+            work.mkdir()
             main = MainSegment.build(self.store.iter_records(include_documents=True), self.config,
-                                     {k: before[k] for k in ("format", "generation", "count")})
+                                     {k: before[k] for k in ("format", "generation", "count")},
+                                     spool=work / "records.bin")
             self.counters["records_read"] += len(main)
             if len(np.unique(main.ids)) != len(main):
                 return False  # a page read twice: the store moved under the read
-            work.mkdir()
             main.save_into(work)
             with FileLock(str(self.folder / "build.lock")):
                 now = self._read_manifest()
@@ -407,15 +408,19 @@ class DerivedLexicalIndex:
 
     def _build_and_save(self, wanted: dict[str, Any]) -> LexicalIndex:
         stamp = {k: v for k, v in wanted.items() if k != "config"}
-        main = MainSegment.build(self.store.iter_records(include_documents=True), self.config, stamp)
+        tmp = self.folder / f"tmp-{uuid.uuid4().hex[:12]}"  # (a crash's is swept by the next build)
+        tmp.mkdir()
+        main = MainSegment.build(self.store.iter_records(include_documents=True), self.config, stamp,
+                                 spool=tmp / "records.bin")
         self.counters["full_builds"] += 1
         self.counters["records_read"] += len(main)
         index = LexicalIndex(main, Delta(), stamp)
         if not self._matches(self._stamp_of(index), self.wanted_stamp()) or len(main) != stamp["count"]:
-            # A write run moved the store while we read it: keep serving this snapshot, but don't persist it.
+            # A write run moved the store while we read it: keep serving this snapshot, but don't persist it (and
+            # read its hits' texts from the store).
+            main.records = None
+            shutil.rmtree(tmp, ignore_errors=True)
             return index
-        tmp = self.folder / f"tmp-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir()
         main.save_into(tmp)
         final = f"main-{uuid.uuid4().hex[:12]}"
         os.rename(tmp, self.folder / final)
