@@ -121,9 +121,11 @@ def refused(rows_margin, rows_logit, rows_rel, margin, weight, gate):
     return (rows_rel < gate) | (rows_margin - weight * rows_logit > margin)
 
 
-#: The most answerable questions a rule may refuse in any one set (the issue's target): a refusal of a question the
-#: reply would have missed costs nothing in the score, so without this cap the fit refuses whatever retrieval misses.
-MAX_ANSWERABLE_REFUSED = 0.10
+#: The most answerable questions a rule may refuse in any one set (`fit --cap`): a refusal of a question the reply
+#: would have missed costs nothing in the score, so without this cap the fit refuses whatever retrieval misses. The
+#: issue's target is 10 %; fitted at 10 %, the rule refused 11.7 % of papers_dev's answerable questions in
+#: cross-validation (stop 36), so the fit keeps a margin below it.
+MAX_ANSWERABLE_REFUSED = 0.075
 
 
 def value(arrays, mask, margin, weight, gate) -> float:
@@ -183,6 +185,8 @@ def figures(rows, refusals) -> dict:
 
 
 def fit(args) -> None:
+    global MAX_ANSWERABLE_REFUSED
+    MAX_ANSWERABLE_REFUSED = args.cap
     rows = [row for folder in args.folders for row in load_rows(Path(folder))]
     arrays = as_arrays(rows)
     groups = np.array([r["group"] for r in rows])
@@ -205,7 +209,9 @@ def fit(args) -> None:
                   {"data": [f"../shared/eval/{name}" for name in SETS], "questions": len(rows),
                    "cross_validated": report["cross_validated"],
                    "how": "grid search (margin, relevance_weight, min_relevance) maximising the mean over the "
-                          "sets of the SQuAD-2.0-style score; figures leave-one-article/paragraph/paper-out"})
+                          "sets of the SQuAD-2.0-style score, refusing at most "
+                          f"{100 * args.cap:g} % of any set's answerable questions; figures "
+                          "leave-one-article/paragraph/paper-out"})
 
 
 def write_fit(card_path: Path, key: str, values: dict, fit: dict) -> None:
@@ -221,8 +227,8 @@ def write_fit(card_path: Path, key: str, values: dict, fit: dict) -> None:
 # -- the span's shape (`reading` in the card) ---------------------------------------------------------------------------
 POWERS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
 ASKED = (0.0, -0.5, -1.0, -2.0, -3.0, -4.0, -6.0)
-PROXIMITY = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-RANKS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)  # rank_weight: × log(1 + the span's sentence's place among the offered)
+PROXIMITY = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+RANKS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # rank_weight: × log(1 + the span's sentence's place among the offered)
 SPAN_SETS = ("squad", "squad2_dev", "papers_dev")
 
 
@@ -314,6 +320,8 @@ def main() -> None:
     fitter = sub.add_parser("fit")
     fitter.add_argument("folders", nargs="+", help="record folders (a set recorded twice: give one of them)")
     fitter.add_argument("--write", help="the reader_card.json to store the rule in")
+    fitter.add_argument("--cap", type=float, default=MAX_ANSWERABLE_REFUSED,
+                        help="the most answerable questions the rule may refuse in any set (a share)")
     fitter.set_defaults(func=fit)
     spans = sub.add_parser("fit-spans")
     spans.add_argument("folders", nargs="+", help="record folders")
