@@ -1,14 +1,17 @@
-"""Refit the extractive reader's two fitted parts on squad dev: the sentence ranker and the span-shape terms.
+"""Refit the extractive reader's two fitted parts: the sentence ranker (on squad, squad2_dev and papers_dev
+together) and the few-shot reader's span-shape terms (squad dev).
 
     python bench/reader_fit.py sentences  --home <home> --out S.jsonl [--set squad|squad2_dev|papers_dev]  # ~1 min
-    python bench/reader_fit.py fit-sentences S.jsonl [S2.jsonl ...] [--write]
+    python bench/reader_fit.py fit-sentences S.jsonl [S2.jsonl ...]
     python bench/reader_fit.py candidates --home <home> --out C.jsonl [--starts 32]   # record (~4 min)
     python bench/reader_fit.py fit-candidates C.jsonl [--starts 24]
 
-`<home>` holds (or gets) the collection `rag eval answers --corpus ../shared/eval/squad` builds. Recording runs the
-real default models over the answerable dev questions; fitting is a softmax over each question's sentences (label:
-the sentence holds a gold answer) or candidate spans (objective: expected F1), scored by leave-one-article-out
-cross-validation, so a figure is never measured on the article it was fitted on. Dev only: the held-out sets are
+`<home>` holds (or gets) the set's collection: what `rag eval answers --corpus ../shared/eval/<set>` builds, or for
+papers_dev `papers_dev_pdfs` as `bench/papers_eval.py` builds it. Recording runs the real default models over the
+answerable dev questions; fitting is a softmax over each question's sentences (label: the sentence holds a gold
+answer, for papers_dev from the question's paper; every set weighs the same) or candidate spans (objective: expected
+F1), scored by leave-one-group-out cross-validation (article, squad2_dev's paragraph, paper), so a figure is never
+measured on the group it was fitted on. Dev only: the held-out sets are
 never read. The fitted values are the defaults of `answer.sentence_weights` (refitted with the two context terms,
 see docs/benchmarks.md) and `answer.reader_shape_weights` (fitted at commit 429f379, before `rag_app/text.py` read
 words of any script; a rerun lands near them). After refitting the sentence ranker, refit the refusal rule
@@ -171,8 +174,7 @@ def fit_sentences(args) -> None:
     """Fit the sentence ranker on every recording together (each set weighing the same), leave-one-group-out."""
     from rag_app.settings import Settings
 
-    items = [dict(json.loads(line), set=json.loads(line).get("set", "squad")) for path in args.paths
-             for line in open(path, encoding="utf-8")]
+    items = [{"set": "squad", **json.loads(line)} for path in args.paths for line in open(path, encoding="utf-8")]
     items = [it for it in items if it["rows"]]
     groups = [(np.array([r["x"] for r in it["rows"]]), np.array([float(r["label"]) for r in it["rows"]]))
               for it in items]
