@@ -128,25 +128,25 @@ def refused(rows_margin, rows_logit, rows_rel, margin, weight, gate):
 MAX_ANSWERABLE_REFUSED = 0.075
 
 
-def value(arrays, mask, margin, weight, gate) -> float:
+def value(arrays, mask, margin, weight, gate, cap: float = MAX_ANSWERABLE_REFUSED) -> float:
     """The mean over sets of the SQuAD-2.0-style score of the rows in `mask`; -1 when a set's answerable questions
-    are refused more often than `MAX_ANSWERABLE_REFUSED`."""
+    are refused more often than `cap`."""
     m, lg, rel, ans, score, sets, anyway = arrays
     ref = refused(m[mask], lg[mask], rel[mask], margin, weight, gate) | anyway[mask]
     got = np.where(ans[mask], score[mask] * ~ref, ref.astype(float))
     names, answerable = sets[mask], ans[mask]
     for name in np.unique(names):
         has = (names == name) & answerable
-        if has.any() and ref[has].mean() > MAX_ANSWERABLE_REFUSED:
+        if has.any() and ref[has].mean() > cap:
             return -1.0
     return float(np.mean([got[names == s].mean() for s in np.unique(names)]))
 
 
-def best_rule(arrays, mask):
+def best_rule(arrays, mask, cap: float = MAX_ANSWERABLE_REFUSED):
     best, best_value = None, -1.0
     for weight, gate in itertools.product(WEIGHTS, GATES):
         for margin in MARGINS:
-            v = value(arrays, mask, margin, weight, gate)
+            v = value(arrays, mask, margin, weight, gate, cap)
             if v > best_value + 1e-12:
                 best, best_value = (float(margin), weight, gate), v
     return best, best_value
@@ -185,18 +185,16 @@ def figures(rows, refusals) -> dict:
 
 
 def fit(args) -> None:
-    global MAX_ANSWERABLE_REFUSED
-    MAX_ANSWERABLE_REFUSED = args.cap
     rows = [row for folder in args.folders for row in load_rows(Path(folder))]
     arrays = as_arrays(rows)
     groups = np.array([r["group"] for r in rows])
     cv_refused = np.zeros(len(rows), dtype=bool)
     for group in np.unique(groups):
         held = groups == group
-        (margin, weight, gate), _ = best_rule(arrays, ~held)
+        (margin, weight, gate), _ = best_rule(arrays, ~held, args.cap)
         m, lg, rel, *_ , anyway = arrays
         cv_refused[held] = refused(m[held], lg[held], rel[held], margin, weight, gate) | anyway[held]
-    (margin, weight, gate), fitted_value = best_rule(arrays, np.ones(len(rows), dtype=bool))
+    (margin, weight, gate), fitted_value = best_rule(arrays, np.ones(len(rows), dtype=bool), args.cap)
     m, lg, rel, *_, anyway = arrays
     all_refused = refused(m, lg, rel, margin, weight, gate) | anyway
     never = anyway.copy()
@@ -264,8 +262,8 @@ def load_spans(folders) -> list[dict]:
 
 
 def fit_spans(args) -> None:
-    """Choose (length_power, asked_weight, proximity_weight, rank_weight) maximising the mean over the sets of the short answer's
-    F1 (`reshape_spans` over the recorded candidates); figures leave-one-group-out."""
+    """Choose (length_power, asked_weight, proximity_weight, rank_weight) maximising the mean over the sets of the
+    short answer's F1 (`reshape_spans` over the recorded candidates); figures leave-one-group-out."""
     rows = load_spans(args.folders)
     grid = list(itertools.product(POWERS, ASKED, PROXIMITY, RANKS))
     # picked[g, q]: the F1 of question q's span under grid point g (the likeliest first among equal scores)
