@@ -52,7 +52,7 @@ def test_an_adapter_trained_for_another_model_is_refused(tmp_path):
 def test_the_shipped_reading_weights_have_their_fit_and_name_the_model():
     card = json.loads((SHIPPED_DIR / "reader_card.json").read_text())
     reading = card["reading"]
-    assert {"length_power", "asked_weight", "proximity_weight"} <= reading.keys()
+    assert {"length_power", "asked_weight", "proximity_weight", "rank_weight"} <= reading.keys()
     fit = reading["fit"]
     assert fit["command"].startswith("python bench/reader_calibrate.py fit-spans") and fit["commit"]
     assert set(fit["figures"]) == {"squad", "squad2_dev", "papers_dev"}
