@@ -169,6 +169,28 @@ def test_a_delta_past_its_bound_is_merged_by_a_background_process(test_settings,
     assert not [p for p in folder.iterdir() if p.name.startswith(("seg-", "merging-", "tmp-"))]
 
 
+def test_an_index_from_before_records_were_kept_is_rebuilt_with_them_in_the_background(test_settings, tree):
+    settings = test_settings.with_overrides(**{"retrieve.lexical_check_s": 0.0})
+    rag = RAG(settings)
+    rag.ingest([tree])
+    folder = settings.lexical_dir / rag.store().name
+    main = next(p for p in folder.iterdir() if p.name.startswith("main-"))
+    for name in ("record_offsets.npy", "records.bin"):  # as an older version wrote it
+        (main / name).unlink()
+    reader = RAG(settings)
+    lexical = lexical_of(reader)
+    assert lexical_sources(reader, "QX17") == ["otters.md"]  # served at once, the texts read from the store
+    assert lexical.current().main.records is None and lexical.counters["merges_started"] == 1
+    assert lexical.start_merge.wait(timeout_s=120) == 0
+    deadline = time.monotonic() + 30
+    while lexical.current().main.records is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    index = lexical.current()
+    assert index.main.records is not None and lexical.counters["merges_started"] == 1  # once
+    assert set(index.ids) == {rid for rid, _, _ in rag.store().iter_records()}
+    assert lexical_sources(reader, "QX17") == ["otters.md"] and lexical_sources(RAG(settings), "QX17") == ["otters.md"]
+
+
 def test_writes_during_a_merge_are_carried_onto_the_merged_index(test_settings, tree, tmp_path):
     """The merge reads the store without the build lock: a write that lands while it reads appends its delta
     segment, and the merge publishes its main segment with that segment on top."""

@@ -90,6 +90,7 @@ class DerivedLexicalIndex:
         self._seen_pointer: tuple | None = None
         self._lock = threading.RLock()
         self._reloading = False
+        self._upgrading = False  # a merge was started to give an older main segment its records
         #: What this process did: full builds of the main segment, delta segments written, states loaded from disk.
         self.counters = {"full_builds": 0, "delta_writes": 0, "loads": 0, "catch_ups": 0, "records_read": 0,
                          "merges": 0, "merges_started": 0}
@@ -369,6 +370,12 @@ class DerivedLexicalIndex:
         try:
             if self._main is None or self._main[0] != manifest["main"]:
                 self._main = (manifest["main"], MainSegment.load_from(self.folder / manifest["main"], self.mmap))
+                if self._main[1].records is None and self.start_merge is not None and not self._upgrading:
+                    # Built before main segments kept their records: every hit's text is then a store read. A
+                    # background merge rebuilds it with them, once, while this one serves.
+                    self._upgrading = True
+                    self.counters["merges_started"] += 1
+                    self.start_merge()
             main = self._main[1]
             delta, segments = Delta(), tuple(manifest["segments"])
             old = self._index
