@@ -99,3 +99,37 @@ def test_the_main_segment_keeps_each_chunks_text_and_metadata(tmp_path, spooled)
     (folder / "record_offsets.npy").unlink()
     old = MainSegment.load_from(folder, mmap=True)
     assert old.records is None and LexicalIndex(old, Delta(), {}).records(["d1"]) == {}
+
+
+def test_a_saved_segment_loads_without_parsing_python(tmp_path, monkeypatch):
+    """CPython 3.11's ast module is not thread-safe (gh-106905): the index is loaded in background threads while
+    Streamlit parses its pages, so loading must not call `ast.parse` (as `np.load` does for each header)."""
+    import ast
+
+    from rag_app.components.lexical.arrays import load_array
+
+    rows = records(40, "d", seed=6)
+    folder = tmp_path / "main"
+    folder.mkdir()
+    main = MainSegment.build(rows, CONFIG, {}, spool=None)
+    main.save_into(folder)
+    arrays = {"empty": np.zeros(0, np.float32), "grid": np.arange(6, dtype=">i8").reshape(2, 3),
+              "words": np.array(["ab", "ü"])}
+    for name, array_ in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array_)
+    np.save(tmp_path / "columns.npy", np.asfortranarray(np.ones((2, 2))))  # a header of another shape: np.load reads it
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("ast.parse called")
+
+    with monkeypatch.context() as patch:  # (undone before pytest reports, which parses the test's source)
+        patch.setattr(ast, "parse", no_parsing)
+        loaded = [MainSegment.load_from(folder, mmap=mmap) for mmap in (True, False)]
+        read = [{name: load_array(tmp_path / f"{name}.npy", mmap=mmap) for name in arrays} for mmap in (True, False)]
+    for segment in loaded:
+        assert LexicalIndex(segment, Delta(), {}).search("alpha beta", 5) == LexicalIndex(main, Delta(), {}).search(
+            "alpha beta", 5)
+    for arrays_read in read:
+        for name, array_ in arrays.items():
+            assert arrays_read[name].dtype == array_.dtype and np.array_equal(arrays_read[name], array_)
+    assert np.array_equal(load_array(tmp_path / "columns.npy"), np.ones((2, 2)))

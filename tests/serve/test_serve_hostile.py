@@ -88,7 +88,9 @@ def test_hostile_uploads_get_per_file_outcomes_while_the_server_answers(server, 
 
         reply = http.post("/v1/chat/completions", json={
             "model": "rag:hostile", "messages": [{"role": "user", "content": "When does the ferry leave?"}]})
-        assert reply.status_code == 200 and "memo.docx" in {s["source"] for s in reply.json()["sources"]}
+        # (the server's log tail with the sources: a miss here once followed a background merge)
+        assert reply.status_code == 200 and "memo.docx" in {s["source"] for s in reply.json()["sources"]}, (
+            [(s["source"], s.get("score")) for s in reply.json().get("sources", [])], server.output())
         assert http.get("/ready").status_code == 200
 
     workers = [p for p in psutil.Process(server.proc.pid).children(recursive=True)

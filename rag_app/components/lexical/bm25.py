@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rag_app.components.lexical import durable
+from rag_app.components.lexical.arrays import load_array
 from rag_app.errors import RagError
 
 FORMAT_VERSION = 2
@@ -258,15 +259,14 @@ class MainSegment:
         stamp = json.loads((folder / "stamp.json").read_text(encoding="utf-8"))
         config = LexicalConfig(**stamp.pop("config"))
         terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
-        mode = "r" if mmap else None
         # Mapped arrays are served as plain ndarray views of the map (np.memmap's slicing costs ~µs per call, and a
         # query slices once per term and per hit).
-        arrays = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode=mode, allow_pickle=False))
+        arrays = {name: load_array(folder / f"{name}.npy", mmap)
                   for name in ("data", "indices", "indptr", "ids", "source_codes")}
         records = None
         if (folder / "record_offsets.npy").exists():  # (segments from before records were kept have none)
             # Always mapped: a query reads only its hits' few records.
-            offsets = np.asarray(np.load(folder / "record_offsets.npy", mmap_mode=mode, allow_pickle=False))
+            offsets = load_array(folder / "record_offsets.npy", mmap)
             records = _Records(_Records.map(folder / "records.bin"), offsets, folder / "records.bin")
         return cls(arrays["ids"], _Sources(terms["sources"], arrays["source_codes"]), terms["vocab"], arrays["data"],
                    arrays["indices"], arrays["indptr"], float(terms["avg_length"]), config, stamp, records)
