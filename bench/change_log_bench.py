@@ -28,11 +28,11 @@ from reliability_support import ChromaServer  # noqa: E402
 from scale_bench import make_corpus, machine, wait_until  # noqa: E402
 
 
-def worker(home: Path, url: str):
+def worker(home: Path, url: str, mode: str = "hybrid"):
     from rag_app.api import RAG
     from rag_app.settings import Settings
 
-    return RAG(Settings(profile="test", home=home, embedder={"fake_dim": 384},
+    return RAG(Settings(profile="test", home=home, embedder={"fake_dim": 384}, retrieve={"mode": mode},
                         store={"url": url, "collection": "shared"}))
 
 
@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         writer, reader = worker(data / "home-a", chroma.url), worker(data / "home-b", chroma.url)
         if writer.store().count() < args.size * 0.9:
+            # Loaded by a dense-only worker: the collection, without a BM25 index kept (and merged) at every write
+            # of the load; re-running resumes it (ingest skips the files already stored).
             started = time.perf_counter()
-            summary = writer.ingest([corpus])
+            summary = worker(data / "home-loader", chroma.url, mode="dense").ingest([corpus])
             print(f"loaded {summary.chunks_written} chunks in {time.perf_counter() - started:.0f} s", flush=True)
         chunks = writer.store().count()
         started = time.perf_counter()

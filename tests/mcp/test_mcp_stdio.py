@@ -183,6 +183,7 @@ def test_a_store_that_is_down_is_a_tool_error_naming_it_and_the_fix(tmp_path):
 @pytest.mark.slow
 def test_models_that_fail_to_load_make_each_call_an_error_saying_why(tmp_path):
     client = Client(stdio_transport(tmp_path / "home", profile=None, RAG_EMBEDDER__MODEL=str(tmp_path / "no-model"),
+                                    RAG_EMBEDDER__CACHE_DIR=str(tmp_path / "cache"),  # not the user's cache
                                     RAG_LLM__MODE="scripted"))
     try:
         assert set(client.tools()) == READ_TOOLS  # listing needs no model
