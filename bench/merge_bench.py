@@ -5,6 +5,10 @@ writing thread rebuilds while holding the index) or in the background process (n
 in the steady window before the write and in the window from the write until the merge is published.
 
     .venv/bin/python bench/merge_bench.py --size 100000 --data /tmp/merge_data
+    .venv/bin/python bench/merge_bench.py --size 1000000 --url http://127.0.0.1:8000 --modes background
+
+With `--url`, the serving process works on a Chroma server's collection (as `bench/change_log_bench.py` loads it),
+so the merge process reads every record over HTTP.
 
 Text and vectors as in `bench/scale_bench.py` (real passages, the test profile's fake 384-d embedder).
 Results go to bench/scale_results.json under "merge" (keyed by size).
@@ -32,11 +36,11 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-def run(home: Path, mode: str, clients: int, steady_s: float, after_s: float) -> dict:
+def run(home: Path, mode: str, clients: int, steady_s: float, after_s: float, store: dict) -> dict:
     from rag_app.api import RAG
     from rag_app.settings import Settings
 
-    settings = Settings(profile="test", home=home, embedder={"fake_dim": 384},
+    settings = Settings(profile="test", home=home, embedder={"fake_dim": 384}, store=store,
                         retrieve={"lexical_merge": mode, "lexical_delta_min": 0, "lexical_delta_fraction": 0.0})
     rag = RAG(settings)
     claims = [json.loads(line)["text"] for line in open(EVAL / "scifact" / "queries_dev.jsonl", encoding="utf-8")]
@@ -92,13 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady", type=float, default=20.0, help="seconds of queries before the write")
     parser.add_argument("--after", type=float, default=2.0, help="seconds of queries after the merge")
     parser.add_argument("--modes", nargs="+", default=["inline", "background"])
+    parser.add_argument("--url", help="a Chroma server holding the collection (as `change_log_bench.py` leaves it); "
+                                      "default: an embedded store under --data")
+    parser.add_argument("--collection", default="shared", help="the collection on --url")
     args = parser.parse_args(argv)
 
     from rag_app.api import RAG
     from rag_app.settings import Settings
 
     home = args.data / f"home-{args.size}"
-    loader = RAG(Settings(profile="test", home=home, embedder={"fake_dim": 384}))
+    store = {"url": args.url, "collection": args.collection} if args.url else {}
+    loader = RAG(Settings(profile="test", home=home, embedder={"fake_dim": 384}, store=store,
+                          retrieve={"mode": "dense"}))  # (loading keeps no BM25 index; the first query builds it)
     if loader.store().count() < args.size * 0.9:
         started = time.perf_counter()
         loader.ingest([make_corpus(args.data / f"corpus-{args.size}", args.size)])
@@ -106,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     chunks = loader.store().count()
     rows = []
     for mode in args.modes:
-        row = run(home, mode, args.clients, args.steady, args.after)
+        row = run(home, mode, args.clients, args.steady, args.after, store)
         print(json.dumps(row), flush=True)
         rows.append(row)
     path = REPO / "bench" / "scale_results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results.setdefault("merge", {})[str(args.size)] = {
-        "chunks": chunks, "clients": args.clients, "runs": rows, "machine": machine(),
+    results.setdefault("merge", {})[str(args.size) + ("-server" if args.url else "")] = {
+        "chunks": chunks, "store": "chroma run" if args.url else "embedded", "clients": args.clients, "runs": rows,
+        "machine": machine(),
         "command": "python bench/merge_bench.py " + " ".join(argv or sys.argv[1:])}
     path.write_text(json.dumps(results, indent=1) + "\n")
     return 0
