@@ -34,6 +34,7 @@ VARIANTS = {
     "torch-bf16": ("torch", "bfloat16"),
     "openvino-fp32": ("openvino", "float32"),
     "openvino-bf16": ("openvino", "bfloat16"),
+    "openvino-bf16-f32-out": ("openvino", "bfloat16"),  # the same asking for an f32 result (before: an f32 tail)
     "openvino-int8": ("openvino-int8", "auto"),  # NNCF static int8; the unquantised ops in bf16 where fast (not AMX)
     "openvino-int8-bf16": ("openvino-int8", "bfloat16"),  # the same, unquantised ops in bf16 wherever it is fast
     "openvino-int8-f32": ("openvino-int8", "float32"),  # the same, unquantised ops in fp32
@@ -62,8 +63,15 @@ def make_embedder(variant: str, cache_dir: str, threads: int):
     from rag_app.settings import PACKAGED_EMBEDDER
 
     backend, dtype = VARIANTS[variant]
-    return SentenceTransformerEmbedder(PACKAGED_EMBEDDER, device="cpu", dtype=dtype, backend=backend,
-                                       cache_dir=cache_dir, threads=threads)
+    embedder = SentenceTransformerEmbedder(PACKAGED_EMBEDDER, device="cpu", dtype=dtype, backend=backend,
+                                           cache_dir=cache_dir, threads=threads)
+    if variant == "openvino-bf16-f32-out":
+        from rag_app.components.embedder.export import _OpenVINORunner
+
+        embedder.embed(["load"])
+        runner = embedder._runner
+        embedder._runner = _OpenVINORunner(runner.xml, runner.input_names, runner.precision, runner.threads)
+    return embedder
 
 
 def ndcg_at_10(scores: np.ndarray, doc_ids: list[str], qrels: dict[str, set[str]], query_ids: list[str]) -> float:

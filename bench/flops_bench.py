@@ -40,7 +40,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from embed_bench import DEFAULT_DIR, doc_text, load_corpus, make_embedder  # noqa: E402
 
 #: Embedder variant (of embed_bench.VARIANTS) → the OpenVINO inference precision its matmul peak is measured in.
-PEAK_PRECISION = {"openvino-fp32": "f32", "openvino-bf16": "bf16", "openvino-int8": "int8"}
+PEAK_PRECISION = {"openvino-fp32": "f32", "openvino-bf16": "bf16", "openvino-bf16-f32-out": "bf16",
+                  "openvino-int8": "int8"}
 FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
 
 
