@@ -36,12 +36,12 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-def run(home: Path, mode: str, clients: int, steady_s: float, after_s: float, store: dict) -> dict:
+def run(home: Path, mode: str, clients: int, steady_s: float, after_s: float, store: dict, delta_min: int = 0) -> dict:
     from rag_app.api import RAG
     from rag_app.settings import Settings
 
     settings = Settings(profile="test", home=home, embedder={"fake_dim": 384}, store=store,
-                        retrieve={"lexical_merge": mode, "lexical_delta_min": 0, "lexical_delta_fraction": 0.0})
+                        retrieve={"lexical_merge": mode, "lexical_delta_min": delta_min, "lexical_delta_fraction": 0.0})
     rag = RAG(settings)
     claims = [json.loads(line)["text"] for line in open(EVAL / "scifact" / "queries_dev.jsonl", encoding="utf-8")]
     rag.retrieve(claims[0], k=4)  # loaded, as a serving worker is
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a Chroma server holding the collection (as `change_log_bench.py` leaves it); "
                                       "default: an embedded store under --data")
     parser.add_argument("--collection", default="shared", help="the collection on --url")
+    parser.add_argument("--delta-min", type=int, default=0,
+                        help="the delta size the timed write crosses: the delta the index already holds (an index "
+                             "whose delta is past 4× this is rebuilt inline instead of merged)")
     args = parser.parse_args(argv)
 
     from rag_app.api import RAG
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     chunks = loader.store().count()
     rows = []
     for mode in args.modes:
-        row = run(home, mode, args.clients, args.steady, args.after, store)
+        row = run(home, mode, args.clients, args.steady, args.after, store, args.delta_min)
         print(json.dumps(row), flush=True)
         rows.append(row)
     path = REPO / "bench" / "scale_results.json"
