@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-_HEADER = re.compile(r"\{'descr': '([<>|=]?[A-Za-z]\d*)', 'fortran_order': False, 'shape': \(((?:\d+, ?)*\d*)\), \}\s*")
+# (No "O": object arrays would need unpickling, which np.load's allow_pickle=False refuses.)
+_HEADER = re.compile(r"\{'descr': '([<>|=]?[A-NP-Za-z]\d*)', 'fortran_order': False, "
+                     r"'shape': \(((?:\d+, ?)*\d*)\), \}\s*")
 _LENGTH_FORMAT = {(1, 0): "<H", (2, 0): "<I", (3, 0): "<I"}
 
 
