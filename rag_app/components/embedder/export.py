@@ -388,11 +388,8 @@ class _OpenVINORunner:
         self.input_names = input_names
 
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        return self._vectors(self.request.infer({name: feed[name] for name in self.input_names})[
+        result = np.asarray(self.request.infer({name: feed[name] for name in self.input_names})[
             self.compiled.outputs[0]])
-
-    def _vectors(self, result) -> np.ndarray:
-        result = np.asarray(result)
         if self.bf16_output:  # numpy has no bf16: the result holds its raw 16 bits, the top half of an f32's
             return _normalise((result.view(np.uint16).astype(np.uint32) << 16).view(np.float32))
         return _normalise(result.astype(np.float32, copy=False))
