@@ -25,6 +25,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -190,27 +191,32 @@ class IngestService:
 
         Files are parsed by the parser pool (`ingest.isolation`) a few ahead of the one being chunked and written.
         """
-        self._writer = _BatchWriter(self, summary, progress, len(units))
+        self._writer = writer = _BatchWriter(self, summary, progress, len(units))
         seen_keys: set[str] = set()
-        with self._parsers(units) as loads:
-            for index, unit in enumerate(units):
-                seen_keys.add(unit.key)
-                self._writer.current = unit.rel
-                loads.prepare(index + loads.ahead)
-                try:
-                    documents = loads.take(index, self._ocr_pages)
-                    if documents is not None:
-                        self._store_unit(unit, states.get(unit.key), documents)
-                    else:
-                        summary.files.unchanged += 1
-                except LoadError as exc:
-                    summary.failed.append({"path": unit.rel, "error": _one_line(str(exc))})
-                except OSError as exc:
-                    summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
-                self._writer.files_done = index + 1
-                self._writer.pages_done = self._writer.pages_total = 0
-                self._writer.report()
-        self._writer.flush()
+        try:
+            with self._parsers(units) as loads:
+                for index, unit in enumerate(units):
+                    seen_keys.add(unit.key)
+                    writer.current = unit.rel
+                    loads.prepare(index + loads.ahead)
+                    try:
+                        documents = loads.take(index, self._ocr_pages)
+                        if documents is not None:
+                            self._store_unit(unit, states.get(unit.key), documents)
+                        else:
+                            summary.files.unchanged += 1
+                    except LoadError as exc:
+                        summary.failed.append({"path": unit.rel, "error": _one_line(str(exc))})
+                    except OSError as exc:
+                        summary.failed.append({"path": unit.rel, "error": f"cannot read ({exc.strerror or exc})"})
+                    writer.files_done = index + 1
+                    writer.pages_done = writer.pages_total = 0
+                    writer.report()
+            writer.flush()
+        except _WriteFailed as failed:  # the store's error, not one file's: the run stops, as it always did
+            raise failed.error from None
+        finally:
+            writer.close()
         return seen_keys
 
     def _parsers(self, units: list[IngestUnit]) -> _Loads:
@@ -437,8 +443,30 @@ def _metadata(chunk: Chunk, unit: IngestUnit, unit_hash: str, chunking: str, pos
     return {key: value for key, value in meta.items() if value is not None}
 
 
+@dataclass
+class _Batch:
+    records: list[tuple[str, Chunk, dict]]
+    finished: list[_PendingFile]  # files complete once this batch is stored
+    vectors: Future
+
+
+class _WriteFailed(Exception):
+    """Embedding or storing a batch failed: the store's or the embedder's failure, perhaps while another file is
+    current, so never reported as that file's; `error` is what was raised."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
 class _BatchWriter:
-    """Embeds and writes chunks in batches across files; finishes a file only after all its chunks are stored."""
+    """Embeds and writes chunks in batches across files; finishes a file only after all its chunks are stored.
+
+    A batch is embedded on a helper thread while this thread stores the batch before it and chunks the next files;
+    every change to the store is made here, in order (a file's new chunks are stored before its kept chunks are
+    re-labelled and its stale ones deleted), and progress is reported from here (a Streamlit bar cannot be driven
+    from another thread). At most one batch is being embedded while the next one fills, so memory stays bounded.
+    """
 
     def __init__(self, service: IngestService, summary: IngestSummary, progress: ProgressCallback | None, files_total: int):
         self.service = service
@@ -452,6 +480,8 @@ class _BatchWriter:
         self.buffer: list[tuple[str, Chunk, dict]] = []
         self.waiting: list[_PendingFile] = []
         self.batch = service.settings.ingest.batch_chunks
+        self._embedding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed")
+        self._in_flight: _Batch | None = None
 
     def add_file(self, pending: _PendingFile, records: list[tuple[str, Chunk, dict]]) -> None:
         for record in records:
@@ -463,24 +493,59 @@ class _BatchWriter:
             self._finish_waiting()
 
     def flush(self) -> None:
+        """Store everything buffered or being embedded, then finish the files waiting for it."""
         self._write_buffer()
+        self._store_in_flight()
         self._finish_waiting()
+        self.close()
+
+    def close(self) -> None:
+        """Stop the helper thread (waiting for a batch it is embedding: nothing runs after the ingest returns)."""
+        self._embedding.shutdown(wait=True)
 
     def _write_buffer(self) -> None:
         if not self.buffer:
             return
         records, self.buffer = self.buffer, []
-        vectors = self.service.embedder.embed([chunk.embed_text for _, chunk, _ in records])
-        self.service.store.upsert([rid for rid, _, _ in records], vectors,
-                                  [chunk.text for _, chunk, _ in records], [meta for _, _, meta in records])
-        self.summary.chunks_written += len(records)
-        # Every file queued before this batch now has all its chunks stored.
-        self._finish_waiting()
-        self.report()
+        # Every file queued before this batch has all its chunks in it or in earlier ones.
+        finished, self.waiting = self.waiting, []
+        embedder = self.service.embedder
+        started = self._embedding.submit(embedder.embed, [chunk.embed_text for _, chunk, _ in records])
+        self._store_in_flight()  # the batch before, while this one is embedded
+        self._in_flight = _Batch(records, finished, started)
 
     def _finish_waiting(self) -> None:
+        """Files whose chunks are all stored or in the batch being embedded: finished once it is stored."""
+        finished, self.waiting = self.waiting, []
+        if self._in_flight is not None:
+            self._in_flight.finished.extend(finished)
+        else:
+            self._finish(finished)
+
+    def _store_in_flight(self) -> None:
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        records = batch.records
+        try:
+            vectors = batch.vectors.result()
+            self.service.store.upsert([rid for rid, _, _ in records], vectors,
+                                      [chunk.text for _, chunk, _ in records], [meta for _, _, meta in records])
+        except Exception as exc:  # noqa: BLE001 - the batch's failure, not the current file's
+            raise _WriteFailed(exc) from exc
+        self.summary.chunks_written += len(records)
+        self._finish(batch.finished)
+        self.report()
+
+    def _finish(self, finished: list[_PendingFile]) -> None:
+        try:
+            self._relabel_and_prune(finished)
+        except Exception as exc:  # noqa: BLE001 - the store's failure, not the current file's
+            raise _WriteFailed(exc) from exc
+
+    def _relabel_and_prune(self, finished: list[_PendingFile]) -> None:
         store = self.service.store
-        for pending in self.waiting:
+        for pending in finished:
             if pending.retained:
                 store.update_metadata(list(pending.retained), list(pending.retained.values()))
             if pending.stale:
@@ -490,9 +555,9 @@ class _BatchWriter:
                 self.summary.files.added += 1
             else:
                 self.summary.files.updated += 1
-        self.waiting = []
 
     def report(self) -> None:
         if self.progress is not None:
-            self.progress(Progress(self.files_done, self.files_total, self.summary.chunks_written, len(self.buffer),
+            pending = len(self.buffer) + (len(self._in_flight.records) if self._in_flight is not None else 0)
+            self.progress(Progress(self.files_done, self.files_total, self.summary.chunks_written, pending,
                                    self.current, self.pages_done, self.pages_total))

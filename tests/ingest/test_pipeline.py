@@ -190,3 +190,47 @@ def test_an_unchanged_reingest_never_loads_the_embedder(test_settings, tree):
     assert CountingEmbedder.loads > 0
     CountingEmbedder.loads = 0
     assert rag.ingest([tree]).files.unchanged == 3 and CountingEmbedder.loads == 0
+
+
+def test_a_store_that_refuses_a_write_stops_the_run_with_its_error(test_settings, tree, monkeypatch):
+    """A write the store refuses (here a full disk) is the store's failure, not the file's: the run stops with the
+    store's own error. (It used to be reported as the current file being unreadable while the run went on, and a
+    file whose chunks shared the failed batch was counted as added, then called unchanged ever after.)"""
+    from rag_app.api import RAG
+    from rag_app.components.store import VectorStore
+
+    rag = RAG(test_settings, **{"ingest.batch_chunks": 2})
+    upsert, calls = VectorStore.upsert, []
+
+    def full_disk_at_the_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return upsert(self, *args, **kwargs)
+
+    monkeypatch.setattr(VectorStore, "upsert", full_disk_at_the_second_batch)
+    with pytest.raises(OSError, match="No space left"):
+        rag.ingest([tree])
+    written = len(calls)
+    monkeypatch.setattr(VectorStore, "upsert", upsert)
+    assert written == 2  # nothing was written after the failure
+    summary = rag.ingest([tree])  # the next run stores every file
+    assert summary.ok and summary.files.added + summary.files.unchanged == 3
+    clean = RAG(test_settings, **{"store.collection": "clean"})
+    clean.ingest([tree])
+    assert stored(rag).keys() == stored(clean).keys()
+
+
+def test_progress_is_reported_from_the_calling_thread_and_counts_every_chunk(test_settings, tree):
+    """Chunks are embedded and stored on a writer thread while the next files are read; a progress bar (Streamlit's
+    cannot be driven from another thread) still hears only from the thread that called ingest."""
+    import threading
+
+    from rag_app.api import RAG
+
+    rag = RAG(test_settings, **{"ingest.batch_chunks": 1})
+    seen = []
+    summary = rag.ingest([tree], progress=lambda p: seen.append((threading.get_ident(), p.chunks_written)))
+    assert {ident for ident, _ in seen} == {threading.get_ident()}
+    assert [written for _, written in seen] == sorted(written for _, written in seen)
+    assert seen[-1][1] == summary.chunks_written == len(stored(rag))
