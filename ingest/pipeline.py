@@ -187,12 +187,14 @@ class IngestService:
 
     def _ingest_units(self, units: list[IngestUnit], states: dict[str, UnitState], summary: IngestSummary,
                       progress: ProgressCallback | None) -> set[str]:
-        """Ingest each unit (a failure is reported and the rest go on); returns the keys of all of them.
+        """Ingest each unit (a unit that cannot be read is reported and the rest go on; a failure of the store or
+        the embedder stops the run with its error); returns the keys of all of them.
 
         Files are parsed by the parser pool (`ingest.isolation`) a few ahead of the one being chunked and written.
         """
         self._writer = writer = _BatchWriter(self, summary, progress, len(units))
         seen_keys: set[str] = set()
+        failure: BaseException | None = None
         try:
             with self._parsers(units) as loads:
                 for index, unit in enumerate(units):
@@ -213,10 +215,12 @@ class IngestService:
                     writer.pages_done = writer.pages_total = 0
                     writer.report()
             writer.flush()
-        except _WriteFailed as failed:  # the store's error, not one file's: the run stops, as it always did
-            raise failed.error from None
+        except _WriteFailed as failed:  # the store's or the embedder's error, not one file's: the run stops
+            failure = failed.error
         finally:
             writer.close()
+        if failure is not None:
+            raise failure  # as raised, with its own cause and traceback
         return seen_keys
 
     def _parsers(self, units: list[IngestUnit]) -> _Loads:
@@ -462,10 +466,11 @@ class _WriteFailed(Exception):
 class _BatchWriter:
     """Embeds and writes chunks in batches across files; finishes a file only after all its chunks are stored.
 
-    A batch is embedded on a helper thread while this thread stores the batch before it and chunks the next files;
-    every change to the store is made here, in order (a file's new chunks are stored before its kept chunks are
-    re-labelled and its stale ones deleted), and progress is reported from here (a Streamlit bar cannot be driven
-    from another thread). At most one batch is being embedded while the next one fills, so memory stays bounded.
+    A batch is embedded on a helper thread while this thread stores the batch before it and chunks the next files
+    (for an embedder whose `count_tokens` may run beside its `embed`; others embed here); every change to the store
+    is made here, in order (a file's new chunks are stored before its kept chunks are re-labelled and its stale ones
+    deleted), and progress is reported from here (a Streamlit bar cannot be driven from another thread). At most
+    one batch is being embedded while the next one fills, so memory stays bounded.
     """
 
     def __init__(self, service: IngestService, summary: IngestSummary, progress: ProgressCallback | None, files_total: int):
@@ -480,7 +485,8 @@ class _BatchWriter:
         self.buffer: list[tuple[str, Chunk, dict]] = []
         self.waiting: list[_PendingFile] = []
         self.batch = service.settings.ingest.batch_chunks
-        self._embedding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed")
+        beside = getattr(service.embedder, "counts_while_embedding", False)
+        self._embedding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed") if beside else None
         self._in_flight: _Batch | None = None
 
     def add_file(self, pending: _PendingFile, records: list[tuple[str, Chunk, dict]]) -> None:
@@ -501,7 +507,8 @@ class _BatchWriter:
 
     def close(self) -> None:
         """Stop the helper thread (waiting for a batch it is embedding: nothing runs after the ingest returns)."""
-        self._embedding.shutdown(wait=True)
+        if self._embedding is not None:
+            self._embedding.shutdown(wait=True)
 
     def _write_buffer(self) -> None:
         if not self.buffer:
@@ -509,10 +516,19 @@ class _BatchWriter:
         records, self.buffer = self.buffer, []
         # Every file queued before this batch has all its chunks in it or in earlier ones.
         finished, self.waiting = self.waiting, []
-        embedder = self.service.embedder
-        started = self._embedding.submit(embedder.embed, [chunk.embed_text for _, chunk, _ in records])
-        self._store_in_flight()  # the batch before, while this one is embedded
-        self._in_flight = _Batch(records, finished, started)
+        vectors = self._embed([chunk.embed_text for _, chunk, _ in records])
+        previous, self._in_flight = self._in_flight, _Batch(records, finished, vectors)
+        self._store(previous)  # the batch before, while this one is embedded
+
+    def _embed(self, texts: list[str]) -> Future:
+        if self._embedding is not None:
+            return self._embedding.submit(self.service.embedder.embed, texts)
+        done: Future = Future()
+        try:
+            done.set_result(self.service.embedder.embed(texts))
+        except Exception as exc:  # noqa: BLE001 - raised where the batch is stored, as from the helper thread
+            done.set_exception(exc)
+        return done
 
     def _finish_waiting(self) -> None:
         """Files whose chunks are all stored or in the batch being embedded: finished once it is stored."""
@@ -524,6 +540,9 @@ class _BatchWriter:
 
     def _store_in_flight(self) -> None:
         batch, self._in_flight = self._in_flight, None
+        self._store(batch)
+
+    def _store(self, batch: _Batch | None) -> None:
         if batch is None:
             return
         records = batch.records

@@ -72,6 +72,11 @@ class LangChainEmbedder(Embedder):
             self._dim = len(self.embeddings.embed_query(PROBE))
         return self._dim
 
+    @property
+    def counts_while_embedding(self) -> bool:  # type: ignore[override]
+        """The estimate may run beside `embed_documents`; a counter of the user's may share the model's tokenizer."""
+        return self._count is estimate_tokens
+
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 

@@ -222,8 +222,8 @@ def test_a_store_that_refuses_a_write_stops_the_run_with_its_error(test_settings
 
 
 def test_progress_is_reported_from_the_calling_thread_and_counts_every_chunk(test_settings, tree):
-    """Chunks are embedded and stored on a writer thread while the next files are read; a progress bar (Streamlit's
-    cannot be driven from another thread) still hears only from the thread that called ingest."""
+    """A batch is embedded on a helper thread while the one before is stored and the next files are chunked; a
+    progress bar (Streamlit's cannot be driven from another thread) still hears only from the calling thread."""
     import threading
 
     from rag_app.api import RAG
@@ -234,3 +234,55 @@ def test_progress_is_reported_from_the_calling_thread_and_counts_every_chunk(tes
     assert {ident for ident, _ in seen} == {threading.get_ident()}
     assert [written for _, written in seen] == sorted(written for _, written in seen)
     assert seen[-1][1] == summary.chunks_written == len(stored(rag))
+
+
+def test_an_embedder_failure_stops_the_run_with_its_own_error_and_leaves_no_thread(test_settings, tree,
+                                                                                  monkeypatch):
+    import threading
+
+    from rag_app.api import RAG
+    from rag_app.components.embedder import FakeEmbedder
+    from rag_app.components.store import VectorStore
+
+    class DiesAtTheSecondBatch(FakeEmbedder):
+        calls = 0
+
+        def _embed_batch(self, texts):
+            DiesAtTheSecondBatch.calls += 1
+            if DiesAtTheSecondBatch.calls == 2:
+                try:
+                    raise ConnectionError("embedding server gone")
+                except ConnectionError as cause:
+                    raise RuntimeError("embedder died") from cause
+            return super()._embed_batch(texts)
+
+    upsert, upserts = VectorStore.upsert, []
+    monkeypatch.setattr(VectorStore, "upsert", lambda self, *a, **k: (upserts.append(1), upsert(self, *a, **k))[1])
+    rag = RAG(test_settings, embedder=DiesAtTheSecondBatch(batch_size=1), **{"ingest.batch_chunks": 1})
+    with pytest.raises(RuntimeError, match="embedder died") as raised:
+        rag.ingest([tree])
+    assert isinstance(raised.value.__cause__, ConnectionError)  # the cause is kept for the user to read
+    assert len(upserts) == 1  # the batch before the failure, nothing after it
+    assert not [t for t in threading.enumerate() if t.name.startswith("ingest-embed")]
+
+
+def test_an_embedder_whose_counter_may_share_its_tokenizer_embeds_on_the_calling_thread(test_settings, tree):
+    """A user's own token counter (say, the model tokenizer's) may not run beside the model: no helper thread."""
+    import threading
+
+    from rag_app.api import RAG
+    from rag_app.components.langchain_embedder import LangChainEmbedder
+
+    class Embeddings:
+        threads: set = set()
+
+        def embed_documents(self, texts):
+            Embeddings.threads.add(threading.get_ident())
+            return [[1.0, float(len(text) % 7), 0.5] for text in texts]
+
+        def embed_query(self, text):
+            return [1.0, 0.0, 0.5]
+
+    shared = LangChainEmbedder(Embeddings(), name="user-model", count_tokens=lambda text: len(text.split()))
+    RAG(test_settings, embedder=shared, **{"ingest.batch_chunks": 1}).ingest([tree])
+    assert Embeddings.threads == {threading.get_ident()}

@@ -23,6 +23,9 @@ class Embedder(ABC):
     #: Longest input in tokens (special tokens included) the model attends to; the rest is truncated.
     max_tokens: int
     batch_size: int = 64
+    #: True when `count_tokens` may run on one thread while `embed` runs on another (an ingest then embeds a batch
+    #: while it chunks the next); False where the counter may share state with the model (a tokenizer's settings).
+    counts_while_embedding: bool = False
 
     @property
     def fingerprint(self) -> str:

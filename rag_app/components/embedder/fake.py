@@ -15,6 +15,8 @@ from rag_app.text import word_pieces
 class FakeEmbedder(Embedder):
     """Deterministic bag-of-words hashing embedder for fast tests: shared words give cosine similarity."""
 
+    counts_while_embedding = True  # both are pure functions of their input
+
     def __init__(self, dim: int = 64, max_tokens: int = 256, batch_size: int = 64):
         self.name = f"fake-hash-{dim}"
         self.dim = dim

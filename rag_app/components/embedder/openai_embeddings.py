@@ -61,6 +61,8 @@ class OpenAIEmbedder(Embedder):
             self._dim = int(self._embed_batch(["dimension probe"]).shape[1])
         return self._dim
 
+    counts_while_embedding = True  # the count is a model-free estimate
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 

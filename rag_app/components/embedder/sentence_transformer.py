@@ -293,10 +293,14 @@ class SentenceTransformerEmbedder(Embedder):
             self._st = self._load_st()
         return self._st.tokenizer
 
+    #: Our token path counts with a tokenizer of its own; the fallback shares the model's, under the lock.
+    counts_while_embedding = True
+
     def count_tokens(self, text: str) -> int:
         self._load()
-        if self._counter is None:
-            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        if self._counter is None:  # a transformers tokenizer sets its truncation on every call: not beside encode
+            with self._lock:
+                return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         return len(self._counter.encode(text.lower() if self._lower else text, add_special_tokens=False).ids)
 
     def _pad(self, encodings, names: list[str], bucketed: bool = False) -> dict[str, np.ndarray]:
