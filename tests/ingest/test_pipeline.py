@@ -286,3 +286,49 @@ def test_an_embedder_whose_counter_may_share_its_tokenizer_embeds_on_the_calling
     shared = LangChainEmbedder(Embeddings(), name="user-model", count_tokens=lambda text: len(text.split()))
     RAG(test_settings, embedder=shared, **{"ingest.batch_chunks": 1}).ingest([tree])
     assert Embeddings.threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_a_changed_files_new_chunks_are_stored_before_its_old_ones_go(test_settings, tmp_path, monkeypatch, batch):
+    """The crash-safety order per changed file, with its new chunks across batches and a batch being embedded while
+    the one before is stored: its new chunks stored, then its kept chunks re-labelled, then its stale ones deleted;
+    a file that only lost chunks (nothing new to embed) too. The result equals a fresh ingest."""
+    from pathlib import Path
+
+    from rag_app.api import RAG
+    from rag_app.components.store import VectorStore
+
+    root = tmp_path / "docs"
+    sections = [f"## Part {i}\n\nNote {i} on generative models, diffusion step {i}." for i in range(6)]
+    write(root / "a.md", "# A\n\n" + "\n\n".join(sections) + "\n")
+    write(root / "b.md", "# B\n\n" + "\n\n".join(s.replace("Note", "Remark") for s in sections) + "\n")
+    write(root / "c.md", "# C\n\nA short note on flows.\n")
+    rag = RAG(test_settings, **{"ingest.batch_chunks": batch})
+    rag.ingest([root])
+    path_of = {rid: meta["path"] for rid, meta in stored(rag).items()}
+    write(root / "a.md", "# A\n\n" + "\n\n".join(sections[:2] + [s + " Changed." for s in sections[2:5]]) + "\n")
+    write(root / "b.md", "# B\n\n" + "\n\n".join(s.replace("Note", "Remark") for s in sections[:3]) + "\n")
+
+    ops: list[tuple[str, str]] = []  # (operation, path) in the order the store saw them
+    for name in ("upsert", "update_metadata", "delete"):
+        original = getattr(VectorStore, name)
+
+        def spy(self, ids, *args, _name=name, _original=original, **kwargs):
+            metadatas = args[-1] if _name != "delete" else None
+            for i, rid in enumerate(ids):
+                ops.append((_name, Path(metadatas[i]["path"] if metadatas else path_of[rid]).name))
+            return _original(self, ids, *args, **kwargs)
+
+        monkeypatch.setattr(VectorStore, name, spy)
+    summary = rag.ingest([root])
+    assert summary.files.updated == 2 and summary.files.unchanged == 1
+    for path in ("a.md", "b.md"):
+        mine = [op for op, p in ops if p == path]
+        assert "delete" in mine
+        first_old = min(i for i, op in enumerate(mine) if op != "upsert")
+        assert all(op != "upsert" for op in mine[first_old:]), (path, mine)
+        assert mine.index("delete") > max((i for i, op in enumerate(mine) if op == "update_metadata"), default=-1)
+    assert [op for op, p in ops if p == "a.md"].count("upsert") == 3
+    fresh = RAG(test_settings, **{"store.collection": "fresh"})
+    fresh.ingest([root])
+    assert stored(rag).keys() == stored(fresh).keys()
