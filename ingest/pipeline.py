@@ -557,19 +557,16 @@ class _BatchWriter:
         self.report()
 
     def _finish(self, finished: list[_PendingFile]) -> None:
-        try:
-            self._relabel_and_prune(finished)
-        except Exception as exc:  # noqa: BLE001 - the store's failure, not the current file's
-            raise _WriteFailed(exc) from exc
-
-    def _relabel_and_prune(self, finished: list[_PendingFile]) -> None:
         store = self.service.store
         for pending in finished:
-            if pending.retained:
-                store.update_metadata(list(pending.retained), list(pending.retained.values()))
-            if pending.stale:
-                store.delete(pending.stale)
-                self.summary.chunks_deleted += len(pending.stale)
+            try:
+                if pending.retained:
+                    store.update_metadata(list(pending.retained), list(pending.retained.values()))
+                if pending.stale:
+                    store.delete(pending.stale)
+            except Exception as exc:  # noqa: BLE001 - the store's failure, not the current file's
+                raise _WriteFailed(exc) from exc
+            self.summary.chunks_deleted += len(pending.stale)
             if pending.is_new:
                 self.summary.files.added += 1
             else:
