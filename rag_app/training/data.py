@@ -10,8 +10,9 @@ Abstention is taught with three kinds of example besides the data's own unanswer
 - **retrieved negatives**: the question over the passages nearest to it that hold none of its answers (the
   on-topic paragraph that does not say: what real retrieval brings when the documents don't answer);
 - **perturbed questions**: a name or number of the question swapped for one of the same kind that its passage does
-  not contain ("When did Kublai Khan …" → "When did Ögedei Khan …"), so the passage looks on topic but no longer
-  answers (the adversarial kind of SQuAD 2.0);
+  not contain ("When did Kublai Khan …" → "When did Ögedei Khan …"), a word swapped for its opposite ("first" →
+  "last") or the question negated, so the passage looks on topic but no longer answers (SQuAD 2.0's adversarial
+  kinds);
 - **answer removed**: the question over its own passages with every sentence that holds an answer taken out, so
   the evidence is the same paragraph, on topic, but silent on the point (cleanly unanswerable, no label noise);
 - **missing answers**: the answer sentence was not among the offered ones.
@@ -36,7 +37,7 @@ import numpy as np
 
 from rag_app.errors import RagError
 from rag_app.services.prompting import NO_ANSWER
-from rag_app.text import split_sentences
+from rag_app.text import STOPWORDS, split_sentences
 
 # Longest answer (in words) the reader is trained to extract: the service scores spans of at most
 # `answer.reader_max_tokens` tokens, so longer gold answers (COVID-QA's whole sentences) are left out.
@@ -198,21 +199,75 @@ def load_items(paths: Sequence[Path]) -> list[QAItem]:
 # -- building examples ------------------------------------------------------------------------------------------------
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
+# Words whose opposite turns a question about one thing into one about another that an on-topic passage rarely
+# also answers (SQuAD 2.0's "antonym" questions); both directions are used.
+_OPPOSITES = dict(pair for a, b in (
+    ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"), ("most", "least"),
+    ("earliest", "latest"), ("before", "after"), ("increase", "decrease"), ("increased", "decreased"),
+    ("larger", "smaller"), ("higher", "lower"), ("oldest", "youngest"), ("longest", "shortest"), ("best", "worst"),
+    ("maximum", "minimum"), ("north", "south"), ("east", "west"), ("won", "lost"), ("win", "lose"),
+    ("began", "ended"), ("start", "end"), ("positive", "negative"), ("upper", "lower"), ("inside", "outside"),
+    ("male", "female"), ("men", "women"), ("approved", "rejected"), ("accepted", "rejected"), ("rise", "fall"),
+    ("gained", "lost"), ("opened", "closed"), ("internal", "external"), ("major", "minor"), ("early", "late"),
+    ("better", "worse"), ("fastest", "slowest"), ("strongest", "weakest"), ("northern", "southern"),
+    ("eastern", "western"), ("above", "below"), ("more", "less"), ("allowed", "banned"), ("born", "died"),
+) for pair in ((a, b), (b, a)))
+_OPPOSITE = re.compile(r"\b(" + "|".join(sorted(_OPPOSITES, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+# The auxiliary a negation contracts onto ("When was …" → "When wasn't …"): SQuAD 2.0's "negation" questions.
+_NEGATIONS = {"is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't", "did": "didn't", "does": "doesn't",
+              "do": "don't", "can": "can't", "could": "couldn't", "has": "hasn't", "have": "haven't",
+              "had": "hadn't", "will": "won't", "would": "wouldn't", "should": "shouldn't"}
+_AUXILIARY = re.compile(r"\b(" + "|".join(_NEGATIONS) + r")\b", re.IGNORECASE)
+# A name from the data fit to stand in for another (not a code such as "bibref8" or "cd66").
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z'’. -]*[a-z]")
+_NEGATED = re.compile(r"\b(not|never|no longer)\b|n't\b", re.IGNORECASE)
 
 
-def perturb(question: str, passage: str, pool: dict[str, list[str]], rng: random.Random) -> str | None:
-    """The question with one of its names or numbers that the passage holds swapped for another of the same kind
-    (from `pool`) that the passage lacks; None when there is nothing to swap."""
-    options = [("number", m) for m in _NUMBER.finditer(question) if m.group() in passage]
-    options += [("name", m) for m in _NAME.finditer(question) if m.group() in passage]
-    if not options:
-        return None
-    kind, match = options[rng.randrange(len(options))]
-    candidates = [c for c in pool[kind] if c not in passage and c.lower() != match.group().lower()]
-    if not candidates:
-        return None
-    swap = candidates[rng.randrange(len(candidates))]
-    return question[:match.start()] + swap + question[match.end():]
+def _with_case_of(word: str, model: str) -> str:
+    return word.capitalize() if model[:1].isupper() else word
+
+
+def _swaps(question: str, passage: str, pool: dict[str, list[str]]):
+    """(a part of the question, what may replace it, whether a replacement fits) for each way of changing what the
+    question asks about."""
+    lower_passage = passage.lower()
+    options = []
+    for kind, pattern in (("number", _NUMBER), ("name", _NAME)):
+        for match in pattern.finditer(question):
+            if match.group() in passage:
+                options.append((match, pool[kind], lambda c, old=match.group(): c not in passage
+                                and c.lower() != old.lower()))
+    if question == question.lower():  # an all-lowercase question (NQ's): the passage's names, found in it
+        for name in sorted({m.group().lower() for m in _NAME.finditer(passage)} - STOPWORDS):
+            match = re.search(r"\b" + re.escape(name) + r"\b", question)
+            if match:
+                options.append((match, pool["lower-name"], lambda c: c not in lower_passage))
+    for match in _OPPOSITE.finditer(question):
+        opposite = _OPPOSITES[match.group().lower()]
+        if not re.search(r"\b" + opposite + r"\b", lower_passage):
+            options.append((match, [_with_case_of(opposite, match.group())], lambda c: True))
+    auxiliary = _AUXILIARY.search(question)
+    if auxiliary and not _NEGATED.search(question) and not _NEGATED.search(passage):
+        options.append((auxiliary, [_with_case_of(_NEGATIONS[auxiliary.group().lower()], auxiliary.group())],
+                        lambda c: True))
+    return options
+
+
+def perturb(question: str, passage: str, pool: dict[str, list[str]], rng: random.Random,
+            tries: int = 32) -> str | None:
+    """The question changed so that its passage, still on topic, no longer answers it (SQuAD 2.0's adversarial
+    kinds): a name or number it shares with the passage swapped for another of the same kind (from `pool`: "name",
+    "lower-name", "number") that the passage lacks, a word swapped for its opposite that the passage lacks ("first"
+    → "last"), or the question negated ("was" → "wasn't") where the passage holds no negation. One change, chosen at random; None when
+    nothing can change."""
+    options = _swaps(question, passage, pool)
+    rng.shuffle(options)
+    for match, replacements, fits in options:
+        for _ in range(min(tries, len(replacements))):
+            swap = replacements[rng.randrange(len(replacements))]
+            if fits(swap):
+                return question[:match.start()] + swap + question[match.end():]
+    return None
 
 
 class _CachedEmbedder:
@@ -279,8 +334,14 @@ def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evide
         own_ids.append(ids)
     vectors = embedder.embed(passages)
     questions = embedder.embed([item.question for item in items])
-    pool = {"name": sorted({m.group() for item in items for m in _NAME.finditer(item.question)}),
-            "number": sorted({m.group() for item in items for m in _NUMBER.finditer(item.question)})}
+    pools = {}  # per source: a swapped-in name comes from the same kind of text (Wikipedia, papers)
+    for source in sorted({item.source for item in items}):
+        names = sorted({m.group() for item in items if item.source == source
+                        for text in [item.question, *item.passages] for m in _NAME.finditer(text)
+                        if _PLAIN_NAME.fullmatch(m.group()) and m.group().lower() not in STOPWORDS})
+        pools[source] = {"name": names, "lower-name": sorted({n.lower() for n in names}),
+                         "number": sorted({m.group() for item in items if item.source == source
+                                           for m in _NUMBER.finditer(item.question)})}
 
     def without(text: str, answers: Sequence[str]) -> str:
         return " ".join(s for s in split_sentences(text) if not any(a in s for a in answers))
@@ -319,7 +380,7 @@ def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evide
         if rng.random() < negatives and clean:
             examples.append(example(item.question, clean[:hits], item, item.answers, "retrieved-negative"))
         if rng.random() < perturbed:
-            changed = perturb(item.question, " ".join(item.passages), pool, rng)
+            changed = perturb(item.question, " ".join(item.passages), pools[item.source], rng)
             if changed:
                 examples.append(example(changed, order, item, (), "perturbed"))
         if removed and rng.random() < removed:
