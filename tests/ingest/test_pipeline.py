@@ -332,3 +332,21 @@ def test_a_changed_files_new_chunks_are_stored_before_its_old_ones_go(test_setti
     fresh = RAG(test_settings, **{"store.collection": "fresh"})
     fresh.ingest([root])
     assert stored(rag).keys() == stored(fresh).keys()
+
+
+def test_the_cli_reports_a_store_that_refuses_a_write_in_one_line_with_the_fix(test_settings, tree, monkeypatch,
+                                                                               capsys):
+    from rag_app.cli import main
+    from rag_app.components.store import VectorStore
+
+    monkeypatch.setenv("RAG_PROFILE", "test")
+    monkeypatch.setenv("RAG_HOME", str(test_settings.home))
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(VectorStore, "upsert", full_disk)
+    assert main(["ingest", str(tree), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert "No space left on device" in error and "run the same command again" in error

@@ -141,3 +141,44 @@ def test_own_pairs_whose_answer_is_not_in_the_context_are_refused_with_the_line(
     path.write_text(json.dumps({"question": "q?", "context": "some text", "answers": ["missing"]}) + "\n")
     with pytest.raises(RagError, match=r"bad.jsonl, line 1: the answer 'missing' is not a verbatim part"):
         load_items([path])
+
+
+@pytest.mark.parametrize("question, passage, pool, expected", [
+    # a word swapped for its opposite that the passage lacks (the passage's negation rules the negation out)
+    ("Which river is the longest in Europe?", "The Volga is the longest river in Europe, not the Danube.",
+     {"name": [], "lower-name": [], "number": []}, "Which river is the shortest in Europe?"),
+    # the question negated where the passage holds no negation
+    ("When was the bridge built?", "The bridge was built in 1900.", {"name": [], "lower-name": [], "number": []},
+     "When wasn't the bridge built?"),
+    # an all-lowercase question: a name of the passage found in it, swapped for another the passage lacks
+    ("when was golden gate bridge built?", "The Golden Gate Bridge was built in 1937, not earlier.",
+     {"name": [], "lower-name": ["golden gate bridge", "brooklyn bridge"], "number": []},
+     "when was brooklyn bridge built?"),
+    # nothing to change: no name, number or opposite, and the passage holds a negation
+    ("Who built the bridge?", "It was built by nobody, not even the city.", {"name": [], "lower-name": [],
+                                                                              "number": []}, None),
+])
+def test_perturbed_questions_change_what_is_asked_so_the_passage_no_longer_answers(question, passage, pool,
+                                                                                    expected):
+    import random
+
+    from rag_app.training.data import perturb
+
+    assert perturb(question, passage, pool, random.Random(0)) == expected
+
+
+def test_perturbing_is_seeded_and_swaps_in_only_what_the_passage_lacks():
+    import random
+
+    from rag_app.training.data import perturb
+
+    passage = "Kublai Khan founded the Yuan dynasty in 1271; he wasn't its first choice."
+    pool = {"name": ["Kublai Khan", "Yuan", "Ögedei Khan", "Genghis Khan"], "lower-name": [],
+            "number": ["1271", "1368", "1206"]}
+    question = "What dynasty did Kublai Khan found in 1271?"
+    changed = [perturb(question, passage, pool, random.Random(seed)) for seed in range(12)]
+    assert changed == [perturb(question, passage, pool, random.Random(seed)) for seed in range(12)]
+    assert all(c and c != question for c in changed)
+    swapped_in = {c.replace("What dynasty did ", "").replace(" found in ", "|").rstrip("?") for c in changed}
+    assert swapped_in <= {"Ögedei Khan|1271", "Genghis Khan|1271", "Kublai Khan|1368", "Kublai Khan|1206"}
+    assert len(swapped_in) > 1
