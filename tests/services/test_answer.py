@@ -139,6 +139,19 @@ def test_prompt_fits_the_context_budget(test_settings, strategy):
     assert "<source id=1" in prompt[-1]["content"]
 
 
+@pytest.mark.parametrize("strategy", ["extractive", "generative"])
+def test_a_question_too_long_for_the_context_window_is_a_user_error_with_the_fix(test_settings, strategy):
+    from rag_app.errors import RagError
+
+    settings = test_settings.with_overrides(**{"llm.context_tokens": 256, "llm.max_new_tokens": 40,
+                                               "answer.strategy": strategy, "answer.min_relevance": 0.0})
+    svc = AnswerService(settings, ListRetriever([hit("notes/a.md", "The capital of France is Paris.")]),
+                        ScriptedLLM(["Paris [1]."], context_tokens=256), FakeEmbedder())
+    question = "What is the capital of France, " + "and of every other country in the world, " * 40 + "in order?"
+    with pytest.raises(RagError, match="leaves no room for the question.*RAG_LLM__CONTEXT_TOKENS"):
+        svc.ask(question)
+
+
 def test_generative_answer_is_checked_against_its_citation(test_settings):
     svc, _ = service(test_settings, llm=ScriptedLLM(["Paris is the capital of France [2]."]), strategy="generative")
     answer = svc.ask("What is the capital of France?")
