@@ -199,74 +199,107 @@ def load_items(paths: Sequence[Path]) -> list[QAItem]:
 # -- building examples ------------------------------------------------------------------------------------------------
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)*)")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
-# Words whose opposite turns a question about one thing into one about another that an on-topic passage rarely
-# also answers (SQuAD 2.0's "antonym" questions); both directions are used.
-_OPPOSITES = dict(pair for a, b in (
-    ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"), ("most", "least"),
-    ("earliest", "latest"), ("before", "after"), ("increase", "decrease"), ("increased", "decreased"),
-    ("larger", "smaller"), ("higher", "lower"), ("oldest", "youngest"), ("longest", "shortest"), ("best", "worst"),
-    ("maximum", "minimum"), ("north", "south"), ("east", "west"), ("won", "lost"), ("win", "lose"),
-    ("began", "ended"), ("start", "end"), ("positive", "negative"), ("upper", "lower"), ("inside", "outside"),
-    ("male", "female"), ("men", "women"), ("approved", "rejected"), ("accepted", "rejected"), ("rise", "fall"),
-    ("gained", "lost"), ("opened", "closed"), ("internal", "external"), ("major", "minor"), ("early", "late"),
-    ("better", "worse"), ("fastest", "slowest"), ("strongest", "weakest"), ("northern", "southern"),
-    ("eastern", "western"), ("above", "below"), ("more", "less"), ("allowed", "banned"), ("born", "died"),
-) for pair in ((a, b), (b, a)))
-_OPPOSITE = re.compile(r"\b(" + "|".join(sorted(_OPPOSITES, key=len, reverse=True)) + r")\b", re.IGNORECASE)
-# The auxiliary a negation contracts onto ("When was …" → "When wasn't …"): SQuAD 2.0's "negation" questions.
+_EDGE = r"(?<![\w'’-])", r"(?![\w'’-])"  # a whole word: "won't" and "cold-start" are not "won" and "start"
+
+
+def _word(text: str) -> re.Pattern:
+    return re.compile(_EDGE[0] + text + _EDGE[1], re.IGNORECASE)
+
+
+# Superlatives, ordinals and opposed kinds: a passage that answers one rarely also answers the other (SQuAD 2.0's
+# "antonym" questions). Comparatives are left out: "which is worse" is answered by "A beats B".
+_OPPOSITE_PAIRS = (("first", "last"), ("largest", "smallest"), ("highest", "lowest"), ("earliest", "latest"),
+                   ("oldest", "youngest"), ("longest", "shortest"), ("best", "worst"), ("maximum", "minimum"),
+                   ("most", "least"), ("fastest", "slowest"), ("strongest", "weakest"), ("north", "south"),
+                   ("east", "west"), ("northern", "southern"), ("eastern", "western"), ("male", "female"),
+                   ("men", "women"), ("internal", "external"))
+_OPPOSITES = {a: b for pair in _OPPOSITE_PAIRS for a, b in (pair, pair[::-1])}
+_OPPOSITE = _word("(" + "|".join(_OPPOSITES) + ")")
+# The auxiliary a negation contracts onto ("When was …" → "When wasn't …": SQuAD 2.0's "negation" questions); not
+# "will" or "can", often names and nouns, nor "has" or "have", often the main verb ("how many wins does X have").
 _NEGATIONS = {"is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't", "did": "didn't", "does": "doesn't",
-              "do": "don't", "can": "can't", "could": "couldn't", "has": "hasn't", "have": "haven't",
-              "had": "hadn't", "will": "won't", "would": "wouldn't", "should": "shouldn't"}
-_AUXILIARY = re.compile(r"\b(" + "|".join(_NEGATIONS) + r")\b", re.IGNORECASE)
+              "do": "don't", "could": "couldn't", "would": "wouldn't", "should": "shouldn't"}
+_AUXILIARY = _word("(" + "|".join(_NEGATIONS) + ")")
+_NEGATED = re.compile(r"\b(not|never|no longer)\b|n['’]t\b", re.IGNORECASE)
+_DETERMINER = re.compile(r"\s+(the|a|an|his|her|their|its|this|that|these|those)\b", re.IGNORECASE)
 # A name from the data fit to stand in for another (not a code such as "bibref8" or "cd66").
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z'’. -]*[a-z]")
-_NEGATED = re.compile(r"\b(not|never|no longer)\b|n't\b", re.IGNORECASE)
+# How often each kind of change is chosen when a question allows several; a negation is made only with
+# `NEGATION_ODDS` (most questions allow one, few answerable questions carry one): "n't" alone must not become the
+# cue for "unanswerable".
+KIND_WEIGHTS = {"swap": 4.0, "opposite": 3.0, "negation": 1.0}
+NEGATION_ODDS = 0.35
 
 
 def _with_case_of(word: str, model: str) -> str:
     return word.capitalize() if model[:1].isupper() else word
 
 
-def _swaps(question: str, passage: str, pool: dict[str, list[str]]):
-    """(a part of the question, what may replace it, whether a replacement fits) for each way of changing what the
-    question asks about."""
+def _lowercase_names(question: str, passage: str) -> list[re.Match]:
+    """The passage's names of two or more words found in an all-lowercase question (NQ's), longest first, never
+    overlapping, and never a name cut short where a sentence starts ("Will Hunting" of "Good Will Hunting")."""
+    found: list[re.Match] = []
+    for name in sorted({m.group() for m in _NAME.finditer(passage) if " " in m.group()}, key=lambda n: (-len(n), n)):
+        match = _word(re.escape(name.lower())).search(question)
+        if not match or any(match.start() < f.end() and f.start() < match.end() for f in found):
+            continue
+        before = question[:match.start()].split()[-1:]
+        if before and before[0].capitalize() + " " + name in passage:
+            continue
+        found.append(match)
+    return found
+
+
+def _changes(question: str, passage: str, pool: dict[str, list[str]]) -> dict[str, list]:
+    """Kind → [(a part of the question, what may replace it, whether a replacement fits)]."""
     lower_passage = passage.lower()
-    options = []
+    changes: dict[str, list] = {"swap": [], "opposite": [], "negation": []}
     for kind, pattern in (("number", _NUMBER), ("name", _NAME)):
         for match in pattern.finditer(question):
             if match.group() in passage:
-                options.append((match, pool[kind], lambda c, old=match.group(): c not in passage
-                                and c.lower() != old.lower()))
-    if question == question.lower():  # an all-lowercase question (NQ's): the passage's names, found in it
-        for name in sorted({m.group().lower() for m in _NAME.finditer(passage)} - STOPWORDS):
-            match = re.search(r"\b" + re.escape(name) + r"\b", question)
-            if match:
-                options.append((match, pool["lower-name"], lambda c: c not in lower_passage))
+                changes["swap"].append((match, pool[kind], lambda c, old=match.group(): c not in passage
+                                        and c.lower() != old.lower()))
+    if question == question.lower():
+        for match in _lowercase_names(question, passage):
+            changes["swap"].append((match, pool["lower-name"], lambda c: c not in lower_passage))
     for match in _OPPOSITE.finditer(question):
         opposite = _OPPOSITES[match.group().lower()]
-        if not re.search(r"\b" + opposite + r"\b", lower_passage):
-            options.append((match, [_with_case_of(opposite, match.group())], lambda c: True))
+        if not _word(opposite).search(passage):
+            changes["opposite"].append((match, [_with_case_of(opposite, match.group())], lambda c: True))
     auxiliary = _AUXILIARY.search(question)
-    if auxiliary and not _NEGATED.search(question) and not _NEGATED.search(passage):
-        options.append((auxiliary, [_with_case_of(_NEGATIONS[auxiliary.group().lower()], auxiliary.group())],
-                        lambda c: True))
-    return options
+    if (auxiliary and auxiliary.start() > 0  # not a yes/no question ("Did they use BERT?" keeps its answer)
+            and not (auxiliary.group().lower() in ("do", "does", "did")  # "who did the singing": a main verb
+                     and _DETERMINER.match(question, auxiliary.end()))
+            and not _NEGATED.search(question) and not _NEGATED.search(passage)):
+        changes["negation"].append((auxiliary, [_with_case_of(_NEGATIONS[auxiliary.group().lower()],
+                                                              auxiliary.group())], lambda c: True))
+    return changes
 
 
 def perturb(question: str, passage: str, pool: dict[str, list[str]], rng: random.Random,
             tries: int = 32) -> str | None:
     """The question changed so that its passage, still on topic, no longer answers it (SQuAD 2.0's adversarial
-    kinds): a name or number it shares with the passage swapped for another of the same kind (from `pool`: "name",
-    "lower-name", "number") that the passage lacks, a word swapped for its opposite that the passage lacks ("first"
-    → "last"), or the question negated ("was" → "wasn't") where the passage holds no negation. One change, chosen at random; None when
-    nothing can change."""
-    options = _swaps(question, passage, pool)
-    rng.shuffle(options)
-    for match, replacements, fits in options:
-        for _ in range(min(tries, len(replacements))):
-            swap = replacements[rng.randrange(len(replacements))]
-            if fits(swap):
-                return question[:match.start()] + swap + question[match.end():]
+    kinds), or None when nothing can change:
+    - swap: a name or number it shares with the passage replaced by another of the same kind from `pool` ("name",
+      "lower-name" for all-lowercase questions, "number") that the passage lacks;
+    - opposite: a superlative or ordinal replaced by its opposite, which the passage lacks ("first" → "last");
+    - negation: "was" → "wasn't", when neither the question nor the passage holds a negation.
+    One change: its kind drawn by `KIND_WEIGHTS` among those the question allows (then the others; a negation only
+    with `NEGATION_ODDS`), its place at random; a swap tries up to `tries` replacements."""
+    changes = _changes(question, passage, pool)
+    kinds = [k for k in KIND_WEIGHTS if changes[k]]
+    while kinds:
+        kind = rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
+        kinds.remove(kind)
+        if kind == "negation" and rng.random() >= NEGATION_ODDS:
+            continue
+        options = changes[kind]
+        rng.shuffle(options)
+        for match, replacements, fits in options:
+            for _ in range(min(tries, len(replacements))):
+                swap = replacements[rng.randrange(len(replacements))]
+                if fits(swap):
+                    return question[:match.start()] + swap + question[match.end():]
     return None
 
 
@@ -301,7 +334,7 @@ def _target(evidence: Sequence[tuple[int, str]], answers: Sequence[str]) -> str:
 
 def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evidence_sentences: int,
                    evidence_margin: float, hits: int = 3, seed: int = 0, negatives: float = 0.25,
-                   perturbed: float = 0.25, removed: float = 0.0, progress=None) -> list[ReaderExample]:
+                   perturbed: float = 0.4, removed: float = 0.0, progress=None) -> list[ReaderExample]:
     """Reader examples for `items` (see the module docstring), deterministic for a seed.
 
     Args:
@@ -336,10 +369,10 @@ def build_examples(items: Sequence[QAItem], embedder, *, sentence_weights, evide
     questions = embedder.embed([item.question for item in items])
     pools = {}  # per source: a swapped-in name comes from the same kind of text (Wikipedia, papers)
     for source in sorted({item.source for item in items}):
-        names = sorted({m.group() for item in items if item.source == source
+        names = sorted({re.sub(r"^The ", "", m.group()) for item in items if item.source == source
                         for text in [item.question, *item.passages] for m in _NAME.finditer(text)
                         if _PLAIN_NAME.fullmatch(m.group()) and m.group().lower() not in STOPWORDS})
-        pools[source] = {"name": names, "lower-name": sorted({n.lower() for n in names}),
+        pools[source] = {"name": names, "lower-name": sorted({n.lower() for n in names if " " in n}),
                          "number": sorted({m.group() for item in items if item.source == source
                                            for m in _NUMBER.finditer(item.question)})}
 
