@@ -285,7 +285,7 @@ def perturb(question: str, passage: str, pool: dict[str, list[str]], rng: random
     - opposite: a superlative or ordinal replaced by its opposite, which the passage lacks ("first" → "last");
     - negation: "was" → "wasn't", when neither the question nor the passage holds a negation.
     One change: its kind drawn by `KIND_WEIGHTS` among those the question allows (then the others; a negation only
-    with `NEGATION_ODDS`), its place at random; a swap tries up to `tries` replacements."""
+    with `NEGATION_ODDS`), its place at random; a swap tries up to `tries` distinct replacements."""
     changes = _changes(question, passage, pool)
     kinds = [k for k in KIND_WEIGHTS if changes[k]]
     while kinds:
@@ -296,8 +296,7 @@ def perturb(question: str, passage: str, pool: dict[str, list[str]], rng: random
         options = changes[kind]
         rng.shuffle(options)
         for match, replacements, fits in options:
-            for _ in range(min(tries, len(replacements))):
-                swap = replacements[rng.randrange(len(replacements))]
+            for swap in rng.sample(replacements, min(tries, len(replacements))):
                 if fits(swap):
                     return question[:match.start()] + swap + question[match.end():]
     return None

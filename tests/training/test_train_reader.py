@@ -143,20 +143,27 @@ def test_own_pairs_whose_answer_is_not_in_the_context_are_refused_with_the_line(
         load_items([path])
 
 
+NO_POOL = {"name": [], "lower-name": [], "number": []}
+
+
 @pytest.mark.parametrize("question, passage, pool, expected", [
-    # a word swapped for its opposite that the passage lacks (the passage's negation rules the negation out)
-    ("Which river is the longest in Europe?", "The Volga is the longest river in Europe, not the Danube.",
-     {"name": [], "lower-name": [], "number": []}, "Which river is the shortest in Europe?"),
-    # the question negated where the passage holds no negation
-    ("When was the bridge built?", "The bridge was built in 1900.", {"name": [], "lower-name": [], "number": []},
-     "When wasn't the bridge built?"),
+    # a superlative swapped for its opposite that the passage lacks (the passage's negation rules out negating)
+    ("Which river is the longest in Europe?", "The Volga is the longest river in Europe, not the Danube.", NO_POOL,
+     {"Which river is the shortest in Europe?"}),
+    # the question negated where the passage holds no negation (only sometimes: negation is kept rare)
+    ("When was the bridge built?", "The bridge was built in 1900.", NO_POOL, {"When wasn't the bridge built?", None}),
     # an all-lowercase question: a name of the passage found in it, swapped for another the passage lacks
     ("when was golden gate bridge built?", "The Golden Gate Bridge was built in 1937, not earlier.",
      {"name": [], "lower-name": ["golden gate bridge", "brooklyn bridge"], "number": []},
-     "when was brooklyn bridge built?"),
-    # nothing to change: no name, number or opposite, and the passage holds a negation
-    ("Who built the bridge?", "It was built by nobody, not even the city.", {"name": [], "lower-name": [],
-                                                                              "number": []}, None),
+     {"when was brooklyn bridge built?"}),
+    # never a name cut short where a sentence starts ("Will Hunting" of "Good Will Hunting")
+    ("who played the lead in good will hunting?", "Good Will Hunting is a film. It stars Matt Damon, not others.",
+     {"name": [], "lower-name": ["lion king"], "number": []}, {None}),
+    # never a yes/no question ("Did they use BERT?" keeps its answer), nor "did" as the main verb
+    ("Did they use BERT?", "They use BERT.", NO_POOL, {None}),
+    ("who did the singing?", "Ann did the singing.", NO_POOL, {None}),
+    # "won't" is not "won", "cold-start" not "start": whole words only, and comparatives are not swapped
+    ("Why won't the cold-start model be better?", "The cold-start model is fine, not better.", NO_POOL, {None}),
 ])
 def test_perturbed_questions_change_what_is_asked_so_the_passage_no_longer_answers(question, passage, pool,
                                                                                     expected):
@@ -164,7 +171,27 @@ def test_perturbed_questions_change_what_is_asked_so_the_passage_no_longer_answe
 
     from rag_app.training.data import perturb
 
-    assert perturb(question, passage, pool, random.Random(0)) == expected
+    changed = {perturb(question, passage, pool, random.Random(seed)) for seed in range(20)}
+    assert changed == expected
+
+
+def test_perturbed_names_come_from_the_same_source(tmp_path):
+    from rag_app.components.embedder import get_embedder
+    from rag_app.services.grounding import SentenceWeights
+    from rag_app.training.data import QAItem, build_examples
+
+    wiki = [QAItem(f"When did {name} open?", [f"{name} opened in {1900 + k}."], [str(1900 + k)], f"w{k}", "wiki")
+            for k, name in enumerate(["Alpha Hall", "Beta Hall", "Gamma Hall"])]
+    papers = [QAItem(f"What does {name} improve?", [f"{name} improves recall."], ["recall"], f"p{k}", "papers")
+              for k, name in enumerate(["DeltaNet", "EpsilonNet", "ZetaNet"])]
+    examples = build_examples(wiki + papers, get_embedder(Settings(profile="test", home=tmp_path / "home")),
+                              sentence_weights=SentenceWeights(*([1.0] * 7)), evidence_sentences=2,
+                              evidence_margin=3.0, hits=1, negatives=0.0, perturbed=1.0, seed=3)
+    perturbed = [e for e in examples if e.kind == "perturbed"]
+    assert perturbed
+    for example in perturbed:
+        others = ["DeltaNet", "EpsilonNet", "ZetaNet"] if example.source == "wiki" else ["Alpha", "Beta", "Gamma"]
+        assert not any(name in example.question for name in others), example.question
 
 
 def test_perturbing_is_seeded_and_swaps_in_only_what_the_passage_lacks():
