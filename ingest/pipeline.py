@@ -35,6 +35,7 @@ from ingest.catalog import UnitCatalog, UnitState
 from ingest.discover import discover
 from ingest.types import Chunk, Document, LoadError
 from ingest.units import LANGCHAIN_ORIGIN, IngestUnit, document_units, file_unit
+from rag_app.errors import IngestStoppedError
 from rag_app.services.protocols import Embeds, WritesChunks
 from rag_app.settings import Settings
 
@@ -219,9 +220,14 @@ class IngestService:
             failure = failed.error
         finally:
             writer.close()
-        if failure is not None:
-            raise failure  # as raised, with its own cause and traceback
-        return seen_keys
+        if failure is None:
+            return seen_keys
+        if isinstance(failure, OSError):  # the machine's or the server's state, not a bug: say what to do
+            raise IngestStoppedError(
+                f"the ingest stopped: the store or the embedder failed ({_one_line(str(failure))}). Files finished "
+                f"before it are stored; fix the cause (free disk space, make {self.settings.home} writable, start "
+                "the store server), then ingest again: files already stored are skipped") from failure
+        raise failure  # as raised, with its own cause and traceback
 
     def _parsers(self, units: list[IngestUnit]) -> _Loads:
         cfg = self.settings.ingest

@@ -19,3 +19,8 @@ class EmbedderMismatchError(RagError):
 
 class StoreLockedError(RagError):
     """Another process holds the single-writer lock of an embedded store."""
+
+
+class IngestStoppedError(RagError):
+    """The store or the embedder failed mid-ingest (a full disk, a lost server): the run stopped; finished files are
+    stored. The original error is the `__cause__`."""

@@ -30,12 +30,6 @@ def run(args) -> int:
     bar = IngestBar(disable=args.quiet)
     try:
         summary = rag.ingest(args.paths, prune=args.prune, progress=bar)
-    except OSError as exc:  # the store's or the embedder's (a full disk, a lost server): one file's are in the summary
-        from rag_app.errors import RagError
-
-        raise RagError(f"the ingest stopped: {exc}. Files finished before it are stored; fix the cause (free disk "
-                       f"space, check that {settings.home} is writable or the store server is up), then run the same "
-                       "command again: files already stored are skipped") from exc
     finally:
         bar.close()
     if args.json:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rag_app.errors import IngestStoppedError
 from tests.fixtures.files import write
 
 
@@ -209,8 +210,9 @@ def test_a_store_that_refuses_a_write_stops_the_run_with_its_error(test_settings
         return upsert(self, *args, **kwargs)
 
     monkeypatch.setattr(VectorStore, "upsert", full_disk_at_the_second_batch)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(IngestStoppedError, match="No space left on device.*ingest again") as stopped:
         rag.ingest([tree])
+    assert isinstance(stopped.value.__cause__, OSError)
     written = len(calls)
     monkeypatch.setattr(VectorStore, "upsert", upsert)
     assert written == 2  # nothing was written after the failure
@@ -349,4 +351,4 @@ def test_the_cli_reports_a_store_that_refuses_a_write_in_one_line_with_the_fix(t
     assert main(["ingest", str(tree), "--quiet"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
-    assert "No space left on device" in error and "run the same command again" in error
+    assert "No space left on device" in error and "ingest again" in error
