@@ -241,10 +241,11 @@ class AnswerService:
         window = min(self.settings.llm.context_tokens, int(self.llm.context_window))
         return window - max_new_tokens
 
-    def _no_room(self, exc: ValueError) -> RagError:
+    def _no_room(self, exc: ValueError, reply_tokens: int) -> RagError:
         return RagError(f"the LM's context window ({self.llm.context_window} tokens, llm.context_tokens "
-                        f"{self.settings.llm.context_tokens}) leaves no room for the question and one evidence "
-                        f"sentence ({exc}): raise RAG_LLM__CONTEXT_TOKENS or use a model with a longer window")
+                        f"{self.settings.llm.context_tokens}) less the {reply_tokens} kept for the reply leaves no "
+                        f"room for the question and its evidence ({exc}): ask a shorter question, raise "
+                        "RAG_LLM__CONTEXT_TOKENS, lower RAG_LLM__MAX_NEW_TOKENS or use a model with a longer window")
 
     def _extractive(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.answer
@@ -279,7 +280,7 @@ class AnswerService:
                     if kept or shots == 0:
                         break
         except ValueError as exc:
-            raise self._no_room(exc) from exc
+            raise self._no_room(exc, span_tokens) from exc
         kept = kept or passages[:1]
         # Whether an open question gets an explanation (which then replaces the short answer) is known only after the
         # reading: hold its span back.
@@ -463,7 +464,7 @@ class AnswerService:
             messages, kept = fit_passages(passages, lambda ps: generative_messages(run.standalone, ps),
                                           self.llm.count_prompt_tokens, self._budget(cfg.max_new_tokens))
         except ValueError as exc:
-            raise self._no_room(exc) from exc
+            raise self._no_room(exc, cfg.max_new_tokens) from exc
         pieces: list[str] = []
         for piece in self.llm.stream(messages, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature):
             pieces.append(piece)
