@@ -54,7 +54,7 @@ def main() -> None:
                "em": best_over(exact_match, short, golds) if golds else 0.0,
                "f1": best_over(f1_score, short, golds) if golds else 0.0,
                "total_ms": answer.timings.total_ms, "relevance": answer.extra.get("relevance"),
-               "span": answer.extra.get("span"),
+               "span": answer.extra.get("span"), "form": answer.extra.get("form"),
                "offered_contains": [best_over(contains, t, golds) for t in answer.extra.get("offered", [])]
                if golds else []}
         row["contained_cited"] = float(row["contained"] > 0 and row["cited_right_file"])

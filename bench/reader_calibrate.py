@@ -12,9 +12,10 @@ refuse, and `answer.min_relevance` 0), so every question is read and its feature
 
 `fit` chooses the rule the answer service applies (`AnswerService._read` and `_min_relevance`): refuse when the
 relevance is below `min_relevance`, or when log p(no answer) - log p(best span) - relevance_weight * logit(relevance)
-exceeds `margin`. The grid point kept maximises the mean over the four sets of the SQuAD-2.0-style score (an
-answerable question scores its reply's containing the gold answer, papers: and citing the right file, genai: 1,
-when not refused; an unanswerable one scores 1 when refused), among the rules that refuse at most 10 % of any set's
+exceeds `margin` (not for a question answered by an explanation: only the gate refuses it). The grid point kept
+maximises the mean over the four sets of the SQuAD-2.0-style score (an answerable question scores its reply's
+containing the gold answer, papers: and citing the right file, genai: 1, when not refused; an unanswerable one
+scores 1 when refused), among the rules that refuse at most 10 % of any set's
 answerable questions. Every figure printed is leave-one-group-out: each article
 (squad), paragraph (squad2_dev, one article), paper (papers_dev) or question (genai) is scored by the rule fitted on
 all the other groups. `--write` stores the rule fitted on everything, with this provenance, in the card.
@@ -88,7 +89,7 @@ def _groups(name: str) -> dict[str, str]:
 
 
 def load_rows(folder: Path) -> list[dict]:
-    """One row per question: set, group, answerable, the score if not refused, and the two features."""
+    """One row per question: set, group, answerable, the score if not refused, and the features the rule reads."""
     rows = []
     for name in SETS:
         path = folder / f"{name}.jsonl"
@@ -108,11 +109,17 @@ def load_rows(folder: Path) -> list[dict]:
             else:
                 answerable, score, group = True, 1.0, raw["id"]
             margin = span.get("abstain")
+            # An explained reply does not rest on the span: the reader's no-answer does not refuse it
+            # (`AnswerService._extractive`), only the gate does.
+            explained = raw.get("form") == "explain"
             rows.append({"set": name, "group": f"{name}:{group}", "answerable": answerable, "score": score,
                          "f1": float(raw.get("f1") or 0.0),
-                         "margin": float(margin) if margin is not None else -99.0,  # nothing read: no reading
+                         # nothing read, or an explanation: the margin never refuses
+                         "margin": float(margin) if margin is not None and not explained else -99.0,
                          "relevance": float(relevance.get("score") or 0.0),
-                         "refused_anyway": bool(raw.get("refused")) and margin is None})
+                         # recorded with the rule off, a refusal is the service's own: nothing read, or a span
+                         # that answers nothing
+                         "refused_anyway": bool(raw.get("refused"))})
     return rows
 
 
@@ -128,28 +135,38 @@ def refused(rows_margin, rows_logit, rows_rel, margin, weight, gate):
 MAX_ANSWERABLE_REFUSED = 0.075
 
 
-def value(arrays, mask, margin, weight, gate, cap: float = MAX_ANSWERABLE_REFUSED) -> float:
-    """The mean over sets of the SQuAD-2.0-style score of the rows in `mask`; -1 when a set's answerable questions
-    are refused more often than `cap`."""
-    m, lg, rel, ans, score, sets, anyway = arrays
-    ref = refused(m[mask], lg[mask], rel[mask], margin, weight, gate) | anyway[mask]
-    got = np.where(ans[mask], score[mask] * ~ref, ref.astype(float))
-    names, answerable = sets[mask], ans[mask]
-    for name in np.unique(names):
-        has = (names == name) & answerable
-        if has.any() and ref[has].mean() > cap:
-            return -1.0
-    return float(np.mean([got[names == s].mean() for s in np.unique(names)]))
+def values(arrays, mask, weight, gate, cap: float = MAX_ANSWERABLE_REFUSED) -> np.ndarray:
+    """For every margin in MARGINS, the mean over sets of the SQuAD-2.0-style score of the rows in `mask`; -1 where
+    a set's answerable questions are refused more often than `cap`."""
+    m, lg, rel, ans, score, sets, anyway = (a[mask] for a in arrays)
+    held = (rel < gate) | anyway
+    ref = held[:, None] | ((m - weight * lg)[:, None] > MARGINS[None, :])  # rows × margins
+    got = np.where(ans[:, None], score[:, None] * ~ref, ref)
+    total, allowed = np.zeros(len(MARGINS)), np.ones(len(MARGINS), dtype=bool)
+    present = np.unique(sets)
+    for name in present:
+        rows = sets == name
+        if (rows & ans).any():
+            allowed &= ref[rows & ans].mean(axis=0) <= cap
+        total += got[rows].mean(axis=0)
+    return np.where(allowed, total / len(present), -1.0)
 
 
 def best_rule(arrays, mask, cap: float = MAX_ANSWERABLE_REFUSED):
+    """(margin, relevance_weight, min_relevance) and its value; among equals the first in grid order."""
     best, best_value = None, -1.0
     for weight, gate in itertools.product(WEIGHTS, GATES):
-        for margin in MARGINS:
-            v = value(arrays, mask, margin, weight, gate, cap)
-            if v > best_value + 1e-12:
-                best, best_value = (float(margin), weight, gate), v
+        scores = values(arrays, mask, weight, gate, cap)
+        i = int(np.flatnonzero(scores >= scores.max() - 1e-12)[0])  # the smallest margin among equals
+        if scores[i] > best_value + 1e-12:
+            best, best_value = (float(MARGINS[i]), weight, gate), float(scores[i])
     return best, best_value
+
+
+def rule_refuses(arrays, index, rule) -> np.ndarray:
+    """Which rows of `index` the rule (margin, relevance_weight, min_relevance) refuses."""
+    m, lg, rel, _ans, _score, _sets, anyway = (a[index] for a in arrays)
+    return refused(m, lg, rel, *rule) | anyway
 
 
 def as_arrays(rows):
@@ -191,13 +208,12 @@ def fit(args) -> None:
     cv_refused = np.zeros(len(rows), dtype=bool)
     for group in np.unique(groups):
         held = groups == group
-        (margin, weight, gate), _ = best_rule(arrays, ~held, args.cap)
-        m, lg, rel, *_ , anyway = arrays
-        cv_refused[held] = refused(m[held], lg[held], rel[held], margin, weight, gate) | anyway[held]
-    (margin, weight, gate), fitted_value = best_rule(arrays, np.ones(len(rows), dtype=bool), args.cap)
-    m, lg, rel, *_, anyway = arrays
-    all_refused = refused(m, lg, rel, margin, weight, gate) | anyway
-    never = anyway.copy()
+        rule, _ = best_rule(arrays, ~held, args.cap)
+        cv_refused[held] = rule_refuses(arrays, held, rule)
+    rule, fitted_value = best_rule(arrays, np.ones(len(rows), dtype=bool), args.cap)
+    margin, weight, gate = rule
+    all_refused = rule_refuses(arrays, np.ones(len(rows), dtype=bool), rule)
+    never = np.array([r["refused_anyway"] for r in rows])
     report = {"rule": {"margin": margin, "relevance_weight": weight, "min_relevance": gate},
               "cross_validated": figures(rows, cv_refused), "fitted_on_all": figures(rows, all_refused),
               "never_refusing": figures(rows, never), "questions": len(rows)}

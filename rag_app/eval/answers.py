@@ -264,7 +264,7 @@ def _run_pass(queries: list[AnswerQuery], service_for: Callable, k: int | None, 
             "total_ms": answer.timings.total_ms, "first_token_ms": answer.timings.first_token_ms,
             "retrieve_ms": answer.timings.retrieve_ms, "evidence_ms": answer.timings.evidence_ms,
             "relevance": answer.extra.get("relevance"), "span": answer.extra.get("span"),
-            "home_rank": answer.extra.get("home_rank"),
+            "home_rank": answer.extra.get("home_rank"), "form": answer.extra.get("form"),
             "offered_contains": [best_over(contains, text, query.answers) for text in answer.extra.get("offered", [])],
             "cited": [s.source for s in answer.cited_sources],
         })

@@ -59,7 +59,7 @@ from rag_app.services.prompting import (
     rewrite_followup,
     span_messages,
 )
-from rag_app.services.questions import wants_explanation
+from rag_app.services.questions import request_topic, wants_explanation
 from rag_app.settings import Settings
 from rag_app.text import cited_numbers, content_words, find_span, split_sentences, squeeze_words, strip_citations
 
@@ -200,20 +200,21 @@ class AnswerService:
         keep = 2 * self.settings.answer.history_turns
         turns = list(history or [])[-keep:] if keep else []
         run.standalone = rewrite_followup(question, turns)
-        hits = self.retriever.retrieve(run.standalone, k=k)
+        # A request ("List the steps of …") is searched and judged by its topic: its verb is no word of the documents.
+        topic = request_topic(run.standalone)
+        hits = self.retriever.retrieve(topic, k=k)
         run.sources = [Source.from_hit(n, hit) for n, hit in enumerate(hits, start=1)]
         run.timings.retrieve_ms = run.elapsed()
         cfg = self.settings.answer
-        evidence = rank_evidence(run.standalone, hits, self.embedder, weights=SentenceWeights(*cfg.sentence_weights),
+        evidence = rank_evidence(topic, hits, self.embedder, weights=SentenceWeights(*cfg.sentence_weights),
                                  max_sentences=cfg.max_sentences)
         run.timings.evidence_ms = run.elapsed() - run.timings.retrieve_ms
-        signal = relevance(run.standalone, hits, evidence)
+        signal = relevance(topic, hits, evidence)
         run.extra["evidence_score"] = round(evidence[0].score, 4) if evidence else None
         run.extra["relevance"] = signal.to_dict()
         run.relevance = signal.score
         if not evidence or signal.score < self._min_relevance():
-            yield from run.emit(REFUSAL)
-            yield run.finish(REFUSAL, refused=True, short="")
+            yield from run.refuse()
             return
         # An LM may name the strategy that works with it (a LangChain chat model shows no logits: generative).
         strategy = run.extra["strategy"] = getattr(self.llm, "answer_strategy", None) or cfg.strategy
@@ -285,13 +286,19 @@ class AnswerService:
         # Whether an open question gets an explanation (which then replaces the short answer) is known only after the
         # reading: hold its span back.
         explaining = wants_explanation(run.standalone)
+        abstained = False
         if reader is not None:
             span = self._read(run, messages, [p.text for p in kept], reader)
-            if span is None:  # the reader found no answer in the evidence
-                yield from run.emit(REFUSAL)
-                yield run.finish(REFUSAL, refused=True, short="")
+            # The reader found no short answer in the evidence: a refusal, unless the question wants an explanation
+            # (a span reader finds no phrase that answers "Describe X"); then the explanation, if any, answers.
+            abstained = run.extra["abstained"] = span is None
+            # A span that is no answer (it only repeats the question's words) is no better than none: refused
+            # before anything is streamed, rather than quoting a sentence that may not answer.
+            unusable = span is not None and not self._answer_home(run, span, kept)[1]
+            if (abstained or unusable) and not explaining:
+                yield from run.refuse()
                 return
-            reading = iter([span])
+            reading = iter([span] if span else [])
         else:
             reading = self._span(run, messages, [p.text for p in kept])
         pieces: list[str] = []
@@ -305,10 +312,13 @@ class AnswerService:
                 yield from run.emit(piece)
         span = "".join(pieces).strip()
         clean = clean_span(span)
-        home = next((p for p in kept if clean and clean in p.text), None)
+        home, usable = self._answer_home(run, span, kept)
         run.extra["home_rank"] = kept.index(home) if home is not None else None
-        usable = home is not None and answers_something(clean, run.standalone)
         explanation = self._explanation(run, evidence) if explaining else []
+        # Nothing to explain with, and no short answer from the trained reader: refused.
+        if (abstained or (reader is not None and not usable)) and len(explanation) < 2:
+            yield from run.refuse()
+            return
         if len(explanation) >= 2:
             # An open question: the sentences that together explain, in reading order, each cited; a sentence that
             # introduces a list brings its items. No short answer leads: on an open question the span is a fragment.
@@ -425,6 +435,14 @@ class AnswerService:
         if pressure > float(decision.get("margin", 0.0)):
             return None
         return best.text
+
+    @staticmethod
+    def _answer_home(run: _Run, span: str, kept: list[Passage]) -> tuple[Passage | None, bool]:
+        """The passage the span comes from, and whether the span answers something (more than the question's
+        own words)."""
+        clean = clean_span(span)
+        home = next((p for p in kept if clean and clean in p.text), None)
+        return home, home is not None and answers_something(clean, run.standalone)
 
     def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
         """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
@@ -561,6 +579,11 @@ class _Run:
                 self.timings.first_token_ms = self.elapsed()
             self.streamed.append(piece)
             yield piece
+
+    def refuse(self) -> Iterator[str | Answer]:
+        """The refusal, streamed, then its Answer (no sources: nothing is cited)."""
+        yield from self.emit(REFUSAL)
+        yield self.finish(REFUSAL, refused=True, short="")
 
     def finish(self, text: str, *, refused: bool = False, short: str = "", cited: Sequence[int] = (),
                fallback: bool = False, rests_on: Sequence[tuple[int, str]] = ()) -> Answer:

@@ -41,7 +41,53 @@ def is_definition(question: str) -> bool:
     return bool(_DEFINITION.search(question))
 
 
+#: A request rather than a question: "List …", "Describe …", "Can you explain …", "Tell me about …", "Give an
+#: overview of …". The verb asks for a form of reply; it is not a word the documents hold. The verb must be followed
+#: by a space, colon or comma ("Describe-based" is a word) and not by "of" ("Name of the author?" is a question).
+_REQUEST = re.compile(r"^\W*(?P<polite>please,?\s+|(?:please,?\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?)?"
+                      r"(?P<verb>explain|describe|list|summari[sz]e|outline|discuss|define|name|"
+                      r"tell\s+me(?:\s+about)?|give\s+(?:me\s+)?(?:an?\s+|the\s+)?(?:brief\s+|short\s+|quick\s+)?"
+                      r"(?:overview|summary|list|description|explanation|definition)(?:\s+of)?)"
+                      r"(?=[\s:,])(?![\s:,]+of\b)[\s:,]*", re.I)
+#: Verbs that are nouns too: "List comprehension in Python: how?" is a question, not a request, unless asked politely.
+_NOUN_VERBS = {"list", "name", "outline"}
+#: Requests for a fact: they ask for what their topic asks for (the other verbs ask for an explanation).
+_FACT_VERBS = re.compile(r"name|tell\s+me", re.I)
+
+
+def _request(question: str) -> tuple[str, str] | None:
+    """(the request's verb, its topic), or None when the question is no request."""
+    match = _REQUEST.match(question)
+    if match is None:
+        return None
+    verb = match.group("verb")
+    if verb.lower() in _NOUN_VERBS and not match.group("polite") and question.rstrip().endswith("?"):
+        return None
+    topic = question[match.end():].strip().rstrip(".!?").strip()
+    return (verb, topic) if re.search(r"\w", topic) else None
+
+
+def request_topic(question: str) -> str:
+    """What a request asks about, for searching and judging relevance: "List the main components of a RAG
+    pipeline." -> "the main components of a RAG pipeline"; a question that is not a request is returned as it is.
+    The request's verb ("list", "describe") would count as a word of the question that the documents lack."""
+    request = _request(question)
+    return request[1] if request else question
+
+
 def wants_explanation(question: str) -> bool:
     """Open ("explain", "compare", "what is the difference", "what are the challenges"), why/how and definition
-    questions want more than one fact."""
+    questions want more than one fact; so do requests to explain, describe or list ("Can you list …"). A request
+    for a fact ("Could you tell me the learning rate of …", "Name the author of …", "Can you explain when …")
+    wants what its topic asks for."""
+    request = _request(question)
+    if request is None:
+        return _wants_explanation(question)
+    verb, topic = request
+    if question_type(topic) in {"who", "when", "how many"}:
+        return False
+    return not _FACT_VERBS.fullmatch(verb) or _wants_explanation(topic)
+
+
+def _wants_explanation(question: str) -> bool:
     return question_type(question) in {"open", "why-how"} or is_definition(question)

@@ -111,7 +111,8 @@ def test_the_cards_reading_weights_choose_among_the_likeliest_spans(test_setting
     # The likeliest span repeats the question ("France"); the answer is the next one.
     scripted_spans(monkeypatch, {"France": -0.3, "Paris": -0.6}, no_answer_logprob=-1.0)
     plain = ask(test_settings, reading_llm(None), min_relevance=0.0)
-    assert plain.extra["form"] == "quote"  # "France" answers nothing the question asks: the sentence is quoted
+    # "France" answers nothing the question asks: refused, rather than quoting a sentence that may not answer
+    assert plain.refused and plain.text == REFUSAL and plain.sources == []
     shaped = ask(test_settings, reading_llm({"asked_weight": -2.0}), min_relevance=0.0)
     assert shaped.short == "Paris" and shaped.text.startswith("Paris [2].")
     # The margin rule still reads the likeliest span: log p(no answer) - log p("France").

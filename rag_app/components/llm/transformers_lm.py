@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -322,7 +323,9 @@ def _merge_adapter(model, path: Path):
     except ImportError as exc:
         raise RagError("the trained reader needs peft: run `pip install peft`, or set RAG_LLM__ADAPTER=none") from exc
     try:
-        return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
+        with warnings.catch_warnings():  # peft reads a property transformers deprecates: not the user's to fix
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return PeftModel.from_pretrained(model, str(path), is_trainable=False).merge_and_unload()
     except Exception as exc:  # noqa: BLE001 - a mismatched or broken adapter gets a message with a fix
         raise RagError(f"could not apply the reader adapter {str(path)!r} ({type(exc).__name__}: {exc}): set "
                        "RAG_LLM__ADAPTER=none or retrain it for this model") from exc
