@@ -1,7 +1,9 @@
 """Chunking: a Document's Segments → Chunks sized in the embedder's own tokens.
 
 Hard guarantee: `count_tokens(chunk.embed_text) <= max_tokens` for every chunk, checked with the real counter
-before a chunk is emitted (the model truncates anything longer, and the rest would be invisible to retrieval).
+before a chunk is emitted (the model truncates anything longer, and the rest would be invisible to retrieval), or
+with the embedder's slice counts where they are exact (`Embedder.token_spans`: the same numbers from one
+tokenisation of each segment).
 
 How:
 - Consecutive segments with the same section, page and locator `extra` form a *run*; runs are never merged, so a
@@ -60,6 +62,17 @@ _LIKELY_TOO_BIG_CHARS_PER_TOKEN = 4.6
 _HEADER_SHARE = 4
 
 CountTokens = Callable[[str], int]
+
+
+class SliceCounts(Protocol):
+    """Token counts of slices of one text from one tokenisation (`Embedder.token_spans`): exact, or None for a
+    slice whose ends cut a word."""
+
+    def count(self, start: int, end: int) -> int | None: ...
+
+
+#: A text → its slice counter, or None where the embedder's tokenizer cannot give one.
+SpanCounter = Callable[[str], "SliceCounts | None"]
 
 
 def chunking_signature(chunk_tokens: int, overlap_tokens: int, splitter: TextSplitter | None = None) -> str:
@@ -158,6 +171,7 @@ def chunk_document(
     max_tokens: int,
     overlap_tokens: int = 32,
     target_tokens: int | None = None,
+    token_spans: SpanCounter | None = None,
 ) -> list[Chunk]:
     """Split a document into chunks whose `embed_text` never exceeds `max_tokens` tokens.
 
@@ -168,6 +182,8 @@ def chunk_document(
         overlap_tokens: about this many tokens of a chunk's end are repeated at the start of the next chunk of the
             same segment.
         target_tokens: the size to aim for (header included); defaults to `max_tokens`.
+        token_spans: the embedder's `token_spans`, where it has one: slices of a segment are then counted from one
+            tokenisation of the segment (the same counts, far fewer tokenizer calls).
 
     Returns:
         Chunks in document order; deterministic for the same input.
@@ -178,7 +194,7 @@ def chunk_document(
     if max_tokens < 8:
         raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
     target = max_tokens if target_tokens is None else max(1, min(target_tokens, max_tokens))
-    chunker = _Chunker(doc, count_tokens, max_tokens, target, max(0, overlap_tokens))
+    chunker = _Chunker(doc, count_tokens, max_tokens, target, max(0, overlap_tokens), token_spans)
     chunks: list[Chunk] = []
     for run in _runs(doc.segments):
         chunks.extend(chunker.chunk_run(run))
@@ -211,9 +227,12 @@ class _Span:
 
 
 class _Chunker:
-    def __init__(self, doc: Document, count: CountTokens, max_tokens: int, target: int, overlap: int):
+    def __init__(self, doc: Document, count: CountTokens, max_tokens: int, target: int, overlap: int,
+                 token_spans: SpanCounter | None = None):
         self.doc = doc
         self.count = count
+        self.token_spans = token_spans
+        self._slice_counts: dict[int, tuple[str, SliceCounts | None]] = {}  # id(text) -> (text, its counter)
         self.max_tokens = max_tokens
         self.target = target
         self.overlap = overlap
@@ -249,7 +268,7 @@ class _Chunker:
                     continue
                 tokens = body_tokens
             else:
-                tokens = None if likely_too_big else self.count(seg.text[start:end])
+                tokens = None if likely_too_big else self._count(seg.text, start, end)
             if tokens is not None and tokens <= self.body_target:
                 if pending and pending_tokens + tokens > self.body_target:
                     out.extend(self._emit(pending))
@@ -280,7 +299,7 @@ class _Chunker:
         if start >= end:
             return []
         if tokens is None and not skip_count and end - start <= self.char_cap:
-            tokens = self.count(text[start:end])
+            tokens = self._count(text, start, end)
         if tokens is not None and tokens <= limit and end - start <= self.char_cap:
             return [_Unit(start, end, tokens)]
         separators = _LINE_SEPARATORS if text.startswith("|", start) else self.separators  # tables: by rows
@@ -389,7 +408,7 @@ class _Chunker:
         for _ in range(3):
             if pos is None:
                 return None
-            tokens = self.count(text[pos : last.end])
+            tokens = self._count(text, pos, last.end)
             if tokens <= overlap:
                 return (pos, tokens) if tokens > 0 else None
             pos = self._boundary_after(text, pos + int((tokens - overlap) * chars_per_token) + 1, pos + 1, last.end)
@@ -458,9 +477,37 @@ class _Chunker:
             end_line=self._line(last.seg, max(last.start, last.end - 1)),
             start_char=None if first.seg.start_char is None else first.seg.start_char + first.start,
             end_char=None if last.seg.start_char is None else last.seg.start_char + last.end,
-            n_tokens=self.count(embed_text),
+            n_tokens=self._chunk_tokens(spans, header, embed_text),
             extra=dict(first.seg.extra),
         )
+
+    # -- counting ------------------------------------------------------------------------------------------------
+
+    def _count(self, text: str, start: int, end: int) -> int:
+        """`count(text[start:end])`, from the text's slice counter where it has one and the slice cuts no word."""
+        counts = self._slices(text)
+        tokens = counts.count(start, end) if counts is not None else None
+        return self.count(text[start:end]) if tokens is None else tokens
+
+    def _slices(self, text: str) -> SliceCounts | None:
+        if self.token_spans is None:
+            return None
+        cached = self._slice_counts.get(id(text))
+        if cached is None or cached[0] is not text:
+            cached = self._slice_counts[id(text)] = (text, self.token_spans(text))
+        return cached[1]
+
+    def _chunk_tokens(self, spans: list[_Span], table_header: str, embed_text: str) -> int:
+        """`count(embed_text)`. With slice counters it is the sum of its parts: the header ends in a blank line
+        and the spans are joined by one, and whitespace separates words for such a tokenizer."""
+        total = self.header_tokens + (self.count(table_header) if table_header else 0)
+        for span in spans:
+            counts = self._slices(span.seg.text)
+            tokens = counts.count(span.start, span.end) if counts is not None else None
+            if tokens is None:
+                return self.count(embed_text)
+            total += tokens
+        return total
 
     def _line(self, seg: Segment, offset: int) -> int | None:
         if seg.start_line is None:

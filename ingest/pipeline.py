@@ -312,7 +312,8 @@ class IngestService:
             return split_document(document, self.splitter, self.embedder.count_tokens, limit)
         cfg = self.settings.chunk
         return chunk_document(document, self.embedder.count_tokens, limit, overlap_tokens=cfg.overlap_tokens,
-                              target_tokens=min(cfg.chunk_tokens, limit))
+                              target_tokens=min(cfg.chunk_tokens, limit),
+                              token_spans=getattr(self.embedder, "token_spans", None))
 
     def _store_unit(self, unit: IngestUnit, state: UnitState | None, documents: list[Document]) -> None:
         """Chunk a loaded unit and queue what is new for writing (see the module docstring)."""

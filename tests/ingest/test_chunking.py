@@ -227,3 +227,6 @@ def test_real_tokenizer_limit_on_fixtures_and_scifact_sample():
         for chunk in chunks:
             ids = embedder.tokenizer(chunk.embed_text, add_special_tokens=True)["input_ids"]
             assert len(ids) <= embedder.max_tokens  # nothing is truncated by the model
+        # Counted from one tokenisation per segment (what an ingest does): the same chunks, the same counts.
+        assert chunk_document(doc, embedder.count_tokens, max_tokens, token_spans=embedder.token_spans) == chunks
+        assert all(chunk.n_tokens == embedder.count_tokens(chunk.embed_text) for chunk in chunks)

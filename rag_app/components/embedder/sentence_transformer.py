@@ -21,6 +21,7 @@ their fingerprint adds the quantisation (`QUANTISED_BACKENDS`): a collection bui
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ import numpy as np
 
 from rag_app.components.embedder.backends import QUANTISED_BACKENDS, resolve_backend
 from rag_app.components.embedder.base import Embedder
+from rag_app.components.embedder.token_spans import TokenSpans, reads_words_independently
 from rag_app.components.packaged_models import packaged_embedder_path
 from rag_app.errors import RagError
 from rag_app.settings import PACKAGED_EMBEDDER, EmbedderSettings
@@ -104,6 +106,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._tokenizer = None  # `tokenizers.Tokenizer` truncating to the model window, or None (generic path)
         self._counter = None  # `tokenizers.Tokenizer` without truncation, for count_tokens
         self._lower = False
+        self._independent_words = False  # the counter reads words independently (`token_spans`)
         self._pad_id = 0
         # One model shared by threads (Streamlit sessions, parallel asks); loading and inference are serialised.
         self._lock = threading.RLock()
@@ -210,6 +213,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = max_tokens
         self._lower = lower
         self._pad_id = pad_id
+        self._independent_words = reads_words_independently(json.loads(raw_json))
 
     def _load_torch(self) -> None:
         from rag_app.components.device import resolve_dtype
@@ -302,6 +306,19 @@ class SentenceTransformerEmbedder(Embedder):
             with self._lock:
                 return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         return len(self._counter.encode(text.lower() if self._lower else text, add_special_tokens=False).ids)
+
+    def token_spans(self, text: str) -> TokenSpans | None:
+        """Counts of `text`'s slices from one tokenisation (`count_tokens` of a slice, where its ends cut no word);
+        None where this tokenizer does not read words independently."""
+        self._load()
+        if self._counter is None or not self._independent_words:
+            return None
+        if self._lower:
+            lowered = text.lower()
+            if len(lowered) != len(text):  # offsets would not be those of `text`
+                return None
+            text = lowered
+        return TokenSpans(self._counter.encode(text, add_special_tokens=False))
 
     def _pad(self, encodings, names: list[str], bucketed: bool = False) -> dict[str, np.ndarray]:
         """One batch as model inputs; `bucketed` rounds its shape up to one of a few (`batch_shape`), the extra rows
