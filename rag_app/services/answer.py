@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -467,13 +467,7 @@ class AnswerService:
             if len(words) < 3 or any(_similar(words, set(content_words(p.text))) for p in picked):
                 continue
             picked.append(candidate)
-        texts = {s.n: s.text for s in run.sources}
-
-        def reading_order(e: Evidence) -> tuple[int, int]:
-            located = find_span(e.text, texts.get(e.source, ""))
-            return e.source, located[0] if located else 0
-
-        return sorted(picked, key=reading_order)
+        return sorted(picked, key=_reading_order(run.sources))
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
@@ -556,6 +550,26 @@ def resting_sentences(reply: str, sentences: dict[int, list[str]]) -> list[tuple
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
+def _reading_order(sources: list[Source]) -> Callable[[Evidence], tuple]:
+    """A sort key that puts sentences in the order a reader meets them: a file's sentences together (files in the
+    order of their best-ranked chunk), then by page, line and place in the chunk; not by retrieval rank, which would
+    put a later paragraph's "The trick works for any …" before the definition it follows."""
+    by_n = {s.n: s for s in sources}
+    first_rank: dict[str, int] = {}
+    for s in sorted(sources, key=lambda s: s.n):
+        first_rank.setdefault(s.source, s.n)
+
+    def key(e: Evidence) -> tuple:
+        source = by_n.get(e.source)
+        if source is None:
+            return (len(sources) + 1, 0, 0, e.source, 0)
+        line = int(source.lines.split("-")[0]) if source.lines and source.lines.split("-")[0].isdigit() else 0
+        located = find_span(e.text, source.text)
+        return first_rank[source.source], source.page or 0, line, e.source, located[0] if located else 0
+
+    return key
+
+
 class _Run:
     """Book-keeping of one question: timings, streamed text, and the final Answer."""
 

@@ -19,9 +19,14 @@ _OPEN = re.compile(r"^\W*(explain|describe|compare|contrast|discuss|summari[sz]e
 _LIST = re.compile(r"^\W*what\s+are\s+(the\s+|some\s+)?([\w-]+\s+){0,2}(challenges|benefits|limitations|drawbacks|"
                    r"disadvantages|strategies|techniques|methods|ways|steps|applications|risks|components|properties|"
                    r"characteristics)\b", re.I)
-#: "What is X?" / "What are X?" about a term (a few words, no "the"): a definition, which a sentence or two explains.
-_DEFINITION = re.compile(r"^\W*what\s+(is|are)\s+(an?\s+)?(?!the\b|it\b|this\b|that\b)[\w-]+(\s+[\w-]+){0,4}\s*\?\s*$",
-                         re.I)
+#: "What is X?" / "What are X?" about a term (a few words): a definition, which a sentence or two explains.
+_DEFINITION = re.compile(r"^\W*what\s+(is|are)\s+(?P<article>an?\s+|the\s+)?(?!it\b|this\b|that\b)"
+                         r"(?P<term>[\w-]+(\s+[\w-]+){0,4})\s*\?\s*$", re.I)
+#: After "the", a term is a name ("the reparameterization trick", "the ELBO"); a word like these makes it a question
+#: about something else ("the capital of France", "the largest city", "the year when …").
+_NOT_A_TERM = re.compile(r"\b(of|in|on|at|for|from|to|by|with|between|about|when|where|which|who|that|only|first|last|"
+                         r"most|least|best|worst|(larg|small|bigg|high|low|long|short|old|new|earli|lat|great|fast|slow)"
+                         r"est)\b", re.I)
 _WHY_HOW = re.compile(r"^\W*(why|how)\b|\b(why|how)\s+(does|do|did|is|are|was|were|can|could|would)\b", re.I)
 _WHAT = re.compile(r"^\W*(what|which|where)\b|\b(what|which|where)\b", re.I)
 QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
@@ -38,7 +43,11 @@ def question_type(question: str) -> str:
 
 def is_definition(question: str) -> bool:
     """ "What is X?" about a term: the short answer names it; the reply should also say what it is."""
-    return bool(_DEFINITION.search(question))
+    match = _DEFINITION.search(question)
+    if match is None:
+        return False
+    article = (match.group("article") or "").strip().lower()
+    return article != "the" or (len(match.group("term").split()) <= 4 and not _NOT_A_TERM.search(match.group("term")))
 
 
 #: A request rather than a question: "List …", "Describe …", "Can you explain …", "Tell me about …", "Give an

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from rag_app.api import RAG
+from rag_app.services.questions import is_definition
 
 VAE = ("# Variational autoencoders\n\n"
        "A variational autoencoder learns an encoder that maps each input to a distribution over latent codes. "
@@ -56,6 +59,21 @@ def test_a_definition_question_is_explained(test_settings, tmp_path):
     assert len(re.findall(r"\[\d+\]\.", answer.text.split("\n\n")[-1])) >= 2
 
 
+def test_a_definition_of_a_named_term_is_explained(test_settings, tmp_path):
+    rag = vae_rag(test_settings, tmp_path)
+    answer = rag.ask("What is the variational autoencoder?")  # was read as "What is the capital of …"
+    assert not answer.refused and answer.extra["form"] == "explain"
+
+
+@pytest.mark.parametrize("question, defines", [
+    ("What is the reparameterization trick?", True), ("What is the ELBO?", True), ("What are the GAN losses?", True),
+    ("What is a VAE?", True), ("What is the capital of France?", False), ("What is the largest city?", False),
+    ("What is the first step?", False), ("What is the reason the sky is blue?", False), ("What is it?", False),
+])
+def test_what_is_the_term_asks_for_a_definition_what_is_the_x_of_y_does_not(question, defines):
+    assert is_definition(question) is defines
+
+
 STEPS = ("# Training a diffusion model\n\n"
          "A diffusion model learns to undo noise that is added to images step by step. "
          "Training a diffusion model can be broken down into the following steps:\n\n"
@@ -91,3 +109,18 @@ def test_an_explanation_opens_with_a_whole_sentence_not_a_fragment(test_settings
     answer = rag.ask("How does a variational autoencoder learn?")
     first = answer.text.split(" [")[0]
     assert first[:1].isupper() and first in VAE and len(first.split()) >= 5
+
+
+def test_sentences_of_one_file_are_explained_in_the_files_order_not_by_rank(test_settings):
+    from tests.services.test_answer import hit, service
+
+    later = hit("notes/vae.md", "The variational autoencoder trick works for any distribution written as a transform "
+                "of noise. A variational autoencoder samples with reparameterised noise.", start_line=20, end_line=22)
+    earlier = hit("notes/vae.md", "A variational autoencoder is a generative model that learns an encoder and a "
+                  "decoder. The variational autoencoder maximises the evidence lower bound.", start_line=1, end_line=3)
+    svc, _ = service(test_settings, hits=[later, earlier], evidence_margin=3.0, min_relevance=0.0)
+    answer = svc.ask("What is a variational autoencoder?")
+    assert answer.extra["form"] == "explain", answer.text
+    cited = re.findall(r"\[(\d)\]", answer.text.split("\n\n")[-1])
+    assert "2" in cited and "1" in cited
+    assert cited.index("2") < cited.index("1")  # lines 1-3 read before lines 20-22, though ranked second
