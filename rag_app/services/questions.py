@@ -30,10 +30,18 @@ _NOT_A_TERM = re.compile(r"\b(of|in|on|at|for|from|to|by|with|between|about|when
 _WHY_HOW = re.compile(r"^\W*(why|how)\b|\b(why|how)\s+(does|do|did|is|are|was|were|can|could|would)\b", re.I)
 _WHAT = re.compile(r"^\W*(what|which|where)\b|\b(what|which|where)\b", re.I)
 QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
+#: A leading subordinate clause ("When generating long sequences, how can you …?", "In the IMDB experiment, how many
+#: …?") sets the scene; the question is the main clause after its comma. Without this, "When …, how …?" read as a
+#: question about a time and got a short answer.
+_LEADING_CLAUSE = re.compile(r"^\W*(when|whenever|if|while|once|given|assuming|since|after|before|in|for|during|with)\b"
+                             r"[^,?]{3,},\s*(?=(how|what|why|which|who|whom|whose|where|when|can|could|should|would|is|"
+                             r"are|do|does|did)\b)", re.I)
 
 
 def question_type(question: str) -> str:
-    """The form of a question, for the per-type breakdown (first match of how many, when, who, open, why-how, what)."""
+    """The form of a question, for the per-type breakdown (first match of how many, when, who, open, why-how, what),
+    read from its main clause."""
+    question = _LEADING_CLAUSE.sub("", question, count=1)
     for name, pattern in (("how many", _HOW_MANY), ("when", _WHEN), ("who", _WHO), ("open", _OPEN), ("open", _LIST),
                           ("why-how", _WHY_HOW), ("what", _WHAT)):
         if pattern.search(question):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rag_app.api import RAG
-from rag_app.services.questions import is_definition
+from rag_app.services.questions import is_definition, question_type
 
 VAE = ("# Variational autoencoders\n\n"
        "A variational autoencoder learns an encoder that maps each input to a distribution over latent codes. "
@@ -124,3 +124,21 @@ def test_sentences_of_one_file_are_explained_in_the_files_order_not_by_rank(test
     cited = re.findall(r"\[(\d)\]", answer.text.split("\n\n")[-1])
     assert "2" in cited and "1" in cited
     assert cited.index("2") < cited.index("1")  # lines 1-3 read before lines 20-22, though ranked second
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("When generating sequences with LLMs, how can you handle long contexts efficiently?", "why-how"),
+    ("When dealing with categorical features, how would you train embeddings?", "why-how"),
+    ("When the war ended, who ruled China?", "who"),
+    ("In the IMDB experiment, how many words are used?", "how many"),
+    ("When did the Yuan dynasty end?", "when"),
+    ("When was the paper, the first of its kind, published?", "when"),
+])
+def test_a_leading_clause_sets_the_scene_and_the_main_clause_is_the_question(question, kind):
+    assert question_type(question) == kind
+
+
+def test_a_how_question_behind_a_when_clause_is_explained(test_settings, tmp_path):
+    rag = vae_rag(test_settings, tmp_path)
+    answer = rag.ask("When training on images, how does a variational autoencoder learn?")
+    assert not answer.refused and answer.extra["form"] == "explain"
