@@ -245,6 +245,7 @@ class _Chunker:
     # -- one run: segments sharing a section and page ------------------------------------------------------------
 
     def chunk_run(self, run: list[Segment]) -> list[Chunk]:
+        self._slice_counts.clear()  # a run's segments are not seen again: their offsets need not stay in memory
         self.prefix, self.header_tokens = self._prefix(run[0].section)
         self.body_max = self.max_tokens - self.header_tokens
         self.body_target = min(self.body_max, max(self.target - self.header_tokens, min(8, self.body_max)))

@@ -563,9 +563,12 @@ def _reading_order(sources: list[Source]) -> Callable[[Evidence], tuple]:
         source = by_n.get(e.source)
         if source is None:
             return (len(sources) + 1, 0, 0, e.source, 0)
-        line = int(source.lines.split("-")[0]) if source.lines and source.lines.split("-")[0].isdigit() else 0
+        first_line = source.lines.split("-")[0] if source.lines else ""
         located = find_span(e.text, source.text)
-        return first_rank[source.source], source.page or 0, line, e.source, located[0] if located else 0
+        offset = located[0] if located else 0
+        # The sentence's own line: overlapping chunks of one file start on different lines.
+        line = int(first_line) + source.text.count("\n", 0, offset) if first_line.isdigit() else 0
+        return first_rank[source.source], source.page or 0, line, offset, e.source
 
     return key
 

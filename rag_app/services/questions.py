@@ -25,8 +25,14 @@ _DEFINITION = re.compile(r"^\W*what\s+(is|are)\s+(?P<article>an?\s+|the\s+)?(?!i
 #: After "the", a term is a name ("the reparameterization trick", "the ELBO"); a word like these makes it a question
 #: about something else ("the capital of France", "the largest city", "the year when …").
 _NOT_A_TERM = re.compile(r"\b(of|in|on|at|for|from|to|by|with|between|about|when|where|which|who|that|only|first|last|"
+                         r"second|third|fourth|fifth|next|final|previous|"
                          r"most|least|best|worst|(larg|small|bigg|high|low|long|short|old|new|earli|lat|great|fast|slow)"
                          r"est)\b", re.I)
+#: "What is the learning rate?", "What is the batch size?": an attribute's value, a fact, not a term to define.
+_ATTRIBUTE = re.compile(r"\b(rate|size|number|name|value|date|year|time|capital|population|price|cost|length|width|"
+                        r"height|depth|dimension|dimensionality|accuracy|score|result|answer|total|amount|count|"
+                        r"percentage|ratio|speed|weight|temperature|distance|address|title|version|default|limit)s?\W*$",
+                        re.I)
 _WHY_HOW = re.compile(r"^\W*(why|how)\b|\b(why|how)\s+(does|do|did|is|are|was|were|can|could|would)\b", re.I)
 _WHAT = re.compile(r"^\W*(what|which|where)\b|\b(what|which|where)\b", re.I)
 QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
@@ -34,6 +40,7 @@ QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
 #: …?") sets the scene; the question is the main clause after its comma. Without this, "When …, how …?" read as a
 #: question about a time and got a short answer.
 _LEADING_CLAUSE = re.compile(r"^\W*(when|whenever|if|while|once|given|assuming|since|after|before|in|for|during|with)\b"
+                             r"(?!\s+(what|which|how|who|whom|whose|when|where)\b)"  # "In what year …, which …?" asks
                              r"[^,?]{3,},\s*(?=(how|what|why|which|who|whom|whose|where|when|can|could|should|would|is|"
                              r"are|do|does|did)\b)", re.I)
 
@@ -55,7 +62,8 @@ def is_definition(question: str) -> bool:
     if match is None:
         return False
     article = (match.group("article") or "").strip().lower()
-    return article != "the" or (len(match.group("term").split()) <= 4 and not _NOT_A_TERM.search(match.group("term")))
+    term = match.group("term")
+    return article != "the" or (len(term.split()) <= 4 and not _NOT_A_TERM.search(term) and not _ATTRIBUTE.search(term))
 
 
 #: A request rather than a question: "List …", "Describe …", "Can you explain …", "Tell me about …", "Give an

@@ -69,6 +69,7 @@ def test_a_definition_of_a_named_term_is_explained(test_settings, tmp_path):
     ("What is the reparameterization trick?", True), ("What is the ELBO?", True), ("What are the GAN losses?", True),
     ("What is a VAE?", True), ("What is the capital of France?", False), ("What is the largest city?", False),
     ("What is the first step?", False), ("What is the reason the sky is blue?", False), ("What is it?", False),
+    ("What is the learning rate?", False), ("What is the VAE batch size?", False), ("What is the second step?", False),
 ])
 def test_what_is_the_term_asks_for_a_definition_what_is_the_x_of_y_does_not(question, defines):
     assert is_definition(question) is defines
@@ -133,6 +134,8 @@ def test_sentences_of_one_file_are_explained_in_the_files_order_not_by_rank(test
     ("In the IMDB experiment, how many words are used?", "how many"),
     ("When did the Yuan dynasty end?", "when"),
     ("When was the paper, the first of its kind, published?", "when"),
+    ("In what year was the treaty signed, which ended the war?", "when"),
+    ("For how many years did he reign, when he was king?", "how many"),
 ])
 def test_a_leading_clause_sets_the_scene_and_the_main_clause_is_the_question(question, kind):
     assert question_type(question) == kind
@@ -142,3 +145,23 @@ def test_a_how_question_behind_a_when_clause_is_explained(test_settings, tmp_pat
     rag = vae_rag(test_settings, tmp_path)
     answer = rag.ask("When training on images, how does a variational autoencoder learn?")
     assert not answer.refused and answer.extra["form"] == "explain"
+
+
+def test_overlapping_chunks_of_one_file_are_read_by_each_sentences_own_line(test_settings):
+    from tests.services.test_answer import hit, service
+
+    lines = ["A variational autoencoder is a generative model with an encoder.",
+             "The variational autoencoder encoder outputs a mean and a variance.",
+             "The variational autoencoder decoder maps latent codes to images.",
+             "A variational autoencoder is trained on the evidence lower bound.",
+             "A variational autoencoder samples by decoding Gaussian noise."]
+    whole = hit("notes/vae.md", "\n".join(lines), start_line=1, end_line=5)
+    tail = hit("notes/vae.md", "\n".join(lines[3:]), start_line=4, end_line=5)
+    svc, _ = service(test_settings, hits=[tail, whole], evidence_margin=3.0, min_relevance=0.0,
+                     explain_sentences=4)
+    answer = svc.ask("What is a variational autoencoder?")
+    assert answer.extra["form"] == "explain", answer.text
+    said = [line for line in lines if line.rstrip(".") in answer.text]
+    assert len(said) >= 3
+    assert [answer.text.index(line.rstrip(".")) for line in said] == sorted(answer.text.index(line.rstrip("."))
+                                                                             for line in said)

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Texts longer than this get no slice counter: its offsets cost ~700 bytes per token (a 50 MB text file, one
+#: segment, would need ~7 GB); such text is counted in pieces, as before.
+MAX_TOKEN_SPANS_CHARS = 200_000
+
+
 def batch_shape(rows: int, length: int, max_tokens: int) -> tuple[int, int]:
     """The padded (rows, length) a batch runs at: length up to a multiple of 8 (of 16 past 64 tokens; at most
     `max_tokens`), rows up to a power of two below 8 and a multiple of 8 above. The CPU runtimes keep state for every
@@ -311,11 +316,13 @@ class SentenceTransformerEmbedder(Embedder):
         """Counts of `text`'s slices from one tokenisation (`count_tokens` of a slice, where its ends cut no word);
         None where this tokenizer does not read words independently."""
         self._load()
-        if self._counter is None or not self._independent_words:
+        if self._counter is None or not self._independent_words or len(text) > MAX_TOKEN_SPANS_CHARS:
             return None
         if self._lower:
             lowered = text.lower()
-            if len(lowered) != len(text):  # offsets would not be those of `text`
+            # Offsets must be those of `text`, and a slice must lower as it does inside the text (a final sigma
+            # lowers by its context: "ΘΕΟΣ" alone ends in ς, inside "ΘΕΟΣ.Α" in σ).
+            if len(lowered) != len(text) or "Σ" in text:
                 return None
             text = lowered
         return TokenSpans(self._counter.encode(text, add_special_tokens=False))
