@@ -33,7 +33,9 @@ _ATTRIBUTE = re.compile(r"\b(rate|size|number|name|value|date|year|time|capital|
                         r"height|depth|dimension|dimensionality|accuracy|score|result|answer|total|amount|count|"
                         r"percentage|ratio|speed|weight|temperature|distance|address|title|version|default|limit)s?\W*$",
                         re.I)
-_WHY_HOW = re.compile(r"^\W*(why|how)\b|\b(why|how)\s+(does|do|did|is|are|was|were|can|could|would)\b", re.I)
+_WHY_HOW = re.compile(r"^\W*(why|how)\b|\b(why|how)\s+(does|do|did|is|are|was|were|can|could|would)\b|"
+                      # "What does a VAE learn?": what a model learns is described, not named in a phrase.
+                      r"^\W*what\s+(does|do|did)\s+[^?]*\blearn(\s+from|\s+to\s+\w+)?\s*\?\s*$", re.I)
 _WHAT = re.compile(r"^\W*(what|which|where)\b|\b(what|which|where)\b", re.I)
 QUESTION_TYPES = ("who", "when", "how many", "what", "why-how", "open", "other")
 #: A leading subordinate clause ("When generating long sequences, how can you …?", "In the IMDB experiment, how many

@@ -136,6 +136,10 @@ def test_sentences_of_one_file_are_explained_in_the_files_order_not_by_rank(test
     ("When was the paper, the first of its kind, published?", "when"),
     ("In what year was the treaty signed, which ended the war?", "when"),
     ("For how many years did he reign, when he was king?", "how many"),
+    ("What does a variational autoencoder learn?", "why-how"),  # described, not named: was "1,000 steps [2]."
+    ("What does the encoder learn to predict?", "why-how"),
+    ("What does 'Pax Mongolica' mean?", "what"),
+    ("What did the Mongol elites wish Buyantu didn't do?", "what"),
 ])
 def test_a_leading_clause_sets_the_scene_and_the_main_clause_is_the_question(question, kind):
     assert question_type(question) == kind
