@@ -139,8 +139,8 @@ def values(arrays, mask, weight, gate, cap: float = MAX_ANSWERABLE_REFUSED) -> n
     """For every margin in MARGINS, the mean over sets of the SQuAD-2.0-style score of the rows in `mask`; -1 where
     a set's answerable questions are refused more often than `cap`."""
     m, lg, rel, ans, score, sets, anyway = (a[mask] for a in arrays)
-    held = (rel < gate) | anyway
-    ref = held[:, None] | ((m - weight * lg)[:, None] > MARGINS[None, :])  # rows × margins
+    # rows × margins
+    ref = refused(m[:, None], lg[:, None], rel[:, None], MARGINS[None, :], weight, gate) | anyway[:, None]
     got = np.where(ans[:, None], score[:, None] * ~ref, ref)
     total, allowed = np.zeros(len(MARGINS)), np.ones(len(MARGINS), dtype=bool)
     present = np.unique(sets)

@@ -486,25 +486,24 @@ class _Chunker:
 
     def _count(self, text: str, start: int, end: int) -> int:
         """`count(text[start:end])`, from the text's slice counter where it has one and the slice cuts no word."""
-        counts = self._slices(text)
-        tokens = counts.count(start, end) if counts is not None else None
+        tokens = self._slice_count(text, start, end)
         return self.count(text[start:end]) if tokens is None else tokens
 
-    def _slices(self, text: str) -> SliceCounts | None:
+    def _slice_count(self, text: str, start: int, end: int) -> int | None:
+        """The slice's count from one tokenisation of `text`, or None (no slice counter, or the slice cuts a word)."""
         if self.token_spans is None:
             return None
-        cached = self._slice_counts.get(id(text))
-        if cached is None or cached[0] is not text:
+        cached = self._slice_counts.get(id(text))  # the entry holds the text, so its id is not reused meanwhile
+        if cached is None:
             cached = self._slice_counts[id(text)] = (text, self.token_spans(text))
-        return cached[1]
+        return cached[1].count(start, end) if cached[1] is not None else None
 
     def _chunk_tokens(self, spans: list[_Span], table_header: str, embed_text: str) -> int:
         """`count(embed_text)`. With slice counters it is the sum of its parts: the header ends in a blank line
         and the spans are joined by one, and whitespace separates words for such a tokenizer."""
         total = self.header_tokens + (self.count(table_header) if table_header else 0)
         for span in spans:
-            counts = self._slices(span.seg.text)
-            tokens = counts.count(span.start, span.end) if counts is not None else None
+            tokens = self._slice_count(span.seg.text, span.start, span.end)
             if tokens is None:
                 return self.count(embed_text)
             total += tokens

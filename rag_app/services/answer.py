@@ -562,7 +562,7 @@ def _reading_order(sources: list[Source]) -> Callable[[Evidence], tuple]:
     def key(e: Evidence) -> tuple:
         source = by_n.get(e.source)
         if source is None:
-            return (len(sources) + 1, 0, 0, e.source, 0)
+            return len(sources) + 1, 0, 0, 0, e.source
         first_line = source.lines.split("-")[0] if source.lines else ""
         located = find_span(e.text, source.text)
         offset = located[0] if located else 0
