@@ -41,7 +41,7 @@ def test_the_demo_page_states_each_presets_steps_and_learning_rate(name):
         assert re.search(rf"learning rate of {re.escape(_as_written(config.lr))}\b", page), (
             f"{name}.md does not give the {preset} preset's learning rate {_as_written(config.lr)}")
     tiny = demo.PRESETS["tiny"]
-    assert re.search(rf"\bbatch {tiny.batch_size}\b", page), f"{name}.md does not give the tiny preset's batch size"
+    assert re.search(rf"\bbatch size of {tiny.batch_size}\b", page), f"{name}.md does not give the tiny preset's batch size"
     # The tiny preset's own clause names its learning rate (not only the full preset's, or the other way round).
     tiny_clause = re.search(r"[Tt]he tiny preset[^;]*", page)
     assert tiny_clause and _as_written(tiny.lr) in tiny_clause.group(), f"{name}.md: the tiny preset's learning rate"
