@@ -70,6 +70,19 @@ def record(args) -> None:
         print(f"recording {name}", file=sys.stderr, flush=True)
         result = subprocess.run(runs[name], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
         (out / f"{name}.summary.json").write_text(result.stdout)
+    # The rule reads retrieval's features, so it holds for the chunks per question it was recorded with.
+    sys.path.insert(0, str(ROOT))
+    from rag_app.settings import Settings
+
+    (out / "recorded_with.json").write_text(json.dumps({"retrieve_k": Settings().retrieve.k}))
+
+
+def recorded_k(folders) -> int:
+    """The `retrieve.k` every record folder was recorded with (they must agree)."""
+    ks = {json.loads((Path(f) / "recorded_with.json").read_text())["retrieve_k"] for f in folders}
+    if len(ks) != 1:
+        raise SystemExit(f"the record folders were recorded with different retrieve.k: {sorted(ks)}")
+    return ks.pop()
 
 
 # -- the rows ---------------------------------------------------------------------------------------------------------
@@ -221,7 +234,7 @@ def fit(args) -> None:
     if args.write:
         write_fit(Path(args.write), "decision", {"margin": margin, "relevance_weight": weight, "min_relevance": gate},
                   {"data": [f"../shared/eval/{name}" for name in SETS], "questions": len(rows),
-                   "cross_validated": report["cross_validated"],
+                   "retrieve_k": recorded_k(args.folders), "cross_validated": report["cross_validated"],
                    "how": "grid search (margin, relevance_weight, min_relevance) maximising the mean over the "
                           "sets of the SQuAD-2.0-style score, refusing at most "
                           f"{100 * args.cap:g} % of any set's answerable questions; figures "

@@ -163,7 +163,10 @@ class RetrieveSettings(Section):
     # dense: embeddings only; lexical: BM25 only; hybrid: both, fused (the default: best on both dev sets,
     # see docs/retrieval.md).
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
-    k: int = Field(4, ge=1, le=100)
+    # Chunks per question: what a search returns and what an answer reads. 6, not 4: the answer's sentence is
+    # often in a chunk ranked 5th or 6th (squad / squad2_dev / papers_dev answers all gained at 6 and not beyond;
+    # docs/benchmarks.md, "Stop 43").
+    k: int = Field(6, ge=1, le=100)
     # Candidates fetched from each retriever before fusion / MMR / reranking.
     fetch_k: int = Field(50, ge=1)
     mmr: bool = False

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-k", type=int, help="chunks to retrieve (default: RAG_RETRIEVE__K or 4)")
+    parser.add_argument("-k", type=int, help="chunks to retrieve (default: RAG_RETRIEVE__K or 6)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where the models run")
     add_store_options(parser)
 

@@ -24,7 +24,7 @@ def register(eval_subparsers) -> None:
     parser.add_argument("--corpus", required=True, type=Path, help="folder holding corpus.jsonl (or the file itself)")
     parser.add_argument("--queries", type=Path, help="queries JSONL (_id, text, answers[, corpus_id]); "
                                                      "default: queries_dev.jsonl beside the corpus")
-    parser.add_argument("-k", type=int, help="chunks retrieved per question (default: RAG_RETRIEVE__K or 4)")
+    parser.add_argument("-k", type=int, help="chunks retrieved per question (default: RAG_RETRIEVE__K or 6)")
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     parser.add_argument("--unanswerable", action="store_true",
                         help="also ask each question with its article hidden; reports the refusal rate there")

@@ -155,7 +155,7 @@ def test_show_retrieved_chunks_lists_every_chunk_in_full(app):
     assert not app.exception, app.exception
     answer = app.session_state["chat"]["default"][-1]["answer"]
     assistant = app.chat_message[1]
-    assert len(assistant.expander) == len(answer.sources) == 4  # settings.retrieve.k
+    assert len(assistant.expander) == len(answer.sources) == 6  # settings.retrieve.k
     assert assistant.expander[0].text[0].value == answer.sources[0].text
 
 
