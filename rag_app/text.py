@@ -120,11 +120,17 @@ def fold(word: str) -> str:
     return unicodedata.normalize("NFC", bare)
 
 
+#: Terms whose words mean something else together, read as one word: a "learning rate" is a training setting and
+#: scikit-learn a library, neither is learning ("What does a VAE learn?" must not meet the demo's training sentences).
+_COMPOUND_TERMS = re.compile(r"\b(learning)[\s-]+(rate)s?\b|\b(scikit)-(learn)\b", re.IGNORECASE)
+
+
 def content_words(text: str) -> list[str]:
     """Lower-cased stems of the words that carry meaning (stopwords dropped); a run of a script written without
     spaces (Chinese, Japanese, Korean) gives its overlapping character pairs."""
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
+    text = _COMPOUND_TERMS.sub(lambda m: "".join(part for part in m.groups() if part), text)
     words = []
     for w in WORD.findall(text):
         if w.lower() in STOPWORDS:
