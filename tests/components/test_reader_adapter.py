@@ -10,7 +10,7 @@ import pytest
 
 from rag_app.components.reader_adapter import SHIPPED, resolve_adapter
 from rag_app.errors import RagError
-from rag_app.settings import PACKAGED_LLM
+from rag_app.settings import PACKAGED_LLM, RetrieveSettings
 
 SHIPPED_DIR = SHIPPED[PACKAGED_LLM]
 
@@ -33,6 +33,8 @@ def test_the_shipped_weights_are_the_ones_the_card_describes_and_the_decision_ha
     fit = decision["fit"]
     assert fit["command"].startswith("python bench/reader_calibrate.py fit") and fit["commit"]
     assert set(fit["cross_validated"]) == {"squad", "squad2_dev", "papers_dev", "genai_dev"}
+    # The rule reads retrieval's features: it was fitted at the chunks per question that ship.
+    assert fit["retrieve_k"] == RetrieveSettings.model_fields["k"].default
     assert len(weights) < 8 * 2**20  # a few MB: it ships in the repository
 
 
