@@ -183,10 +183,21 @@ class RAG:
         return service.run_documents(documents, prune=prune, progress=progress)
 
     def ensure_corpus(self, progress: ProgressCallback | None = None) -> IngestSummary | None:
-        """Ingest the bundled corpus into the default collection when that collection is empty."""
-        if self.store().count() > 0:
-            return None
-        return self.ingest([bundled_corpus_dir()], progress=progress)
+        """Ingest the bundled corpus into the default collection when that collection is empty, or again when the
+        collection holds a bundled page in another version than the app's (an upgrade changed it): incrementally,
+        so only the changed pages are embedded. None when there was nothing to do; a collection without the
+        bundled pages is left as it is."""
+        from ingest.discover import discover
+        from ingest.units import file_sha256
+        from rag_app.services.documents import stale_files
+
+        corpus = bundled_corpus_dir()
+        store = self.store()
+        if store.count() > 0:
+            pages = discover([corpus], int(self.settings.ingest.max_file_mb * 1_000_000)).files
+            if not stale_files(store, {str(page.path): file_sha256(page.path) for page in pages}):
+                return None
+        return self.ingest([corpus], progress=progress)
 
     def retrieve(self, query: str, k: int | None = None, *, collection: str | None = None,
                  source_glob: str | None = None) -> list[Hit]:

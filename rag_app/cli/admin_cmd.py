@@ -128,9 +128,12 @@ def run_prepare(args) -> int:
         bar.close()
     if summary is None:
         print(f"collection {rag.settings.store.collection!r} already holds documents: nothing to index")
-    else:
+    elif summary.files.added:
         print(f"indexed the bundled corpus: {summary.files.added} files, {summary.chunks_written} chunks "
               f"({time.perf_counter() - step:.1f} s)")
+    else:
+        print(f"brought the bundled corpus up to date: {summary.files.updated} files updated, "
+              f"{summary.chunks_written} chunks ({time.perf_counter() - step:.1f} s)")
         if summary.failed:
             print(f"{len(summary.failed)} files failed: {summary.failed[0]}")
     step = time.perf_counter()

@@ -37,6 +37,16 @@ def list_documents(store: ReadsChunks) -> list[DocumentInfo]:
     return sorted(grouped.values(), key=lambda d: (d.source, d.path))
 
 
+def stale_files(store: ReadsChunks, versions: dict[str, str]) -> list[str]:
+    """Of the files in `versions` (a file's `path` -> the sha256 of its bytes now), those the collection holds in
+    another version; a file it does not hold is not stale."""
+    if not versions:
+        return []
+    held = store.get_where({"path": {"$in": sorted(versions)}})
+    return sorted({str(meta.get("path")) for meta in held.get("metadatas") or []
+                   if meta and meta.get("file_hash") != versions.get(str(meta.get("path")))})
+
+
 def delete_document(settings: Settings, store: WritesChunks, path: str) -> int:
     """Delete every chunk of one file from the collection; an uploaded copy inside the data home goes too.
 
