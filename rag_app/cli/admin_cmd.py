@@ -134,8 +134,8 @@ def run_prepare(args) -> int:
     else:
         print(f"brought the bundled corpus up to date: {summary.files.updated} files updated, "
               f"{summary.chunks_written} chunks ({time.perf_counter() - step:.1f} s)")
-        if summary.failed:
-            print(f"{len(summary.failed)} files failed: {summary.failed[0]}")
+    if summary is not None and summary.failed:
+        print(f"{len(summary.failed)} files failed: {summary.failed[0]}")
     step = time.perf_counter()
     rag.ask("What is a variational autoencoder?")  # converts the LM on first use and warms both models
     print(f"LM ready: {rag.llm.name} ({time.perf_counter() - step:.1f} s); total {time.perf_counter() - started:.1f} s")

@@ -60,3 +60,17 @@ def test_a_bundled_page_deleted_on_purpose_stays_deleted_while_the_bundle_is_unc
     assert rag.ensure_corpus() is None
     assert sources(rag) == ["demos/flow.md"]
 
+
+
+def test_rag_prepare_says_what_it_brought_up_to_date(bundle, monkeypatch, capsys):
+    from rag_app.cli import main
+
+    monkeypatch.setenv("RAG_PROFILE", "test")
+    assert main(["prepare"]) == 0
+    assert "indexed the bundled corpus: 2 files" in capsys.readouterr().out
+    (bundle / "flows.md").write_text("# Flows\n\nA normalising flow is an invertible network with a tractable "
+                                     "Jacobian.\n", encoding="utf-8")
+    assert main(["prepare"]) == 0
+    assert "brought the bundled corpus up to date: 1 files updated" in capsys.readouterr().out
+    assert main(["prepare"]) == 0
+    assert "nothing to index" in capsys.readouterr().out
