@@ -164,8 +164,8 @@ class RetrieveSettings(Section):
     # see docs/retrieval.md).
     mode: Literal["dense", "lexical", "hybrid"] = "hybrid"
     # Chunks per question: what a search returns and what an answer reads. 6, not 4: the answer's sentence is
-    # often in a chunk ranked 5th or 6th (squad / squad2_dev / papers_dev answers all gained at 6 and not beyond;
-    # docs/benchmarks.md, "Stop 43").
+    # often in a chunk ranked 5th or 6th (squad F1, squad2_dev F1 and papers_dev's answers found all rose at 6,
+    # none further at 8; docs/benchmarks.md, "Stop 43").
     k: int = Field(6, ge=1, le=100)
     # Candidates fetched from each retriever before fusion / MMR / reranking.
     fetch_k: int = Field(50, ge=1)
