@@ -59,7 +59,7 @@ from rag_app.services.prompting import (
     rewrite_followup,
     span_messages,
 )
-from rag_app.services.questions import request_topic, wants_explanation
+from rag_app.services.questions import defined_term, defines, request_topic, wants_explanation
 from rag_app.settings import Settings
 from rag_app.text import cited_numbers, content_words, find_span, split_sentences, squeeze_words, strip_citations
 
@@ -467,7 +467,11 @@ class AnswerService:
             if len(words) < 3 or any(_similar(words, set(content_words(p.text))) for p in picked):
                 continue
             picked.append(candidate)
-        return sorted(picked, key=_reading_order(run.sources))
+        ordered = sorted(picked, key=_reading_order(run.sources))
+        # A definition question's reply opens with the sentence that defines the term, wherever it stands.
+        term = defined_term(run.standalone)
+        definition = next((e for e in ordered if term and defines(e.text, term)), None)
+        return [definition] + [e for e in ordered if e is not definition] if definition else ordered
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:
         cfg = self.settings.llm
@@ -658,5 +662,7 @@ def _with_citation(sentence: str, n: int) -> str:
 
 
 def _similar(a: set[str], b: set[str]) -> bool:
-    """Near-duplicate sentences (overlapping chunks, repeated boilerplate): most content words shared."""
-    return bool(a and b) and len(a & b) / min(len(a), len(b)) >= 0.8
+    """Near-duplicate sentences (overlapping chunks, repeated boilerplate): most of the words of each shared. A short
+    sentence whose few words a longer one also has says something else ("Classifier-free guidance removes that
+    need." beside the sentence defining it)."""
+    return bool(a and b) and len(a & b) / max(len(a), len(b)) >= 0.8

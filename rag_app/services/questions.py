@@ -68,6 +68,48 @@ def is_definition(question: str) -> bool:
     return article != "the" or (len(term.split()) <= 4 and not _NOT_A_TERM.search(term) and not _ATTRIBUTE.search(term))
 
 
+def defined_term(question: str) -> str | None:
+    """The term a definition question asks about ("What is classifier-free guidance?" -> "classifier-free
+    guidance"), None for any other question."""
+    if not is_definition(question):
+        return None
+    return _DEFINITION.search(question).group("term")
+
+
+#: Verbs with which a sentence defines its subject ("X is …", "X (Y, 2021) refers to …").
+_DEFINING_VERBS = frozenset({"is", "are", "refers", "means", "denotes"})
+_ALSO_CALLED = re.compile(r"^[^,]{1,80},\s*(?:also\s+)?(?:called|known\s+as)\s+(?:an?\s+|the\s+)?(?P<name>[^,]{1,60}),"
+                          r"\s*(?P<verb>\w+)", re.I)
+
+
+def _term_tokens(text: str) -> list[str]:
+    """Lower-cased words, British and American -ise/-ize spellings alike ("normalising" = "normalizing")."""
+    return [re.sub(r"is(e|es|ed|ing|ation|ations)$", r"iz\1", w) for w in re.findall(r"\w+", text.lower())]
+
+
+def defines(sentence: str, term: str) -> bool:
+    """Whether `sentence` defines `term`: it opens with the term, or with a name whose parenthesis holds it ("A
+    variational autoencoder (VAE) is …"), and the next word after any parenthesis is "is", "are", "refers", "means"
+    or "denotes"; or it names the term as another name ("X, also called TERM, is …"). "Classifier-free guidance
+    removes that need." opens with the term but does not define it."""
+    wanted = _term_tokens(term)
+    also = _ALSO_CALLED.match(sentence)  # "A flow-based model, also called a normalising flow, is …"
+    if also and _term_tokens(also.group("name")) == wanted:
+        return also.group("verb").lower() in _DEFINING_VERBS
+    tokens = re.findall(r"\([^)]*\)|[\w]+", sentence)
+    if tokens and tokens[0].lower() in ("a", "an", "the"):
+        tokens = tokens[1:]
+    for at, token in enumerate(tokens[:12]):
+        opened = at == len(wanted) and _term_tokens(" ".join(tokens[:at])) == wanted
+        named = token.startswith("(") and _term_tokens(token.split(",")[0]) == wanted
+        if opened or named:
+            rest = [t for t in tokens[at + (1 if named else 0):] if not t.startswith("(")]
+            return bool(rest) and rest[0].lower() in _DEFINING_VERBS
+        if token.startswith("(") and at >= len(wanted):
+            break
+    return False
+
+
 #: A request rather than a question: "List …", "Describe …", "Can you explain …", "Tell me about …", "Give an
 #: overview of …". The verb asks for a form of reply; it is not a word the documents hold. The verb must be followed
 #: by a space, colon or comma ("Describe-based" is a word) and not by "of" ("Name of the author?" is a question).

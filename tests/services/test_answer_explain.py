@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rag_app.api import RAG
-from rag_app.services.questions import is_definition, question_type
+from rag_app.services.questions import defined_term, defines, is_definition, question_type
 
 VAE = ("# Variational autoencoders\n\n"
        "A variational autoencoder learns an encoder that maps each input to a distribution over latent codes. "
@@ -169,3 +169,42 @@ def test_overlapping_chunks_of_one_file_are_read_by_each_sentences_own_line(test
     assert len(said) >= 3
     assert [answer.text.index(line.rstrip(".")) for line in said] == sorted(answer.text.index(line.rstrip("."))
                                                                              for line in said)
+
+
+@pytest.mark.parametrize("sentence, term, expected", [
+    ("Classifier-free guidance (CFG, Ho and Salimans, 2021) is a technique that makes a model follow its prompt.",
+     "classifier-free guidance", True),
+    ("Classifier-free guidance removes that need.", "classifier-free guidance", False),  # opens with it, defines not
+    ("A variational autoencoder (VAE) is a generative model.", "VAE", True),
+    ("The reparameterisation trick is the technique that lets a VAE learn.", "reparameterization trick", True),
+    ("A flow-based model, also called a normalising flow, is a generative model.", "normalizing flow", True),
+    ("A flow-based model, also called a normalising flow, was popular.", "normalizing flow", False),
+    ("CLIP score complements FID.", "classifier-free guidance", False),
+    ("The guidance scale of classifier-free guidance is w.", "classifier-free guidance", False),
+])
+def test_which_sentence_defines_a_term(sentence, term, expected):
+    assert defines(sentence, term) is expected
+
+
+def test_the_term_of_a_definition_question():
+    assert defined_term("What is classifier-free guidance?") == "classifier-free guidance"
+    assert defined_term("What is the reparameterization trick?") == "reparameterization trick"
+    assert defined_term("What is the capital of France?") is None and defined_term("Why is it blue?") is None
+
+
+def test_a_definition_question_opens_with_the_sentence_that_defines_the_term(test_settings):
+    from tests.services.test_answer import hit, service
+
+    guidance = hit("notes/diffusion.md", "Classifier guidance adds the gradient of a noisy-image classifier to "
+                   "the score at each sampling step. Classifier-free guidance removes that need.", start_line=1,
+                   end_line=2)
+    definition = hit("notes/diffusion.md", "Classifier-free guidance (CFG) is a technique that makes a conditional "
+                     "diffusion model follow its prompt more closely, without a separate classifier. During "
+                     "training the prompt is dropped at random so that one network learns both predictions.",
+                     start_line=5, end_line=6)
+    svc, _ = service(test_settings, hits=[guidance, definition], evidence_margin=3.0, min_relevance=0.0)
+    answer = svc.ask("What is classifier-free guidance?")
+    assert answer.extra["form"] == "explain", answer.text
+    assert answer.text.startswith("Classifier-free guidance (CFG) is a technique"), answer.text
+    # The short sentence whose few words the definition also has is kept beside it (it says something else).
+    assert "Classifier-free guidance removes that need" in answer.text
