@@ -470,7 +470,7 @@ class AnswerService:
         ordered = sorted(picked, key=_reading_order(run.sources))
         # A definition question's reply opens with the sentence that defines the term, wherever it stands.
         term = defined_term(run.standalone)
-        definition = next((e for e in ordered if term and defines(e.text, term)), None)
+        definition = next((e for e in ordered if defines(e.text, term)), None) if term else None
         return [definition] + [e for e in ordered if e is not definition] if definition else ordered
 
     def _generative(self, run: _Run, evidence: list[Evidence]) -> Iterator[str | Answer]:

@@ -58,22 +58,22 @@ def question_type(question: str) -> str:
     return "other"
 
 
-def is_definition(question: str) -> bool:
-    """ "What is X?" about a term: the short answer names it; the reply should also say what it is."""
+def defined_term(question: str) -> str | None:
+    """The term of a definition question, "What is X?" about a term ("What is classifier-free guidance?" ->
+    "classifier-free guidance"); None for any other question."""
     match = _DEFINITION.search(question)
     if match is None:
-        return False
+        return None
     article = (match.group("article") or "").strip().lower()
     term = match.group("term")
-    return article != "the" or (len(term.split()) <= 4 and not _NOT_A_TERM.search(term) and not _ATTRIBUTE.search(term))
-
-
-def defined_term(question: str) -> str | None:
-    """The term a definition question asks about ("What is classifier-free guidance?" -> "classifier-free
-    guidance"), None for any other question."""
-    if not is_definition(question):
+    if article == "the" and (len(term.split()) > 4 or _NOT_A_TERM.search(term) or _ATTRIBUTE.search(term)):
         return None
-    return _DEFINITION.search(question).group("term")
+    return term
+
+
+def is_definition(question: str) -> bool:
+    """ "What is X?" about a term: the short answer names it; the reply should also say what it is."""
+    return defined_term(question) is not None
 
 
 #: Verbs with which a sentence defines its subject ("X is …", "X (Y, 2021) refers to …").
@@ -96,18 +96,23 @@ def defines(sentence: str, term: str) -> bool:
     also = _ALSO_CALLED.match(sentence)  # "A flow-based model, also called a normalising flow, is …"
     if also and _term_tokens(also.group("name")) == wanted:
         return also.group("verb").lower() in _DEFINING_VERBS
-    tokens = re.findall(r"\([^)]*\)|[\w]+", sentence)
+    tokens = re.findall(r"\([^)]*\)|\w+", sentence)
     if tokens and tokens[0].lower() in ("a", "an", "the"):
         tokens = tokens[1:]
-    for at, token in enumerate(tokens[:12]):
-        opened = at == len(wanted) and _term_tokens(" ".join(tokens[:at])) == wanted
-        named = token.startswith("(") and _term_tokens(token.split(",")[0]) == wanted
-        if opened or named:
-            rest = [t for t in tokens[at + (1 if named else 0):] if not t.startswith("(")]
-            return bool(rest) and rest[0].lower() in _DEFINING_VERBS
-        if token.startswith("(") and at >= len(wanted):
-            break
-    return False
+
+    def names_term(token: str) -> bool:
+        return token.startswith("(") and _term_tokens(token.split(",")[0]) == wanted
+
+    n = len(wanted)
+    if _term_tokens(" ".join(tokens[:n])) == wanted:  # "X is …", "X (…) is …"
+        rest = tokens[n:]
+    else:  # "A … (X) is …": the first parenthesis past the term's length, or one holding the term before it
+        at = next((k for k, t in enumerate(tokens[:12]) if t.startswith("(") and (k >= n or names_term(t))), None)
+        if at is None or not names_term(tokens[at]):
+            return False
+        rest = tokens[at + 1:]
+    words = [t for t in rest if not t.startswith("(")]
+    return bool(words) and words[0].lower() in _DEFINING_VERBS
 
 
 #: A request rather than a question: "List …", "Describe …", "Can you explain …", "Tell me about …", "Give an
