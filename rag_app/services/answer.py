@@ -420,7 +420,7 @@ class AnswerService:
             return None
         likeliest = spans[0]  # what the margin rule reads
         shapes = span_shapes(spans[:SHAPED_SPANS], evidence, run.standalone)
-        best = spans[reshape_spans(spans[:SHAPED_SPANS], shapes, reader.reading)]
+        best = spans[reshape_spans(spans[:SHAPED_SPANS], shapes, reader.reading, run.standalone)]
         margin = (abstain.logprob - likeliest.logprob) if abstain is not None else -math.inf
         logit = math.log(max(run.relevance, 1e-6) / max(1.0 - run.relevance, 1e-6))
         decision = reader.decision

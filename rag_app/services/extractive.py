@@ -291,15 +291,57 @@ def span_shapes(spans: Sequence[SpanCandidate], evidence: Sequence[str], questio
     return shapes
 
 
-def reshape_spans(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, float]], reading: dict) -> int:
-    """The index of the best span by logprob / (tokens + 1) ** length_power + asked_weight * asked -
-    proximity_weight * far - rank_weight * rank, with `reading` the fitted weights (the reader's card; none: the
-    likeliest, index 0)."""
-    power = float(reading.get("length_power", 0.0))
-    asked, far = float(reading.get("asked_weight", 0.0)), float(reading.get("proximity_weight", 0.0))
-    rank = float(reading.get("rank_weight", 0.0))
-    scores = [c.logprob / (c.tokens + 1) ** power + asked * shape["asked"] - far * shape["far"]
-              - rank * shape.get("rank", 0.0) for c, shape in zip(spans, shapes)]
+# Function words that open a span which usually says more than the answer ("the south-east of Australia").
+_OPENING_FUNCTION_WORDS = frozenset("the a an of in on and to for by with his her its their as at".split())
+
+
+def span_features(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, float]], question: str,
+                  length_power: float = 0.0) -> list[dict[str, float]]:
+    """Everything `reshape_spans` weighs, for each span: its log-likelihood, raw ("logprob") and per token
+    ("normalised_logprob", divided by (tokens + 1) ** length_power), log(1 + tokens), the shapes of `span_shapes`
+    (asked, far, rank), and what its text says of it next to the others: its first word does not fit the question's
+    answer type ("misfit"), log of how many of the spans have its very text ("repeats", one per sentence it is read
+    from), log(1 + how many of the other spans it holds, each as often as read) ("holds_others"), it opens with a
+    function word, a capital, it holds a comma or semicolon. The weights are fitted together (a sign alone says
+    little: "misfit" and "capitalised" share the work). Reads only the spans' text, log-probability and token count,
+    so the recorded candidates of `bench/reader_calibrate.py` give the same features as a live answer."""
+    kind = answer_type(question) if question else None
+    texts = [c.text for c in spans]
+    features = []
+    for span, shape in zip(spans, shapes):
+        text = span.text
+        first = text.split()[0] if text.split() else ""
+        features.append({
+            "logprob": span.logprob,
+            "normalised_logprob": span.logprob / (span.tokens + 1) ** length_power,
+            "log_tokens": math.log1p(span.tokens),
+            "asked": shape.get("asked", 0.0), "far": shape.get("far", 0.0), "rank": shape.get("rank", 0.0),
+            "misfit": 0.0 if not kind or fits_answer_type(first, kind) else 1.0,
+            "repeats": math.log(max(1, texts.count(text))),
+            "holds_others": math.log1p(sum(1 for t in texts if t != text and t in text)),
+            "function_start": 1.0 if first.lower() in _OPENING_FUNCTION_WORDS else 0.0,
+            "capitalised": 1.0 if text[:1].isupper() else 0.0,
+            "punctuated": 1.0 if re.search(r"[,;]", text) else 0.0,
+        })
+    return features
+
+
+def reading_weights(reading: dict) -> dict[str, float]:
+    """The weight of each of `span_features` in a card's `reading`: its `weights`, or, for a card of the older
+    form, the per-token log-likelihood plus asked_weight * asked - proximity_weight * far - rank_weight * rank."""
+    if "weights" in reading:
+        return {name: float(w) for name, w in reading["weights"].items()}
+    return {"normalised_logprob": 1.0, "asked": float(reading.get("asked_weight", 0.0)),
+            "far": -float(reading.get("proximity_weight", 0.0)), "rank": -float(reading.get("rank_weight", 0.0))}
+
+
+def reshape_spans(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, float]], reading: dict,
+                  question: str = "") -> int:
+    """The index of the best span by the weighted sum of its `span_features`, with `reading` the card's fitted
+    weights (none: the likeliest; the first among equal scores)."""
+    weights = reading_weights(reading)
+    features = span_features(spans, shapes, question, float(reading.get("length_power", 0.0)))
+    scores = [sum(w * f[name] for name, w in weights.items()) for f in features]
     return max(range(len(scores)), key=lambda k: (scores[k], -k))
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from rag_app.components.reader_adapter import SHIPPED, resolve_adapter
 from rag_app.errors import RagError
+from rag_app.services.extractive import SpanCandidate, span_features
 from rag_app.settings import PACKAGED_LLM, RetrieveSettings
 
 SHIPPED_DIR = SHIPPED[PACKAGED_LLM]
@@ -54,8 +55,12 @@ def test_an_adapter_trained_for_another_model_is_refused(tmp_path):
 def test_the_shipped_reading_weights_have_their_fit_and_name_the_model():
     card = json.loads((SHIPPED_DIR / "reader_card.json").read_text())
     reading = card["reading"]
-    assert {"length_power", "asked_weight", "proximity_weight", "rank_weight"} <= reading.keys()
+    # One weight for each feature the answer service computes of a span, none it does not.
+    spans = [SpanCandidate("Melbourne", 0, 2, -0.5, 0.0, -0.5)]
+    features = span_features(spans, [{"asked": 0.0, "far": 0.0, "rank": 0.0}], "Which city?")
+    assert set(reading["weights"]) == set(features[0]) and "length_power" in reading
     fit = reading["fit"]
+    assert fit["retrieve_k"] == RetrieveSettings.model_fields["k"].default  # recorded with the evidence that ships
     assert fit["command"].startswith("python bench/reader_calibrate.py fit-spans") and fit["commit"]
     assert set(fit["figures"]) == {"squad", "squad2_dev", "papers_dev"}
     assert all("cross_validated_f1" in figures for figures in fit["figures"].values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from contextlib import contextmanager
 
@@ -328,3 +329,26 @@ def test_reshape_spans_prefers_the_better_ranked_sentence_when_weighted():
     assert shapes[0]["rank"] > shapes[1]["rank"] == 0.0  # log(1 + place among the offered sentences)
     assert reshape_spans(spans, shapes, {}) == 0
     assert reshape_spans(spans, shapes, {"rank_weight": 1.0}) == 1
+
+
+def test_span_features_read_the_text_beside_the_other_spans_and_the_card_weighs_them():
+    from rag_app.services.extractive import SpanCandidate, reshape_spans, span_features, span_shapes
+
+    evidence = ["Australia's dairy herd numbers 3 million cows, 60% of them in Victoria.",
+                "Victoria, in the south-east, has 3 million cows."]
+    question = "How many dairy cows are there in Australia?"
+    spans = [SpanCandidate("60%", 0, 2, -0.9, 0.0, -0.9), SpanCandidate("3 million", 0, 2, -1.0, 0.0, -1.0),
+             SpanCandidate("3 million", 1, 2, -1.1, 0.0, -1.1), SpanCandidate("Victoria", 0, 1, -1.2, 0.0, -1.2),
+             SpanCandidate("the south-east", 1, 3, -2.0, 0.0, -2.0),
+             SpanCandidate("3 million cows, 60%", 0, 6, -3.0, 0.0, -3.0)]
+    features = span_features(spans, span_shapes(spans, evidence, question), question, length_power=0.5)
+    assert features[0]["normalised_logprob"] == -0.9 / 3 ** 0.5 and features[0]["logprob"] == -0.9
+    assert features[1]["repeats"] == math.log(2) and features[0]["repeats"] == 0.0  # read from two sentences
+    assert features[3]["misfit"] == 1.0 and features[1]["misfit"] == 0.0  # "how many" asks for a number
+    assert features[4]["function_start"] == 1.0 and features[3]["capitalised"] == 1.0
+    assert features[5]["holds_others"] == math.log1p(3) and features[5]["punctuated"] == 1.0  # "3 million" twice
+    # The card's weights choose: none, the likeliest; a weight on a span read from several sentences, that one.
+    assert reshape_spans(spans, [{}] * 6, {}, question) == 0
+    assert reshape_spans(spans, [{}] * 6, {"weights": {"logprob": 1.0, "repeats": 1.0}}, question) == 1
+    assert reshape_spans(spans, [{}] * 6, {"weights": {"logprob": 1.0, "misfit": -5.0, "capitalised": 0.5}},
+                         question) == 0
