@@ -2,6 +2,7 @@
 
     python bench/reader_calibrate.py record --home H --adapter DIR --out R/     # the dev sets' details, nothing refused
     python bench/reader_calibrate.py fit R/ [R2/ ...] [--write DIR/reader_card.json]  # the rule, CV figures, the card
+    python bench/reader_calibrate.py fit-spans R/ [--write DIR/reader_card.json]      # the reading weights, CV figures
 
 `record` runs the evals with the adapter's decision switched off (a copy of the adapter whose card says never
 refuse, and `answer.min_relevance` 0), so every question is read and its features are written:
@@ -19,6 +20,10 @@ scores 1 when refused), among the rules that refuse at most 10 % of any set's
 answerable questions. Every figure printed is leave-one-group-out: each article
 (squad), paragraph (squad2_dev, one article), paper (papers_dev) or question (genai) is scored by the rule fitted on
 all the other groups. `--write` stores the rule fitted on everything, with this provenance, in the card.
+`fit-spans` chooses the weights of `span_features` (rag_app/services/extractive.py) by which the service picks its
+answer among the reader's likeliest spans: a softmax over each answerable question's recorded candidates, fitted to
+maximise the mean over squad, squad2_dev and papers_dev of the expected short-answer F1, with a ridge; figures
+leave-one-group-out.
 Dev only: the held-out sets are never read.
 """
 
