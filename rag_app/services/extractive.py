@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag_app.errors import RagError
 from rag_app.text import STOPWORDS, content_words, word_tokens
 
 Message = dict[str, str]
@@ -291,6 +292,9 @@ def span_shapes(spans: Sequence[SpanCandidate], evidence: Sequence[str], questio
     return shapes
 
 
+#: What `span_features` gives of each span, the names a card's `reading` weighs.
+SPAN_FEATURES = ("logprob", "normalised_logprob", "log_tokens", "asked", "far", "rank", "misfit", "repeats",
+                 "holds_others", "function_start", "capitalised", "punctuated")
 # Function words that open a span which usually says more than the answer ("the south-east of Australia").
 _OPENING_FUNCTION_WORDS = frozenset("the a an of in on and to for by with his her its their as at".split())
 
@@ -330,6 +334,10 @@ def reading_weights(reading: dict) -> dict[str, float]:
     """The weight of each of `span_features` in a card's `reading`: its `weights`, or, for a card of the older
     form, the per-token log-likelihood plus asked_weight * asked - proximity_weight * far - rank_weight * rank."""
     if "weights" in reading:
+        unknown = sorted(set(reading["weights"]) - set(SPAN_FEATURES))
+        if unknown:
+            raise RagError(f"the reader card's reading weighs unknown span features {unknown} (known: "
+                           f"{', '.join(SPAN_FEATURES)}); refit it with `python bench/reader_calibrate.py fit-spans`")
         return {name: float(w) for name, w in reading["weights"].items()}
     return {"normalised_logprob": 1.0, "asked": float(reading.get("asked_weight", 0.0)),
             "far": -float(reading.get("proximity_weight", 0.0)), "rank": -float(reading.get("rank_weight", 0.0))}

@@ -7,6 +7,7 @@ import re
 from contextlib import contextmanager
 
 import numpy as np
+import pytest
 
 from rag_app.components.embedder import FakeEmbedder
 from rag_app.components.llm import LLM, Continuations
@@ -352,3 +353,13 @@ def test_span_features_read_the_text_beside_the_other_spans_and_the_card_weighs_
     assert reshape_spans(spans, [{}] * 6, {"weights": {"logprob": 1.0, "repeats": 1.0}}, question) == 1
     assert reshape_spans(spans, [{}] * 6, {"weights": {"logprob": 1.0, "misfit": -5.0, "capitalised": 0.5}},
                          question) == 0
+
+
+def test_a_card_that_weighs_an_unknown_span_feature_is_an_error_that_names_the_fix():
+    from rag_app.errors import RagError
+    from rag_app.services.extractive import SPAN_FEATURES, SpanCandidate, reshape_spans, span_features
+
+    spans = [SpanCandidate("Melbourne", 0, 2, -0.5, 0.0, -0.5)]
+    assert tuple(span_features(spans, [{}], "Which city?")[0]) == SPAN_FEATURES
+    with pytest.raises(RagError, match="lenght.*fit-spans"):
+        reshape_spans(spans, [{}], {"weights": {"logprob": 1.0, "lenght": 2.0}}, "Which city?")
