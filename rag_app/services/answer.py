@@ -445,14 +445,12 @@ class AnswerService:
         return home, home is not None and answers_something(clean, run.standalone)
 
     def _explanation(self, run: _Run, evidence: list[Evidence]) -> list[Evidence]:
-        """Up to `explain_sentences` supporting sentences for an open question, without repeats: the best
-        sentence's chunk first, then the rest, each in reading order.
+        """Up to `explain_sentences` supporting sentences for an open question, in reading order, without repeats.
 
         Candidates are ranked by how much they are about the question (`Evidence.topical`, not the answer-finding
-        score) and kept within `evidence_margin` of the best; those from the best sentence's chunk are taken first
-        and open the reply (the section that answers: "How do I run the GAN demo?" opens with the command, not
-        with the presets described earlier in the file), then the rest. Overlapping chunks repeat sentences: kept
-        once; a sentence a chunk boundary cut is left out.
+        score) and kept within `evidence_margin` of the best; those from the best sentence's source come first (one
+        section reads best), then the rest. Overlapping chunks repeat sentences: kept once; a sentence a chunk
+        boundary cut is left out.
         """
         cfg = self.settings.answer
         whole = [e for e in evidence if not e.fragment]
@@ -469,9 +467,7 @@ class AnswerService:
             if len(words) < 3 or any(_similar(words, set(content_words(p.text))) for p in picked):
                 continue
             picked.append(candidate)
-        # The best sentence's chunk opens the reply (the section that answers), then the rest; each in reading order.
-        in_order = _reading_order(run.sources)
-        ordered = sorted(picked, key=lambda e: (e.source != best.source, in_order(e)))
+        ordered = sorted(picked, key=_reading_order(run.sources))
         # A definition question's reply opens with the sentence that defines the term, wherever it stands.
         term = defined_term(run.standalone)
         definition = next((e for e in ordered if defines(e.text, term)), None) if term else None

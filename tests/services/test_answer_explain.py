@@ -1,5 +1,4 @@
-"""Open questions get an explanation: 2-4 supporting sentences, the answering chunk first, each chunk in reading
-order, each cited, none repeated."""
+"""Open questions get an explanation: 2-4 supporting sentences in reading order, each cited, none repeated."""
 
 from __future__ import annotations
 
@@ -209,17 +208,3 @@ def test_a_definition_question_opens_with_the_sentence_that_defines_the_term(tes
     assert answer.text.startswith("Classifier-free guidance (CFG) is a technique"), answer.text
     # The short sentence whose few words the definition also has is kept beside it (it says something else).
     assert "Classifier-free guidance removes that need" in answer.text
-
-
-def test_the_chunk_that_answers_opens_the_explanation_then_the_rest_in_reading_order(test_settings):
-    from tests.services.test_answer import hit, service
-
-    presets = hit("notes/gan.md", "The GAN demo trains 1,000 steps with a batch size of 64. The GAN demo's full "
-                  "preset trains 2,500 steps with Adam.", start_line=3, end_line=4)
-    running = hit("notes/gan.md", "The GAN demo runs from the command line with rag demo gan. From Python, call "
-                  "run_demo to run the GAN demo and read its metrics.", start_line=20, end_line=21)
-    svc, _ = service(test_settings, hits=[running, presets], evidence_margin=3.0, min_relevance=0.0)
-    answer = svc.ask("How do I run the GAN demo?")
-    assert answer.extra["form"] == "explain", answer.text
-    assert answer.text.startswith("The GAN demo runs from the command line"), answer.text
-    assert answer.text.index("From Python, call") < answer.text.index("1,000 steps")  # its chunk, then the rest
