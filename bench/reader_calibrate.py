@@ -267,7 +267,7 @@ def load_spans(folders) -> list[dict]:
     `span_features` gives them (the answer service's own code) and each one's F1."""
     sys.path.insert(0, str(ROOT))
     from rag_app.eval.answers import best_over, f1_score
-    from rag_app.services.extractive import SpanCandidate, span_features
+    from rag_app.services.extractive import SPAN_FEATURES, SpanCandidate, span_features
 
     papers = {q["id"]: q.get("answers") or [] for q in
               map(json.loads, open(EVAL / "papers_dev" / "questions.jsonl", encoding="utf-8"))}
@@ -289,8 +289,7 @@ def load_spans(folders) -> list[dict]:
                          for c in candidates]
                 features = span_features(spans, candidates, raw["question"], LENGTH_POWER)
                 out.append({"set": name, "group": f"{name}:{group}",
-                            "features": np.array([[f[k] for k in sorted(f)] for f in features]),
-                            "names": sorted(features[0]),
+                            "features": np.array([[f[k] for k in SPAN_FEATURES] for f in features]),
                             "f1": np.array([best_over(f1_score, c["text"], golds) for c in candidates])})
     return out
 
@@ -322,8 +321,9 @@ def fit_spans(args) -> None:
     """Fit the weights of `span_features` that choose the answer among the reader's likeliest spans
     (`reshape_spans`): a softmax over each question's recorded candidates, maximising the mean over the sets of the
     expected short-answer F1; figures leave-one-group-out (article, paragraph, paper)."""
+    from rag_app.services.extractive import SPAN_FEATURES
+
     rows = load_spans(args.folders)
-    names = rows[0]["names"]
     stacked = np.concatenate([r["features"] for r in rows])
     mean, scale = stacked.mean(axis=0), stacked.std(axis=0) + 1e-9
     for row in rows:
@@ -343,7 +343,7 @@ def fit_spans(args) -> None:
     print(file=sys.stderr)
     w = _fit_weights(rows, SPAN_L2)
     fitted = np.array([picked(w, i) for i in range(len(rows))])
-    weights = {name: round(float(v), 6) for name, v in zip(names, w / scale)}
+    weights = {name: round(float(v), 6) for name, v in zip(SPAN_FEATURES, w / scale)}
     figures_by_set = {s: {"questions": int((sets == s).sum()),
                           "likeliest_f1": round(100 * float(np.mean([r["f1"][0] for r in rows if r["set"] == s])), 2),
                           "cross_validated_f1": round(100 * float(cv[sets == s].mean()), 2),

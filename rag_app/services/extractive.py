@@ -314,7 +314,7 @@ def span_features(spans: Sequence[SpanCandidate], shapes: Sequence[dict[str, flo
     features = []
     for span, shape in zip(spans, shapes):
         text = span.text
-        first = text.split()[0] if text.split() else ""
+        first = (text.split() or [""])[0]
         features.append({
             "logprob": span.logprob,
             "normalised_logprob": span.logprob / (span.tokens + 1) ** length_power,
